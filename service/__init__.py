@@ -1,0 +1,1 @@
+"""Whetstone's control plane: the OpenAI-compatible API (FastAPI), auth, persistence."""

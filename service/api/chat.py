@@ -1,0 +1,102 @@
+"""`/v1/chat/completions`: a base model, or one of the caller's fine-tuned or checkpoint
+models, answered by the vLLM of its base model.
+
+The body is read as bytes and forwarded as it is; only `model` is read here, to check that
+the caller may use it and to find its base model. The answer is vLLM's, relayed as JSON or
+as SSE chunk by chunk (`service.serving_client`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from service.auth import current_project
+from service.db.repositories import models as models_repo
+from service.db.tables import Project
+from service.deps import Services, get_services
+from service.errors import InvalidRequest, not_found
+from service.schemas.chat import ChatCompletion, CreateChatCompletionRequest
+from service.schemas.common import ErrorResponse
+
+router = APIRouter(tags=["Chat"])
+
+_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": CreateChatCompletionRequest.model_json_schema()}
+        },
+    }
+}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": ChatCompletion,
+        "description": "The completion; with `stream: true`, `chat.completion.chunk` events "
+        "(server-sent events) ending with `data: [DONE]`.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    502: {"model": ErrorResponse, "description": "The model server failed during the request."},
+    503: {"model": ErrorResponse, "description": "The model server is down or starting."},
+}
+
+
+@router.post(
+    "/chat/completions",
+    operation_id="createChatCompletion",
+    response_model=None,
+    responses=_RESPONSES,
+    openapi_extra=_BODY,
+)
+async def create_chat_completion(request: Request) -> Response:
+    """Create a chat completion with a base model or one of this project's models."""
+    services = get_services(request)
+    body = await request.body()
+    # One trip to a worker thread for the database work (key, then model), none other:
+    # this route is on the path of every token a user waits for.
+    base_model, model = await run_in_threadpool(authorize, request, services, body)
+    return await services.serving.chat(base_model, model, body)
+
+
+def authorize(request: Request, services: Services, body: bytes) -> tuple[str, str]:
+    """(base model, model) of a chat request the caller may make: 401 without a valid key,
+    400 without a usable `model`, 404 for a model that is not the caller's."""
+    project = current_project(request, services)
+    model = requested_model(body)
+    return base_model_of(services, project, model), model
+
+
+def requested_model(body: bytes) -> str:
+    """The `model` of a chat request body; 400 when the body or the field is unusable."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request: it is not valid JSON.",
+            code="invalid_json",
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_value")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(
+            "You must provide a model parameter.", param="model", code="missing_required_parameter"
+        )
+    return model
+
+
+def base_model_of(services: Services, project: Project, model: str) -> str:
+    """The base model serving `model`: itself for a registered base model, else the base of
+    the project's live fine-tuned or checkpoint model. Another project's model, a deleted
+    one and an unknown one are the same 404."""
+    if model in services.registry:
+        return model
+    with services.sessions() as session:
+        row = models_repo.get_model(session, project.id, model)
+        if row is None:
+            raise not_found("model", model, param="model")
+        return row.base_model

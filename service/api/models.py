@@ -1,0 +1,40 @@
+"""`/v1/models`: list, retrieve and delete models. Model ids contain colons
+(`ft:base:project:suffix:abc12345`); they travel as one path segment."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.auth import ProjectDep
+from service.deps import ServicesDep, SessionDep
+from service.model_catalog import delete_model, list_models, retrieve_model
+from service.schemas.common import ErrorResponse
+from service.schemas.models import DeleteModelResponse, ListModelsResponse, Model
+
+router = APIRouter(tags=["Models"])
+
+
+@router.get("/models", operation_id="listModels", response_model=ListModelsResponse)
+def list_(project: ProjectDep, session: SessionDep, services: ServicesDep) -> ListModelsResponse:
+    """The registry's base models and this project's fine-tuned and checkpoint models."""
+    return ListModelsResponse(data=list_models(session, services.registry, project))
+
+
+@router.get("/models/{model}", operation_id="retrieveModel", response_model=Model)
+def retrieve(model: str, project: ProjectDep, session: SessionDep, services: ServicesDep) -> Model:
+    return retrieve_model(session, services.registry, project, model)
+
+
+@router.delete(
+    "/models/{model}",
+    operation_id="deleteModel",
+    response_model=DeleteModelResponse,
+    responses={403: {"model": ErrorResponse, "description": "A base model cannot be deleted."}},
+)
+def delete(
+    model: str, project: ProjectDep, session: SessionDep, services: ServicesDep
+) -> DeleteModelResponse:
+    """Delete one of this project's fine-tuned models; vLLM can no longer resolve it."""
+    deleted = delete_model(session, services.store, services.registry, project, model)
+    services.adapters.unload_deleted(model)  # after its pointer is gone: not loaded again
+    return deleted

@@ -1,0 +1,1 @@
+"""Persistence: ORM tables, engine factory, Alembic migrations, repositories."""

@@ -1,0 +1,59 @@
+"""Projects and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.tables import ApiKey, Project
+from service.ids import new_id, now, random_part
+
+KEY_PREFIX = "sk-whet-"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def get_or_create_project(session: Session, name: str) -> Project:
+    project = find_project(session, name)
+    if project is None:
+        project = Project(id=new_id("proj"), name=name, created_at=now())
+        session.add(project)
+        session.flush()
+    return project
+
+
+def find_project(session: Session, name: str) -> Project | None:
+    return session.scalar(select(Project).where(Project.name == name))
+
+
+def get_project(session: Session, project_id: str) -> Project | None:
+    return session.get(Project, project_id)
+
+
+def create_api_key(session: Session, project: Project) -> str:
+    """Store a new key's hash for `project`; return the key itself (shown once)."""
+    key = KEY_PREFIX + random_part(40)
+    session.add(
+        ApiKey(
+            id=new_id("key"),
+            project_id=project.id,
+            key_hash=hash_key(key),
+            prefix=key[: len(KEY_PREFIX) + 4],
+            created_at=now(),
+        )
+    )
+    session.flush()
+    return key
+
+
+def project_for_key(session: Session, key: str) -> Project | None:
+    stmt = (
+        select(Project)
+        .join(ApiKey, ApiKey.project_id == Project.id)
+        .where(ApiKey.key_hash == hash_key(key))
+    )
+    return session.scalar(stmt)

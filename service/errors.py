@@ -1,0 +1,166 @@
+"""One error root in OpenAI's shape, and the handlers that render every failure with it.
+
+Raise a `ServiceError` subclass anywhere below a route; the handler turns it into
+`{"error": {"message", "type", "param", "code"}}` with its status. FastAPI's own 404/405,
+request validation errors (as 400 `invalid_request_error` naming the field) and unexpected
+exceptions (500, no stack trace in the body) take the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.db.repositories.pagination import CursorNotFound
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Root of every error the API answers with; subclasses fix status and type."""
+
+    status_code = 500
+    type = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+class InvalidRequest(ServiceError):
+    status_code = 400
+    type = "invalid_request_error"
+
+
+class Authentication(ServiceError):
+    status_code = 401
+    type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, param=param, code=code or "invalid_api_key")
+
+
+class PermissionDenied(ServiceError):
+    status_code = 403
+    type = "invalid_request_error"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    type = "invalid_request_error"
+
+
+class MethodNotAllowed(ServiceError):
+    status_code = 405
+    type = "invalid_request_error"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    type = "invalid_request_error"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    type = "invalid_request_error"
+
+
+class RateLimited(ServiceError):
+    status_code = 429
+    type = "rate_limit_error"
+
+
+class Unavailable(ServiceError):
+    status_code = 503
+    type = "server_error"
+
+
+def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def not_found(kind: str, object_id: str, param: str | None = None) -> NotFound:
+    """The one message for a missing id, also used for another project's ids."""
+    return NotFound(f"No such {kind}: {object_id}", param=param, code=f"{kind}_not_found")
+
+
+def _field_name(loc: Sequence[Any]) -> str | None:
+    """`("body", "method", "type")` -> `"method.type"`; list indexes become `[i]`."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    name = ""
+    for p in parts:
+        name += f"[{p}]" if isinstance(p, int) else (f".{p}" if name else str(p))
+    return name or None
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = f"Unknown request URL: {request.method} {request.url.path}."
+        code: str | None = "unknown_url"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} not allowed for {request.url.path}."
+        code = "method_not_allowed"
+    else:
+        message, code = str(exc.detail), None
+    type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    return JSONResponse(
+        error_body(message, type_, None, code),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        message = "We could not parse the JSON body of your request: it is not valid JSON."
+        body = error_body(message, "invalid_request_error", None, "invalid_json")
+        return JSONResponse(body, status_code=400)
+    param = _field_name(first.get("loc", ()))
+    reason = first.get("msg", "invalid value")
+    message = f"Invalid value for '{param}': {reason}." if param else f"Invalid request: {reason}."
+    return JSONResponse(
+        error_body(message, "invalid_request_error", param, "invalid_value"), status_code=400
+    )
+
+
+async def _cursor_not_found(request: Request, exc: Exception) -> JSONResponse:
+    error = InvalidRequest(f"No object with id '{exc.args[0]}' to page after.", param="after")
+    return JSONResponse(error.body(), status_code=error.status_code)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        error_body(
+            "The server had an error while processing your request.", "server_error", None, None
+        ),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(CursorNotFound, _cursor_not_found)
+    app.add_exception_handler(Exception, _unexpected_error)

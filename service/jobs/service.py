@@ -1,0 +1,226 @@
+"""The domain functions that change a job: the API's actions (cancel, pause, resume) and
+what the scheduler calls as a job progresses. Each writes its events; none commits (the
+request or the scheduler's task commits).
+
+Scheduler's view, in order: `transition(job, QUEUED)` once files are valid (after setting
+`record_hyperparameters`), `transition(job, RUNNING)` when an
+attempt starts, `add_metrics_event` as steps go, `register_checkpoint` for each checkpoint
+(then `models_store.publish_model` for the checkpoint's model), and finally
+`mark_succeeded` (then `publish_model` for the final model) or `mark_failed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from service.db.repositories import jobs as repo
+from service.db.repositories import models as models_repo
+from service.db.tables import FineTunedModel, FineTuningJob, FineTuningJobCheckpoint
+from service.db.tables import FineTuningJobEvent as EventRow
+from service.errors import InvalidRequest
+from service.ids import new_id, now
+from service.jobs.hyperparameters import FineTuneMethod, with_resolved
+from service.jobs.naming import checkpoint_model_name
+from service.jobs.status import JobStatus, RequestedAction, check_transition
+from trainer.layout import ADAPTER, checkpoint_prefix, final_adapter_prefix
+
+Level = Literal["info", "warn", "error"]
+EventType = Literal["message", "metrics"]
+CHECKPOINT_METRICS = (
+    "train_loss",
+    "train_mean_token_accuracy",
+    "valid_loss",
+    "valid_mean_token_accuracy",
+    "full_valid_loss",
+    "full_valid_mean_token_accuracy",
+)
+
+
+def status_of(job: FineTuningJob) -> JobStatus:
+    return JobStatus(job.status)
+
+
+def add_event(
+    session: Session,
+    job: FineTuningJob,
+    message: str,
+    *,
+    level: Level = "info",
+    type: EventType = "message",
+    data: Mapping[str, Any] | None = None,
+) -> EventRow:
+    """Append an event to the job's log (listed newest first by the API)."""
+    event = EventRow(
+        id=new_id("ftevent"),
+        job_id=job.id,
+        created_at=now(),
+        level=level,
+        type=type,
+        message=message,
+        data=dict(data) if data is not None else None,
+    )
+    return repo.add_event(session, event)
+
+
+def transition(
+    session: Session,
+    job: FineTuningJob,
+    new_status: JobStatus,
+    message: str | None = None,
+    *,
+    level: Level = "info",
+) -> EventRow:
+    """Move the job to `new_status` if the table allows it (else `InvalidTransition`, a 400)
+    and write the event: `message`, or the transition's own message."""
+    default = check_transition(job.id, status_of(job), new_status)
+    job.status = new_status.value
+    job.updated_at = now()
+    if new_status.is_final:
+        job.finished_at = job.updated_at
+        job.estimated_finish = None
+    return add_event(session, job, message or default, level=level)
+
+
+def add_metrics_event(
+    session: Session, job: FineTuningJob, step: int, total_steps: int, metrics: Mapping[str, Any]
+) -> EventRow:
+    """`Step N/M: training loss=...` with the numbers in `data`, as OpenAI's metrics events."""
+    parts = [f"training loss={metrics['train_loss']:.4f}"] if "train_loss" in metrics else []
+    if metrics.get("valid_loss") is not None:
+        parts.append(f"validation loss={metrics['valid_loss']:.4f}")
+    message = f"Step {step}/{total_steps}: " + ", ".join(parts)
+    data = {"step": step, "total_steps": total_steps, **metrics}
+    return add_event(session, job, message, type="metrics", data=data)
+
+
+def record_hyperparameters(job: FineTuningJob, values: Mapping[str, Any]) -> FineTuneMethod:
+    """Replace the `auto` hyperparameters of the job's method by the resolved `values`
+    (the user's own values stay); the job reports these numbers from now on."""
+    method = with_resolved(FineTuneMethod.model_validate(job.method), values)
+    job.method = method.model_dump(mode="json")
+    return method
+
+
+def register_checkpoint(
+    session: Session,
+    job: FineTuningJob,
+    step: int,
+    metrics: Mapping[str, Any],
+    key: str | None = None,
+) -> FineTuningJobCheckpoint:
+    """Record a completed checkpoint (`ftckpt-...`) and its model `{model}:ckpt-step-{N}`.
+
+    `key` is the checkpoint's folder in the store (default: the documented layout). The
+    same step registered twice (a retried report) returns the existing checkpoint.
+    """
+    existing = repo.get_checkpoint(session, job.id, step)
+    if existing is not None:
+        return existing
+    key = key or checkpoint_prefix(job.id, step)
+    name = checkpoint_model_name(job.output_model, step)
+    values = {k: metrics[k] for k in CHECKPOINT_METRICS if metrics.get(k) is not None}
+    row = repo.add_checkpoint(
+        session,
+        FineTuningJobCheckpoint(
+            id=new_id("ftckpt"),
+            job_id=job.id,
+            created_at=now(),
+            step_number=step,
+            fine_tuned_model_checkpoint=name,
+            metrics={"step": step, **values},
+            store_key=key,
+        ),
+    )
+    _add_model(session, job, name, "checkpoint", key.rstrip("/") + "/" + ADAPTER)
+    add_event(session, job, f"Checkpoint created at step {step} with Snapshot ID: {name}")
+    return row
+
+
+def mark_succeeded(
+    session: Session,
+    job: FineTuningJob,
+    *,
+    trained_tokens: int,
+    result_files: Sequence[str] = (),
+    fine_tuned_model: str | None = None,
+    adapter_prefix: str | None = None,
+) -> FineTunedModel:
+    """Record the final model (default name: the job's `ft:...` name) and finish the job."""
+    name = fine_tuned_model or job.output_model
+    model = _add_model(session, job, name, "final", adapter_prefix or final_adapter_prefix(job.id))
+    job.fine_tuned_model = name
+    job.trained_tokens = trained_tokens
+    job.result_files = list(result_files)
+    add_event(session, job, f"New fine-tuned model created: {name}")
+    transition(session, job, JobStatus.SUCCEEDED)
+    return model
+
+
+def mark_failed(
+    session: Session, job: FineTuningJob, code: str, message: str, param: str | None = None
+) -> EventRow:
+    """Fail the job with OpenAI's `error` fields; the event carries the message."""
+    job.error_code, job.error_message, job.error_param = code, message, param
+    return transition(session, job, JobStatus.FAILED, message, level="error")
+
+
+def _add_model(
+    session: Session, job: FineTuningJob, name: str, kind: str, adapter_prefix: str
+) -> FineTunedModel:
+    return models_repo.add_model(
+        session,
+        FineTunedModel(
+            id=name,
+            project_id=job.project_id,
+            job_id=job.id,
+            kind=kind,
+            base_model=job.base_model,
+            adapter_prefix=adapter_prefix,
+            created_at=now(),
+        ),
+    )
+
+
+# --- The API's actions ---------------------------------------------------------------------
+
+
+def cancel(session: Session, job: FineTuningJob) -> None:
+    """Any status that is not final -> `cancelled`; a live attempt is told to stop."""
+    if status_of(job).is_final:
+        raise InvalidRequest(
+            f"Fine-tuning job {job.id} has already finished ({job.status}): it cannot be "
+            "cancelled.",
+            param=None,
+            code="invalid_job_status",
+        )
+    had_attempt = status_of(job) in (JobStatus.RUNNING, JobStatus.PAUSED)
+    transition(session, job, JobStatus.CANCELLED)
+    if had_attempt or job.executor_handle:
+        job.requested_action = RequestedAction.CANCEL.value
+
+
+def pause(session: Session, job: FineTuningJob) -> None:
+    """`running` -> `paused`; the attempt checkpoints and exits when told."""
+    _only_from(job, JobStatus.RUNNING, "paused")
+    transition(session, job, JobStatus.PAUSED)
+    job.requested_action = RequestedAction.PAUSE.value
+
+
+def resume(session: Session, job: FineTuningJob) -> None:
+    """`paused` -> `queued`; the scheduler starts a new attempt from the last checkpoint."""
+    _only_from(job, JobStatus.PAUSED, "resumed")
+    transition(
+        session, job, JobStatus.QUEUED, "Fine-tuning job resumed, moving job to queued state"
+    )
+
+
+def _only_from(job: FineTuningJob, required: JobStatus, verb: str) -> None:
+    if status_of(job) is not required:
+        raise InvalidRequest(
+            f"Fine-tuning job {job.id} is {job.status}: only a {required.value} job can be {verb}.",
+            param=None,
+            code="invalid_job_status",
+        )

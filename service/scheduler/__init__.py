@@ -1,0 +1,6 @@
+"""The scheduler: validates files with the tokenizer, claims queued jobs, watches leases.
+
+`Scheduler.tick()` does one round; `Scheduler.run_forever(stop_event)` loops. It runs in the
+API process (`whetstone up`) or alone (`python -m service.scheduler`, e.g. a Kubernetes
+Deployment); any number of replicas may share one Postgres.
+"""

@@ -1,0 +1,96 @@
+"""`auto` hyperparameters resolved from the dataset size, recorded on the job before it queues.
+
+- `n_epochs`: OpenAI's published rule. 3 epochs; when `3 n < 100` (n examples), raised to
+  `min(25, 100 // n)` so a small file is seen at least ~100 times; when `3 n > 25000`,
+  lowered to `max(1, 25000 // n)` so a large one is not trained for too long.
+- `batch_size`: the largest power of two not above `n / 64`, between 1 and 32. A small file
+  keeps batch 1, so every example is its own optimiser step: 16 examples x 6 epochs give 96
+  steps rather than 24. A large file gets larger, steadier batches, still at least ~64
+  steps per epoch.
+- `learning_rate_multiplier` (of the trainer's base LoRA rate, `trainer.spec.BASE_LEARNING_RATE`,
+  2e-4): 10 below 100 examples (2e-3), 1 from 1000 examples, log-linear in between. Few
+  examples mean few steps, and a LoRA that must learn new facts from a few dozen steps needs
+  the larger rate; on large files the base rate is the usual LoRA choice. Measured on the
+  demo file (16 examples, auto epochs 6, batch 1, 96 steps) with the built-in tiny model:
+  token accuracy on the training answers reached 0.43 at multiplier 5 and 0.59 at 10.
+
+Values the user gave are kept as they are; only `"auto"` (or a missing value) is resolved.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+AUTO = "auto"
+MIN_EPOCHS_TARGET = 100
+MAX_EPOCHS_TARGET = 25_000
+DEFAULT_EPOCHS = 3
+MAX_AUTO_EPOCHS = 25
+MAX_AUTO_BATCH = 32
+EXAMPLES_PER_BATCH_UNIT = 64
+SMALL_DATASET = 100
+LARGE_DATASET = 1000
+SMALL_LR_MULTIPLIER = 10.0
+LARGE_LR_MULTIPLIER = 1.0
+
+
+def auto_epochs(n_examples: int) -> int:
+    """OpenAI's rule: 3, raised for small files, lowered for large ones."""
+    n = max(1, n_examples)
+    if DEFAULT_EPOCHS * n < MIN_EPOCHS_TARGET:
+        return min(MAX_AUTO_EPOCHS, MIN_EPOCHS_TARGET // n)
+    if DEFAULT_EPOCHS * n > MAX_EPOCHS_TARGET:
+        return max(1, MAX_EPOCHS_TARGET // n)
+    return DEFAULT_EPOCHS
+
+
+def auto_batch_size(n_examples: int) -> int:
+    """The largest power of two <= n / 64, clamped to [1, 32]."""
+    ratio = n_examples / EXAMPLES_PER_BATCH_UNIT
+    if ratio < 2:
+        return 1
+    return min(MAX_AUTO_BATCH, 1 << int(math.log2(ratio)))
+
+
+def auto_learning_rate_multiplier(n_examples: int) -> float:
+    """10 below 100 examples, 1 from 1000, log-linear in between (two decimals)."""
+    if n_examples < SMALL_DATASET:
+        return SMALL_LR_MULTIPLIER
+    if n_examples >= LARGE_DATASET:
+        return LARGE_LR_MULTIPLIER
+    share = math.log(n_examples / SMALL_DATASET) / math.log(LARGE_DATASET / SMALL_DATASET)
+    return round(SMALL_LR_MULTIPLIER + share * (LARGE_LR_MULTIPLIER - SMALL_LR_MULTIPLIER), 2)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    n_epochs: int
+    batch_size: int
+    learning_rate_multiplier: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n_epochs": self.n_epochs,
+            "batch_size": self.batch_size,
+            "learning_rate_multiplier": self.learning_rate_multiplier,
+        }
+
+
+def resolve(requested: dict[str, Any], n_examples: int) -> Resolved:
+    """Numbers for every hyperparameter: the user's where given, the rules above for `auto`."""
+    epochs = requested.get("n_epochs", AUTO)
+    batch = requested.get("batch_size", AUTO)
+    lr = requested.get("learning_rate_multiplier", AUTO)
+    return Resolved(
+        n_epochs=auto_epochs(n_examples) if epochs in (None, AUTO) else int(epochs),
+        batch_size=auto_batch_size(n_examples) if batch in (None, AUTO) else int(batch),
+        learning_rate_multiplier=(
+            auto_learning_rate_multiplier(n_examples) if lr in (None, AUTO) else float(lr)
+        ),
+    )
+
+
+def steps_per_epoch(n_examples: int, batch_size: int) -> int:
+    return max(1, math.ceil(n_examples / batch_size))

@@ -1,0 +1,147 @@
+"""Watching attempts: leases, exits, cancels, and re-adoption after a restart.
+
+Each round looks at every job holding an attempt (an executor handle, or `running` without
+one yet) and asks the executor how the attempt is:
+
+- still running: fine while its lease holds (every progress message renews it). Without a
+  message for `scheduler_lease_seconds` it is declared lost and killed. A cancelled job's
+  attempt is killed at once (SIGTERM, then SIGKILL after the executor's grace period).
+- ended: exit 0 after a `finished` report (job `succeeded`), a cancel or a pause simply ends
+  the attempt; exit 2 fails the job for good; any other exit, a lost attempt, or exit 0 of a
+  job still `running` is retried from the job's last checkpoint while attempts remain, then
+  the job fails with the reason. A pause does not use up one of the job's attempts.
+
+Handles live in the database, so a restarted scheduler re-adopts the attempts of an earlier
+one (the executor polls them by handle); attempts the executor runs that no job holds are
+killed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from service.db.tables import FineTuningJob
+from service.executors import AttemptState, ExecutorError, Outcome
+from service.ids import now
+from service.jobs import service as jobs
+from service.jobs.status import JobStatus, RequestedAction
+from service.scheduler.context import SchedulerContext, skip_locked
+
+log = logging.getLogger(__name__)
+
+
+def watch_attempts(ctx: SchedulerContext) -> None:
+    """One pass over every job that holds an attempt."""
+    with ctx.sessions() as session:
+        stmt = select(FineTuningJob).where(
+            or_(
+                FineTuningJob.executor_handle.is_not(None),
+                FineTuningJob.status == JobStatus.RUNNING.value,
+            )
+        )
+        for job in session.scalars(skip_locked(stmt, ctx.on_postgres)).all():
+            try:
+                _watch(ctx, session, job)
+            except ExecutorError as e:  # the backend cannot be asked now: not a loss
+                log.warning("cannot poll the attempt of %s: %s", job.id, e)
+            session.commit()
+
+
+def _watch(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
+    status = JobStatus(job.status)
+    if job.executor_handle is None:
+        if status is JobStatus.RUNNING and _lease_expired(job):
+            _retry_or_fail(session, job, "the trainer was never started")
+        return
+    state = ctx.executor.poll(job.executor_handle)
+    if state.outcome is Outcome.RUNNING:
+        if status is JobStatus.CANCELLED or (status.is_final and _lease_expired(job)):
+            _kill_once(ctx, job.executor_handle)
+        elif _lease_expired(job):
+            log.warning("attempt %d of %s lost its lease; killing it", job.attempt, job.id)
+            _kill_once(ctx, job.executor_handle)
+            _end_attempt(job)
+            if status is JobStatus.RUNNING:
+                seconds = int(ctx.settings.scheduler_lease_seconds)
+                _retry_or_fail(session, job, f"no message from the trainer for {seconds} s")
+        return
+    _attempt_ended(session, job, status, state)
+
+
+def _attempt_ended(
+    session: Session, job: FineTuningJob, status: JobStatus, state: AttemptState
+) -> None:
+    paused = job.requested_action == RequestedAction.PAUSE.value
+    _end_attempt(job)
+    if paused and state.outcome is Outcome.SUCCEEDED:
+        job.max_attempts += 1  # a pause is not a failed attempt
+    if status is not JobStatus.RUNNING:
+        return  # succeeded, failed or cancelled by a report or the user; paused: resumable
+    if state.outcome is Outcome.FAILED and not state.retryable:
+        jobs.mark_failed(
+            session, job, "training_failed",
+            f"The trainer refused the job ({state.reason}); see the job's events.", None,
+        )  # fmt: skip
+        return
+    reason = "it stopped before finishing" if state.outcome is Outcome.SUCCEEDED else state.reason
+    _retry_or_fail(session, job, reason)
+
+
+def _kill_once(ctx: SchedulerContext, handle: str) -> None:
+    if handle not in ctx.killed:
+        ctx.killed.add(handle)
+        ctx.executor.kill(handle)
+
+
+def _end_attempt(job: FineTuningJob) -> None:
+    """The attempt is over: its handle, lease and token stop counting."""
+    job.executor_handle = None
+    job.attempt_token_hash = None
+    job.lease_expires_at = None
+    job.requested_action = RequestedAction.NONE.value
+
+
+def _retry_or_fail(session: Session, job: FineTuningJob, reason: str) -> None:
+    """Back to `queued` to resume from the last checkpoint, or `failed` when out of attempts."""
+    _end_attempt(job)
+    if job.attempt >= job.max_attempts:
+        jobs.mark_failed(
+            session, job, "training_failed",
+            f"Training failed after {job.attempt} attempts; the last one ended because "
+            f"{reason}.", None,
+        )  # fmt: skip
+        return
+    jobs.transition(
+        session, job, JobStatus.QUEUED,
+        f"Training attempt {job.attempt} ended because {reason}; the job is queued to resume",
+        level="warn",
+    )  # fmt: skip
+
+
+def _lease_expired(job: FineTuningJob) -> bool:
+    return job.lease_expires_at is not None and job.lease_expires_at < now()
+
+
+def reap_orphans(ctx: SchedulerContext) -> list[str]:
+    """Kill attempts the executor runs that no job holds any more (after a restart)."""
+    live = ctx.executor.running()
+    if not live:
+        return []
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(FineTuningJob.id, FineTuningJob.attempt).where(
+                or_(
+                    FineTuningJob.executor_handle.is_not(None),
+                    FineTuningJob.status == JobStatus.RUNNING.value,
+                )
+            )
+        ).all()
+    held = {(job_id, attempt) for job_id, attempt in rows}
+    orphans = [a.handle for a in live if (a.job_id, a.number) not in held]
+    for handle in orphans:
+        log.warning("killing attempt %s: no job holds it", handle)
+        _kill_once(ctx, handle)
+    return orphans

@@ -1,0 +1,76 @@
+"""The `Scheduler`: one round is validate -> watch attempts -> claim; `run_forever` loops."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.executors import Executor, build_executor
+from service.registry import BaseModelEntry, load_registry
+from service.scheduler.claim import claim_and_launch
+from service.scheduler.context import SchedulerContext
+from service.scheduler.leases import reap_orphans, watch_attempts
+from service.scheduler.prepare import validate_pending
+from service.settings import Settings
+from trainer.store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one round did (for logs, tests and the bench)."""
+
+    validated: int
+    launched: list[str]
+    orphans_killed: list[str]
+
+
+class Scheduler:
+    """Validates new jobs, watches live attempts, and launches queued jobs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        store: ObjectStore,
+        registry: dict[str, BaseModelEntry] | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.ctx = SchedulerContext(
+            settings=settings,
+            sessions=sessions,
+            store=store,
+            registry=registry if registry is not None else load_registry(settings),
+            executor=executor or build_executor(settings, settings.resolved_data_dir),
+        )
+        self._adopted = False
+
+    def tick(self) -> TickReport:
+        """One round; safe to run in several processes against one Postgres."""
+        orphans = [] if self._adopted else reap_orphans(self.ctx)
+        self._adopted = True
+        validated = validate_pending(self.ctx)
+        watch_attempts(self.ctx)
+        launched = claim_and_launch(self.ctx)
+        return TickReport(validated, launched, orphans)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Tick every `scheduler_poll_seconds` until `stop` is set; errors are logged, not fatal."""
+        interval = self.ctx.settings.scheduler_poll_seconds
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                report = self.tick()
+                if report.launched or report.validated:
+                    log.info("validated %d, launched %s", report.validated, report.launched)
+            except OperationalError as e:
+                log.warning("scheduler round failed on the database: %s", e)
+            except Exception:
+                log.exception("scheduler round failed")
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))

@@ -1,0 +1,58 @@
+"""Files: `FileObject`, its list and the delete answer, as OpenAI's spec has them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from service.db.tables import File
+from service.schemas.common import ListPage
+
+FINE_TUNE = "fine-tune"
+FINE_TUNE_RESULTS = "fine-tune-results"
+UPLOAD_PURPOSES = (FINE_TUNE,)
+
+
+class FileObject(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    expires_at: int | None = None
+    filename: str
+    purpose: str
+    status: Literal["uploaded", "processed", "error"] = "processed"
+    status_details: str | None = None
+
+    @classmethod
+    def of(cls, row: File) -> FileObject:
+        return cls(
+            id=row.id,
+            bytes=row.bytes,
+            created_at=row.created_at,
+            filename=row.filename,
+            purpose=row.purpose,
+            status="processed" if row.status == "processed" else "error",
+        )
+
+
+class ListFilesResponse(ListPage[FileObject]):
+    first_id: str | None = None
+    last_id: str | None = None
+
+    @classmethod
+    def of(cls, rows: list[File], has_more: bool) -> ListFilesResponse:
+        data = [FileObject.of(r) for r in rows]
+        return cls(
+            data=data,
+            has_more=has_more,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+        )
+
+
+class DeleteFileResponse(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool

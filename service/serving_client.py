@@ -1,0 +1,213 @@
+"""How the service reaches the vLLM of a base model, and the chat proxy over it.
+
+`VllmRoutes` answers "where is the vLLM of base model X": a configured URL
+(`WHETSTONE_VLLM_URLS`, e.g. a Kubernetes ClusterIP Service per base model) or the local
+supervisor's loopback port (`whetstone up`). `ServingClient` forwards a chat completion
+there with one `httpx.AsyncClient` built in the app's lifespan: the request body goes out
+untouched (the name the user asked for is the name vLLM serves: the base model's served
+name or the adapter's `lora_name`), the answer comes back as it is, JSON or SSE chunk by
+chunk. Failures become `ServiceError`s in OpenAI's shape: vLLM unreachable or not ready is
+503 at once (short connect timeout), vLLM dying mid-request is 502 (or an error event when
+the stream has already begun), vLLM's own errors keep their status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from service.errors import InvalidRequest, NotFound, ServiceError, Unavailable
+
+if TYPE_CHECKING:
+    from serving.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+CHAT_PATH = "/v1/chat/completions"
+_JSON = {"content-type": "application/json"}
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class BadGateway(ServiceError):
+    status_code = 502
+    type = "server_error"
+
+
+class GatewayTimeout(ServiceError):
+    status_code = 504
+    type = "server_error"
+
+
+class VllmRoutes:
+    """The vLLM of each base model: configured URLs first, then the local supervisor's."""
+
+    def __init__(self, urls: Mapping[str, str], supervisor: Supervisor | None = None) -> None:
+        self.urls = {name: url.rstrip("/") for name, url in urls.items()}
+        self.supervisor = supervisor
+
+    def supervises(self, base_model: str) -> bool:
+        """True when the local supervisor runs this base model's vLLM (and no URL overrides)."""
+        sup = self.supervisor
+        return base_model not in self.urls and sup is not None and base_model in sup.names
+
+    def serves(self, base_model: str) -> bool:
+        return base_model in self.urls or self.supervises(base_model)
+
+    def url(self, base_model: str) -> str:
+        """`http://host:port` of the vLLM of `base_model`; 503 when it cannot take requests."""
+        if base_model in self.urls:
+            return self.urls[base_model]
+        sup = self.supervisor
+        if sup is None or base_model not in sup.names:
+            raise Unavailable(
+                f"The model {base_model} is registered but not served by this deployment "
+                "(no vLLM configured for it: see WHETSTONE_VLLM_URLS).",
+                param="model",
+                code="model_not_served",
+            )
+        if not sup.is_ready(base_model):
+            raise not_ready(base_model)
+        return sup.base_url(base_model)
+
+
+def not_ready(base_model: str) -> Unavailable:
+    return Unavailable(
+        f"The model server for {base_model} is not ready (starting or restarting). "
+        "Please retry in a few seconds.",
+        code="model_not_ready",
+    )
+
+
+class ServingClient:
+    """Forwards chat completions to the vLLM of a base model and relays its answer."""
+
+    def __init__(
+        self,
+        routes: VllmRoutes,
+        *,
+        connect_timeout: float = 2.0,
+        read_timeout: float | None = 600.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.routes = routes
+        timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        self._http = http or httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def chat(self, base_model: str, model: str, body: bytes) -> Response:
+        """POST `body` to the vLLM of `base_model`; a JSON or SSE response for the caller."""
+        url = self.routes.url(base_model) + CHAT_PATH
+        request = self._http.build_request("POST", url, content=body, headers=_JSON)
+        try:
+            upstream = await self._http.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            log.warning("vLLM of %s unreachable at %s: %r", base_model, url, e)
+            raise not_ready(base_model) from e
+        except httpx.TimeoutException as e:
+            raise _timeout(base_model) from e
+        except httpx.HTTPError as e:
+            raise _broke(base_model, e) from e
+        if upstream.status_code != 200:
+            content = await _read_all(upstream, base_model)
+            raise upstream_error(upstream.status_code, content, model)
+        if not upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            content = await _read_all(upstream, base_model)
+            return Response(content, media_type="application/json")
+        return StreamingResponse(
+            _relay(upstream, base_model), media_type="text/event-stream", headers=_SSE_HEADERS
+        )
+
+
+async def _read_all(upstream: httpx.Response, base_model: str) -> bytes:
+    try:
+        return await upstream.aread()
+    except httpx.TimeoutException as e:
+        raise _timeout(base_model) from e
+    except httpx.HTTPError as e:
+        raise _broke(base_model, e) from e
+    finally:
+        await upstream.aclose()
+
+
+async def _relay(upstream: httpx.Response, base_model: str) -> AsyncIterator[bytes]:
+    """vLLM's SSE bytes as they arrive. The upstream response is closed however this ends:
+    when the caller disconnects, Starlette cancels the stream and closing it aborts the
+    request in vLLM. vLLM failing mid-stream ends the stream with an error event."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as e:
+        error = (
+            _timeout(base_model) if isinstance(e, httpx.TimeoutException) else _broke(base_model, e)
+        )
+        log.warning("stream from vLLM of %s broke: %r", base_model, e)
+        yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
+    finally:
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
+
+
+def _broke(base_model: str, e: Exception) -> BadGateway:
+    log.warning("vLLM of %s failed during a request: %r", base_model, e)
+    return BadGateway(
+        f"The model server for {base_model} stopped while answering this request "
+        "(it is being restarted). Please retry.",
+        code="model_server_error",
+    )
+
+
+def _timeout(base_model: str) -> GatewayTimeout:
+    return GatewayTimeout(
+        f"The model server for {base_model} did not answer in time.", code="timeout"
+    )
+
+
+class UpstreamError(ServiceError):
+    """An error vLLM answered with, in OpenAI's shape and with a status the API may use."""
+
+    def __init__(self, status_code: int, message: str, param: str | None, code: str | None):
+        super().__init__(message, param=param, code=code)
+        self.status_code = status_code
+        self.type = "invalid_request_error" if status_code < 500 else "server_error"
+
+
+def upstream_error(status: int, content: bytes, model: str) -> ServiceError:
+    """vLLM's error answer as the API's: 4xx keep their status (422 reads 400), 404 is the
+    model's, 503 stays 503 and any other 5xx becomes 502 (the upstream failed)."""
+    fields = _error_fields(content)
+    message = str(fields.get("message") or f"The model server answered {status}.")
+    param = fields.get("param") if isinstance(fields.get("param"), str) else None
+    code = fields.get("code") if isinstance(fields.get("code"), str) else None
+    if status == 404:
+        return NotFound(
+            f"The model {model} does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+    if status in (400, 422):
+        return InvalidRequest(message, param=param, code=code)
+    if status < 500 or status == 503:
+        return UpstreamError(status, message, param, code)
+    return UpstreamError(502, f"The model server failed: {message}", param, code)
+
+
+def _error_fields(content: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return {"message": content.decode(errors="replace")[:500] or None}
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        return error
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return data  # older vLLM: the fields at the top level
+    return {}

@@ -1,0 +1,134 @@
+"""The control plane's settings: one object per process, read from `WHETSTONE_*` variables.
+
+Build it once (`Settings()`), pass it to `create_app(settings)`; nothing else reads
+`os.environ`. Paths left unset derive from `data_dir`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from service.executors.settings import ExecutorSettings
+
+TINY_MODEL_NAME = "whetstone-tiny"
+TINY_MODEL_MAX_SEQ_LEN = 1024
+
+
+class Settings(ExecutorSettings):
+    """Every setting of the control plane, one flat class, one section per area (the
+    executor's section, `WHETSTONE_EXECUTOR`, `WHETSTONE_TRAINER_*`, `WHETSTONE_K8S_*`, is
+    inherited from `service.executors.settings.ExecutorSettings`)."""
+
+    model_config = SettingsConfigDict(env_prefix="WHETSTONE_", extra="ignore")
+
+    # --- Storage: data folder, database, object store -----------------------------------
+    data_dir: Path = Field(
+        default=Path(".whetstone"),
+        description="Folder for the embedded defaults: SQLite database, objects, base models.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default `sqlite:///{data_dir}/whetstone.db`. "
+        "Postgres: `postgresql+psycopg://user@host/db`.",
+    )
+    object_store_url: str | None = Field(
+        default=None,
+        description="`file:///abs/path` or `s3://bucket/prefix`; default `file://{data_dir}/objects`.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint for MinIO or moto; unset means AWS."
+    )
+
+    # --- Files ---------------------------------------------------------------------------
+    max_file_bytes: int = Field(
+        default=16 * 1024**3, ge=1, description="Largest accepted upload, in bytes."
+    )
+
+    # --- Base models ---------------------------------------------------------------------
+    base_models_file: Path | None = Field(
+        default=None,
+        description="Registry YAML of base models; unset: the built-in `whetstone-tiny` at "
+        "`{data_dir}/base-models/whetstone-tiny`.",
+    )
+
+    # --- Serving: where chat completions go ----------------------------------------------
+    vllm_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Base model name -> URL of its vLLM (`http://host:port`, no `/v1`), as JSON: "
+        '`{"whetstone-tiny": "http://vllm-whetstone-tiny:8000"}`. On Kubernetes, the ClusterIP '
+        "Service of each base model's vLLM. A base model not listed here is served by the "
+        "local supervisor (`whetstone up`), if any; otherwise chat answers 503.",
+    )
+    vllm_connect_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds to connect to a vLLM before answering 503 (vLLM down or starting).",
+    )
+    vllm_read_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds to wait for a vLLM's next bytes (a whole non-streamed answer, or "
+        "the next chunk of a stream) before answering 504.",
+    )
+
+    # --- Scheduler: validation, claiming, leases -------------------------------------------
+    scheduler_poll_seconds: float = Field(
+        default=1.0, gt=0, description="Seconds between two scheduler rounds."
+    )
+    scheduler_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="An attempt with no message from its trainer (heartbeats included) for "
+        "this long is declared lost, killed, and the job resumes from its last checkpoint.",
+    )
+    scheduler_start_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="The lease of a new attempt: time for the trainer to start (pull an image, "
+        "load the model) and send its first message.",
+    )
+    scheduler_max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Attempts per job before it fails for good."
+    )
+    scheduler_checkpoint_every_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Steps between two step checkpoints; unset: the JobSpec's default.",
+    )
+
+    # --- HTTP server ---------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # --- Derived values --------------------------------------------------------------------
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'whetstone.db'}"
+
+    @property
+    def resolved_object_store_url(self) -> str:
+        if self.object_store_url:
+            return self.object_store_url
+        return (self.resolved_data_dir / "objects").as_uri()
+
+    @property
+    def resolved_report_base_url(self) -> str:
+        """Where trainers reach `/internal/v1/...` (`trainer_report_base_url`, else host:port)."""
+        if self.trainer_report_base_url:
+            return self.trainer_report_base_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def tiny_model_dir(self) -> Path:
+        """Where the built-in tiny base model lives when no registry file is given."""
+        return self.resolved_data_dir / "base-models" / TINY_MODEL_NAME

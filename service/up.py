@@ -1,0 +1,121 @@
+"""`whetstone up`: the whole stack on one machine.
+
+The API, the scheduler with the local executor, and one vLLM per base model (through the
+serving supervisor), over SQLite and a `file://` object store in the data folder. The
+built-in base model is built on first start (in a subprocess: this process never imports
+torch), as is a default project with an API key, printed once. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+
+import uvicorn
+
+from service.db.engine import make_engine, make_sessionmaker
+from service.db.migrate import upgrade
+from service.db.repositories import projects
+from service.registry import load_registry
+from service.settings import Settings
+from serving.launcher import BaseModelEntry, ResolverSettings
+from serving.supervisor import Supervisor
+
+DEFAULT_PROJECT = "default"
+log = logging.getLogger("whetstone")
+
+
+def ensure_base_models(settings: Settings) -> None:
+    """Build the built-in tiny base model when the default registry needs it."""
+    if settings.base_models_file is not None:
+        return
+    path = settings.tiny_model_dir
+    if (path / "config.json").exists():
+        return
+    log.info("Building the built-in base model in %s (first start only)", path)
+    subprocess.run([sys.executable, "-m", "trainer", "make-base-model", str(path)], check=True)
+
+
+def ensure_default_key(settings: Settings) -> str | None:
+    """On first start, the default project and its key (returned once); later None."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade(engine)
+        with make_sessionmaker(engine)() as session, session.begin():
+            if projects.find_project(session, DEFAULT_PROJECT) is not None:
+                return None
+            return projects.create_api_key(
+                session, projects.get_or_create_project(session, DEFAULT_PROJECT)
+            )
+    finally:
+        engine.dispose()
+
+
+def make_supervisor(settings: Settings, models: list[BaseModelEntry]) -> Supervisor:
+    data = settings.resolved_data_dir
+    resolver = ResolverSettings(
+        object_store_url=settings.resolved_object_store_url,
+        lora_cache_dir=str(data / "lora-cache"),
+        s3_endpoint_url=settings.s3_endpoint_url,
+    )
+    return Supervisor(models=models, resolver=resolver, log_dir=data / "logs" / "vllm")
+
+
+def _announce_when_ready(supervisor: Supervisor, name: str) -> None:
+    try:
+        supervisor.wait_ready(name)
+    except TimeoutError:
+        log.error("vLLM for %s did not become ready; see its log in the data folder", name)
+        return
+    log.info("vLLM for %s is ready: chat completions work", name)
+
+
+def run(settings: Settings) -> None:
+    """Start everything, serve until Ctrl-C, then stop everything that was started."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_base_models(settings)
+    key = ensure_default_key(settings)
+    models = list(load_registry(settings).values())
+    supervisor = make_supervisor(settings, models)
+    supervisor.start()
+    for entry in models:
+        threading.Thread(
+            target=_announce_when_ready, args=(supervisor, entry.name), daemon=True
+        ).start()
+    try:
+        _serve(settings, supervisor, key)
+    finally:
+        supervisor.stop()
+        log.info("Stopped.")
+
+
+def _serve(settings: Settings, supervisor: Supervisor, key: str | None) -> None:
+    from service.app import create_app
+
+    app = create_app(settings, supervisor=supervisor, run_scheduler=True)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    )
+    url = f"http://{settings.host}:{settings.port}/v1"
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.05)
+        if server.started:
+            log.info("API at %s", url)
+            if key:
+                log.info("API key for project %r: %s (shown once)", DEFAULT_PROJECT, key)
+            else:
+                log.info(
+                    "API key: the one printed on first start, or a new one from "
+                    "`WHETSTONE_DATA_DIR=%s whetstone keys create --project %s`",
+                    settings.resolved_data_dir,
+                    DEFAULT_PROJECT,
+                )
+            log.info("Whetstone is ready: base URL %s", url)
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()

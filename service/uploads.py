@@ -1,0 +1,237 @@
+"""Streaming `multipart/form-data` uploads: the `file` part goes to the object store as it
+arrives, each line checked against the dataset formats on the way.
+
+Memory holds one body chunk and one dataset line at a time, whatever the file size. A
+refused upload raises from inside the chunk iterator handed to `ObjectStore.put_stream`, so
+the store discards what it had written (temp file or multipart upload): nothing of it stays.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import anyio.from_thread
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from sqlalchemy.orm import Session
+
+from clients.formats import Checker, Report
+from service.db.repositories import files
+from service.db.tables import File
+from service.errors import InvalidRequest
+from service.ids import new_id, now
+from service.schemas.files import UPLOAD_PURPOSES
+from trainer.store import CHUNK, ObjectStore
+
+FIELD_LIMIT = 64 * 1024
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def sanitize_filename(raw: str) -> str:
+    """Keep the last path part only, without control characters; never empty or a dot name."""
+    name = _UNSAFE.sub("", raw.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    if name in ("", ".", ".."):
+        return "file"
+    return name[:255]
+
+
+def boundary_of(content_type: str) -> bytes:
+    kind, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise InvalidRequest(
+            "Expected a multipart/form-data body with fields `file` and `purpose`.",
+            param="file",
+        )
+    return boundary
+
+
+@dataclass
+class FormState:
+    """What the multipart callbacks have seen so far."""
+
+    fields: dict[str, bytes] = field(default_factory=dict)
+    filename: str | None = None
+    file_seen: bool = False
+    pending: list[bytes] = field(default_factory=list)
+    # the part being parsed
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    header_field: bytes = b""
+    header_value: bytes = b""
+    part_name: str | None = None
+    part_is_file: bool = False
+    part_data: bytearray = field(default_factory=bytearray)
+
+
+def _parser(boundary: bytes, state: FormState) -> MultipartParser:
+    def on_part_begin() -> None:
+        state.headers.clear()
+        state.part_name, state.part_is_file = None, False
+        state.part_data.clear()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state.header_field += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state.header_value += data[start:end]
+
+    def on_header_end() -> None:
+        state.headers[state.header_field.lower()] = state.header_value
+        state.header_field, state.header_value = b"", b""
+
+    def on_headers_finished() -> None:
+        _, params = parse_options_header(state.headers.get(b"content-disposition", b""))
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        state.part_name = name
+        if name == "file" and not state.file_seen:
+            state.file_seen, state.part_is_file = True, True
+            raw = params.get(b"filename", b"file").decode("utf-8", "replace")
+            state.filename = sanitize_filename(raw)
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if state.part_is_file:
+            state.pending.append(data[start:end])
+        elif len(state.part_data) + end - start <= FIELD_LIMIT:
+            state.part_data += data[start:end]
+        else:
+            raise InvalidRequest(
+                f"Form field '{state.part_name}' is too long.", param=state.part_name
+            )
+
+    def on_part_end() -> None:
+        if not state.part_is_file and state.part_name:
+            state.fields[state.part_name] = bytes(state.part_data)
+
+    callbacks = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
+    return MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+
+
+@dataclass
+class Upload:
+    """One upload in flight: feed `file_chunks()` to the store, then read the results."""
+
+    body: Iterator[bytes]
+    boundary: bytes
+    max_bytes: int
+    state: FormState = field(default_factory=FormState)
+    checker: Checker = field(default_factory=Checker)
+    size: int = 0
+
+    @property
+    def purpose(self) -> str | None:
+        raw = self.state.fields.get("purpose")
+        return raw.decode("utf-8", "replace").strip() if raw is not None else None
+
+    @property
+    def report(self) -> Report:
+        return self.checker.report
+
+    def file_chunks(self) -> Iterator[bytes]:
+        """The file's bytes as they arrive; raises `InvalidRequest` at the end on any refusal.
+
+        Once the file is known bad (or its purpose is), bytes stop flowing to the store but
+        the body is still read to its end, so the client gets its 400 rather than a reset.
+        """
+        parser = _parser(self.boundary, self.state)
+        storing = True
+        for chunk in self.body:
+            try:
+                parser.write(chunk)
+            except MultipartParseError as e:
+                raise InvalidRequest(f"Malformed multipart body: {e}", param="file") from e
+            if not self.state.pending:
+                continue
+            data = b"".join(self.state.pending)
+            self.state.pending.clear()
+            self.size += len(data)
+            if storing and not self._purpose_ok_so_far():
+                storing = False
+            if storing:
+                self.checker.feed(data)
+                storing = self.checker.report.ok and self.size <= self.max_bytes
+                if storing:
+                    yield data
+        parser.finalize()
+        self._raise_if_refused()
+
+    def _purpose_ok_so_far(self) -> bool:
+        purpose = self.purpose
+        return purpose is None or purpose in UPLOAD_PURPOSES
+
+    def _raise_if_refused(self) -> None:
+        purpose = self.purpose
+        if purpose is None:
+            raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose")
+        if purpose not in UPLOAD_PURPOSES:
+            supported = ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES)
+            raise InvalidRequest(
+                f"Invalid value for 'purpose': '{purpose}'. Supported purposes: {supported}.",
+                param="purpose",
+                code="invalid_value",
+            )
+        if not self.state.file_seen:
+            raise InvalidRequest("Missing required parameter: 'file'.", param="file")
+        if self.size > self.max_bytes:
+            raise InvalidRequest(
+                f"File is too large: {self.size} bytes, the limit is {self.max_bytes}.",
+                param="file",
+                code="file_too_large",
+            )
+        report = self.checker.finish()
+        if not report.ok:
+            raise InvalidRequest(report.message(), param="file", code="invalid_file_format")
+
+
+def body_from_thread(stream: AsyncIterator[bytes], min_chunk: int = CHUNK) -> Iterator[bytes]:
+    """Iterate an async request body from a worker thread (started by `anyio.to_thread`),
+    in chunks of at least `min_chunk` bytes (except the last)."""
+
+    async def next_chunk() -> bytes | None:
+        parts: list[bytes] = []
+        size = 0
+        async for part in stream:
+            parts.append(part)
+            size += len(part)
+            if size >= min_chunk:
+                break
+        return b"".join(parts) if parts else None
+
+    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+        yield chunk
+
+
+def save_upload(session: Session, store: ObjectStore, project_id: str, upload: Upload) -> File:
+    """Stream the upload into the store and record it; on any failure neither remains."""
+    file_id = new_id("file")
+    key = files.file_key(file_id)
+    store.put_stream(key, upload.file_chunks())
+    try:
+        row = files.add_file(
+            session,
+            File(
+                id=file_id,
+                project_id=project_id,
+                filename=upload.state.filename or "file",
+                purpose=upload.purpose or "",
+                bytes=upload.size,
+                status="processed",
+                format=upload.report.format,
+                lines=upload.report.examples,
+                created_at=now(),
+            ),
+        )
+        session.commit()
+    except BaseException:
+        store.delete(key)
+        raise
+    return row
