@@ -1,0 +1,129 @@
+"""Checkpoints in the object store: the PEFT adapter, the resume state, then `COMPLETE`.
+
+The adapter folder is exactly what `save_pretrained` writes, so peft and vLLM load it as is.
+The resume state holds the optimiser, the scheduler, every RNG (torch, CUDA, numpy, python),
+the data position and the metrics so far. `COMPLETE` goes up last, so a reader never sees a
+half-written checkpoint; retention deletes a checkpoint's `COMPLETE` first for the same reason.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer import layout
+from trainer.store import ObjectNotFound, ObjectStore, open_store
+
+KEEP_EPOCH_CHECKPOINTS = 3
+TRAINING_STATE = "training_state.pt"
+POSITION = "position.json"
+
+
+@dataclass
+class Position:
+    """Where training stands: the next batch to train is `batch` of `epoch` (both from 0)."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    trained_tokens: int = 0
+    metrics_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def epoch_number(self) -> int:
+        """The epoch (from 1) the last step belonged to."""
+        return self.epoch if self.batch == 0 else self.epoch + 1
+
+
+def rng_state() -> dict[str, Any]:
+    state = {
+        "torch": torch.random.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.random.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    store: ObjectStore,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    position: Position,
+    kind: str,
+) -> str:
+    """Upload one checkpoint under the job folder `store` is rooted at; return its folder key."""
+    folder = layout.checkpoint_dir(position.step)
+    store.delete_prefix(folder)  # leftovers of an attempt that died while writing this step
+    with tempfile.TemporaryDirectory(prefix="whetstone-ckpt-") as tmp:
+        adapter, state = Path(tmp, "adapter"), Path(tmp, "state")
+        model.save_pretrained(adapter)
+        state.mkdir()
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_state(),
+            },
+            state / TRAINING_STATE,
+        )
+        (state / POSITION).write_text(json.dumps(asdict(position)))
+        store.upload_dir(adapter, folder + layout.ADAPTER)
+        store.upload_dir(state, folder + layout.STATE)
+    info = layout.CheckpointInfo(step=position.step, epoch=position.epoch_number, kind=kind)  # type: ignore[arg-type]
+    store.put_bytes(folder + layout.COMPLETE, info.to_json())
+    return folder
+
+
+def prune(store: ObjectStore, keep_step: int) -> list[int]:
+    """Keep the last 3 epoch checkpoints and the latest step checkpoint; drop the rest.
+
+    Incomplete checkpoints (no `COMPLETE`) other than `keep_step` are removed as well.
+    Returns the steps deleted.
+    """
+    complete = layout.complete_checkpoints(store)
+    epochs = [c.step for c in complete if c.kind == "epoch"][-KEEP_EPOCH_CHECKPOINTS:]
+    steps = [c.step for c in complete if c.kind == "step"][-1:]
+    keep = set(epochs) | set(steps) | {keep_step}
+    deleted = sorted(layout.checkpoint_steps_on_store(store) - keep)
+    for step in deleted:
+        folder = layout.checkpoint_dir(step)
+        store.delete(folder + layout.COMPLETE)
+        store.delete_prefix(folder)
+    return deleted
+
+
+@dataclass
+class Restored:
+    adapter_dir: Path
+    position: Position
+    training_state: dict[str, Any]
+
+
+def fetch_checkpoint(url: str, local: Path, endpoint_url: str | None = None) -> Restored:
+    """Download a complete checkpoint (its folder URL) into `local`."""
+    store = open_store(url.rstrip("/"), endpoint_url)
+    if not store.exists(layout.COMPLETE):
+        raise ObjectNotFound(f"{url} is not a complete checkpoint (no {layout.COMPLETE})")
+    store.download_dir(layout.ADAPTER, local / "adapter")
+    store.download_dir(layout.STATE, local / "state")
+    position = Position(**json.loads((local / "state" / POSITION).read_text()))
+    state = torch.load(local / "state" / TRAINING_STATE, weights_only=False)
+    return Restored(local / "adapter", position, state)

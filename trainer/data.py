@@ -1,0 +1,163 @@
+"""Training data: JSONL -> encoded examples -> shuffled batches -> packed rows -> tensors.
+
+A step trains on `batch_size` examples, as OpenAI counts steps. The examples of a batch are
+packed into rows of at most `max_seq_len` tokens (first fit, longest first); inside a row
+each example's positions restart at 0, and transformers turns those restarts into a
+block-diagonal causal mask, so no token attends across an example boundary. The last token
+of an example has no target, so no loss crosses a boundary either.
+
+The order of the examples in an epoch comes from the seed and the epoch number alone, so
+the data position of a resumed run is just `(epoch, batch index)`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from clients.formats import parse_line
+from trainer.chat import ChatTokenizer, Encoded, ExampleError
+from trainer.store import ObjectNotFound, split_url
+
+IGNORE = -100
+_BOM = b"\xef\xbb\xbf"
+
+
+class DataError(Exception):
+    """A training or validation file that cannot be trained on (exit code 2)."""
+
+    def __init__(self, message: str, code: str, param: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+
+
+def _lines(url: str, endpoint_url: str | None) -> Iterator[tuple[int, bytes]]:
+    store, key = split_url(url, endpoint_url)
+    rest = b""
+    number = 0
+    first = True
+    for chunk in store.iter_bytes(key):
+        if first and chunk.startswith(_BOM):
+            chunk = chunk[len(_BOM) :]
+        first = False
+        *complete, rest = (rest + chunk).split(b"\n")
+        for line in complete:
+            number += 1
+            yield number, line
+    if rest:
+        yield number + 1, rest
+
+
+def load_examples(
+    url: str, chat: ChatTokenizer, max_seq_len: int, param: str, endpoint_url: str | None = None
+) -> list[Encoded]:
+    """Every example of a chat JSONL file, encoded; the first bad line is a `DataError`."""
+    code = f"invalid_{param}"
+    examples = []
+    try:
+        for number, line in _lines(url, endpoint_url):
+            if not line.strip():
+                continue
+            fmt, example, reason = parse_line(line)
+            if reason is None and fmt != "chat":
+                reason = "only chat examples (`messages`) can be used for supervised training"
+            if reason is not None:
+                raise DataError(f"line {number}: {reason}", code, param)
+            try:
+                examples.append(chat.check(example, max_seq_len))
+            except ExampleError as e:
+                raise DataError(str(e.at_line(number)), code, param) from e
+    except ObjectNotFound as e:
+        raise DataError(f"{param} not found: {url}", code, param) from e
+    if not examples:
+        raise DataError(f"{param} has no examples", code, param)
+    return examples
+
+
+def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The example indices of every step of one epoch, shuffled from the seed and epoch."""
+    order = list(range(n_examples))
+    random.Random(f"whetstone:{seed}:{epoch}").shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
+
+
+def pack(lengths: dict[int, int], max_seq_len: int) -> list[list[int]]:
+    """Rows of example indices, each row at most `max_seq_len` tokens (first fit decreasing)."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(lengths, key=lambda i: (-lengths[i], i)):
+        size = lengths[index]
+        for r, free in enumerate(room):
+            if size <= free:
+                rows[r].append(index)
+                room[r] -= size
+                break
+        else:
+            rows.append([index])
+            room.append(max_seq_len - size)
+    return rows
+
+
+@dataclass
+class Batch:
+    """Packed rows as tensors. `targets[r, t]` is the token to predict after position t."""
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    targets: torch.Tensor
+    tokens: int  # real (non-padding) tokens
+
+    @property
+    def trained_tokens(self) -> int:
+        return int((self.targets != IGNORE).sum())
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(
+            self.input_ids.to(device),
+            self.position_ids.to(device),
+            self.targets.to(device),
+            self.tokens,
+        )
+
+
+def collate(rows: list[list[Encoded]], pad_id: int) -> Batch:
+    width = max(sum(len(e) for e in row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    tokens = 0
+    for r, row in enumerate(rows):
+        at = 0
+        for example in row:
+            n = len(example)
+            ids = torch.tensor(example.input_ids, dtype=torch.long)
+            mask = torch.tensor(example.loss_mask[1:], dtype=torch.bool)
+            input_ids[r, at : at + n] = ids
+            position_ids[r, at : at + n] = torch.arange(n)
+            targets[r, at : at + n - 1] = torch.where(mask, ids[1:], IGNORE)
+            at += n
+        position_ids[r, at:] = torch.arange(width - at)  # padding: a block of its own
+        tokens += at
+    return Batch(input_ids, position_ids, targets, tokens)
+
+
+def micro_batches(
+    examples: list[Encoded], indices: list[int], max_seq_len: int, pad_id: int, max_tokens: int
+) -> list[Batch]:
+    """The examples `indices` packed into rows, grouped so each group has <= `max_tokens`."""
+    rows = pack({i: len(examples[i]) for i in indices}, max_seq_len)
+    groups: list[list[list[Encoded]]] = [[]]
+    width = 0
+    for row in rows:
+        length = sum(len(examples[i]) for i in row)
+        if groups[-1] and (len(groups[-1]) + 1) * max(width, length) > max_tokens:
+            groups.append([])
+            width = 0
+        groups[-1].append([examples[i] for i in row])
+        width = max(width, length)
+    return [collate(group, pad_id) for group in groups if group]

@@ -1,0 +1,90 @@
+"""`python -m trainer run`: read the JobSpec, train, and turn the outcome into an exit code.
+
+Exit codes: 0 done (finished, cancelled or paused as asked, or stopped by SIGTERM after a
+checkpoint), 2 bad spec or bad data (a `failed` message and one line on stderr, never a bare
+traceback), anything else a crash.
+
+The only environment this reads: `WHETSTONE_S3_ENDPOINT_URL` (an S3-compatible endpoint such
+as MinIO) and what boto3 reads itself (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from trainer.progress import Channel, HttpChannel, Progress, StdoutChannel
+from trainer.spec import JobSpec
+from trainer.store import ObjectNotFound, split_url
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+ENDPOINT_ENV = "WHETSTONE_S3_ENDPOINT_URL"
+
+
+class SpecError(Exception):
+    def __init__(self, message: str, code: str = "invalid_spec", param: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.param = message, code, param
+
+
+def read_spec(url: str, endpoint_url: str | None) -> JobSpec:
+    try:
+        store, key = split_url(url, endpoint_url)
+        data = store.get_bytes(key)
+    except ObjectNotFound as e:
+        raise SpecError(f"spec not found: {url}") from e
+    except ValueError as e:
+        raise SpecError(f"bad spec URL: {e}") from e
+    try:
+        spec = JobSpec.model_validate_json(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        more = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
+        raise SpecError(f"invalid spec: {where}: {first['msg']}{more}", param=where) from e
+    if not (Path(spec.base_model.path) / "config.json").is_file():
+        raise SpecError(
+            f"base model folder not found or not a model: {spec.base_model.path}",
+            code="invalid_base_model",
+            param="base_model.path",
+        )
+    return spec
+
+
+def _fail(progress: Progress, message: str, code: str, param: str | None) -> int:
+    progress.send({"type": "failed", "code": code, "message": message, "param": param})
+    sys.stderr.write(f"error: {message}\n")
+    return EXIT_BAD_INPUT
+
+
+def run_command(spec_url: str, report_url: str | None = None, token: str | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    endpoint_url = os.environ.get(ENDPOINT_ENV) or None
+    channel: Channel = HttpChannel(report_url, token or "") if report_url else StdoutChannel()
+    progress = Progress(channel)
+    try:
+        spec = read_spec(spec_url, endpoint_url)
+    except SpecError as e:
+        return _fail(progress, e.message, e.code, e.param)
+
+    from trainer.data import DataError
+    from trainer.loop import train
+    from trainer.store import ObjectNotFound as Missing
+
+    progress.pause_on_sigterm()
+    try:
+        result = train(spec, progress, endpoint_url)
+    except DataError as e:
+        return _fail(progress, e.message, e.code, e.param)
+    except Missing as e:
+        return _fail(
+            progress, f"resume checkpoint not found: {e}", "invalid_checkpoint", "resume_from"
+        )
+    if result.status != "succeeded":
+        progress.log(f"stopped ({result.status}) at step {result.step} of {result.total_steps}")
+    return EXIT_OK

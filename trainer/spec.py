@@ -1,0 +1,84 @@
+"""The JobSpec: everything one training attempt needs, validated before any model loads.
+
+Torch-free: the scheduler builds and stores it; `python -m trainer run --spec URL` reads it.
+Every default lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ALL_LINEAR: Final = "all-linear"
+# The optimiser's fixed settings: lr = BASE_LEARNING_RATE * learning_rate_multiplier, linear
+# warmup over WARMUP_FRACTION of the steps (at least one), then linear decay to 0.
+BASE_LEARNING_RATE = 2e-4
+WARMUP_FRACTION = 0.05
+MAX_GRAD_NORM = 1.0
+WEIGHT_DECAY = 0.0
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseModelRef(_Strict):
+    name: str = Field(description="Registered base model name, e.g. `whetstone-tiny`.")
+    path: str = Field(
+        description="Local folder of the Hugging Face model (config, weights, tokenizer)."
+    )
+    max_seq_len: int = Field(default=1024, ge=16, le=131072)
+
+
+class SupervisedHyperparameters(_Strict):
+    n_epochs: int = Field(default=3, ge=1, le=50)
+    batch_size: int = Field(default=4, ge=1, le=256)
+    learning_rate_multiplier: float = Field(default=1.0, gt=0, le=10)
+
+
+class DpoHyperparameters(SupervisedHyperparameters):
+    beta: float = Field(default=0.1, gt=0, le=2)
+
+
+class Method(_Strict):
+    type: Literal["supervised", "dpo"] = "supervised"
+    supervised: SupervisedHyperparameters | None = None
+    dpo: DpoHyperparameters | None = None
+
+    @model_validator(mode="after")
+    def _one_block(self) -> Method:
+        if self.type == "dpo":
+            raise ValueError("method 'dpo' is not supported by the trainer yet")
+        if self.supervised is None:
+            object.__setattr__(self, "supervised", SupervisedHyperparameters())
+        return self
+
+
+class LoraConfig(_Strict):
+    r: int = Field(default=16, ge=1, le=256)
+    alpha: int = Field(default=32, ge=1, le=1024)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = ALL_LINEAR
+
+
+class JobSpec(_Strict):
+    job_id: str
+    base_model: BaseModelRef
+    training_file: str = Field(description="Store URL of the training JSONL.")
+    validation_file: str | None = None
+    method: Method = Method()
+    lora: LoraConfig = LoraConfig()
+    quantization: Literal["nf4", "none"] = "nf4"
+    seed: int = 42
+    output: str = Field(description="Store URL prefix for checkpoints, final adapter and metrics.")
+    checkpoint_every_steps: int = Field(default=50, ge=1)
+    eval_every_steps: int = Field(default=10, ge=1)
+    metrics_every_steps: int = Field(default=1, ge=1)
+    resume_from: str | None = Field(default=None, description="Checkpoint URL to resume from.")
+    attempt: int = Field(default=1, ge=1)
+
+    @property
+    def hyperparameters(self) -> SupervisedHyperparameters:
+        assert self.method.supervised is not None
+        return self.method.supervised

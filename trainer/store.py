@@ -1,0 +1,330 @@
+"""The object store port and its two adapters: a local folder and S3.
+
+Keys are `/`-separated and relative to the store root. Every `put` is atomic for readers:
+the local adapter writes a temporary file and renames it; S3 makes an object visible only
+once its (multipart) upload completes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+CHUNK = 1024 * 1024
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+
+
+class ObjectNotFound(KeyError):
+    """No object under this key."""
+
+
+class ObjectStore(Protocol):
+    url: str
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Store the chunks under `key` atomically; return the byte count."""
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def iter_bytes(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under `prefix`, sorted."""
+
+    def delete(self, key: str) -> None:
+        """Delete one object; missing is fine."""
+
+    def delete_prefix(self, prefix: str) -> None: ...
+
+    def upload_dir(self, local: Path, prefix: str) -> None:
+        """Upload every file under `local` to `prefix` + relative path."""
+
+    def download_dir(self, prefix: str, local: Path) -> None:
+        """Download every object under `prefix` into `local`."""
+
+    def key_url(self, key: str) -> str:
+        """The URL of `key`, as `open_store` + `split_url` accept."""
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("..", ".") for p in parts):
+        raise ValueError(f"invalid object key: {key!r}")
+    return key
+
+
+class LocalStore:
+    """Objects as files under a root folder (`file:///abs/path`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        total = 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                    total += len(chunk)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return total
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.put_stream(key, [data])
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as e:
+            raise ObjectNotFound(key) from e
+
+    def iter_bytes(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        try:
+            f = self._path(key).open("rb")
+        except FileNotFoundError as e:
+            raise ObjectNotFound(key) from e
+        with f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as e:
+            raise ObjectNotFound(key) from e
+
+    def list(self, prefix: str) -> list[str]:
+        # A string prefix, as S3 has it: "jobs/a" matches "jobs/a/x" and "jobs/ab/y".
+        folder = prefix.rpartition("/")[0]
+        start = self.root / _check_key(folder) if folder else self.root
+        if not start.is_dir():
+            return []
+        keys = []
+        for p in start.rglob("*"):
+            if p.is_file() and not p.name.startswith(".tmp-"):
+                key = p.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        for key in self.list(prefix):
+            self.delete(key)
+        folder = self.root / prefix.rstrip("/")
+        if prefix.endswith("/") and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def upload_dir(self, local: Path, prefix: str) -> None:
+        for p in sorted(local.rglob("*")):
+            if p.is_file():
+                self.put_stream(prefix + p.relative_to(local).as_posix(), _file_chunks(p))
+
+    def download_dir(self, prefix: str, local: Path) -> None:
+        _download_dir(self, prefix, local)
+
+    def key_url(self, key: str) -> str:
+        return f"{self.url}/{_check_key(key)}"
+
+
+class S3Store:
+    """Objects in an S3 bucket under a prefix (`s3://bucket/prefix`), through boto3."""
+
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint_url = endpoint_url
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self._s3 = boto3.client("s3", endpoint_url=endpoint_url)
+        self._transfer = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD
+        )
+
+    def _key(self, key: str) -> str:
+        return self.prefix + _check_key(key)
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Multipart upload in 8 MiB parts; one PUT when the whole body is smaller.
+
+        The object appears only when the upload completes; any failure (including one raised
+        by `chunks`) aborts the multipart upload, so nothing is left behind.
+        """
+        full = self._key(key)
+        buf = bytearray()
+        total = 0
+        upload_id: str | None = None
+        parts: list[dict[str, object]] = []
+        try:
+            for chunk in chunks:
+                buf += chunk
+                total += len(chunk)
+                if len(buf) >= MULTIPART_THRESHOLD:
+                    if upload_id is None:
+                        created = self._s3.create_multipart_upload(Bucket=self.bucket, Key=full)
+                        upload_id = created["UploadId"]
+                    parts.append(self._upload_part(full, upload_id, len(parts) + 1, buf))
+                    buf.clear()
+            if upload_id is None:
+                self._s3.put_object(Bucket=self.bucket, Key=full, Body=bytes(buf))
+                return total
+            if buf:
+                parts.append(self._upload_part(full, upload_id, len(parts) + 1, buf))
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            if upload_id is not None:
+                self._s3.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+            raise
+        return total
+
+    def _upload_part(
+        self, full: str, upload_id: str, number: int, data: bytearray
+    ) -> dict[str, object]:
+        part = self._s3.upload_part(
+            Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=bytes(data)
+        )
+        return {"ETag": part["ETag"], "PartNumber": number}
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def _get(self, key: str):  # type: ignore[no-untyped-def]
+        try:
+            return self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self._s3.exceptions.NoSuchKey as e:
+            raise ObjectNotFound(key) from e
+
+    def get_bytes(self, key: str) -> bytes:
+        return bytes(self._get(key)["Body"].read())
+
+    def iter_bytes(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        body = self._get(key)["Body"]
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(
+                self._s3.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                raise ObjectNotFound(key) from e
+            raise
+
+    def list(self, prefix: str) -> list[str]:
+        keys = []
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            keys += [o["Key"][len(self.prefix) :] for o in page.get("Contents", [])]
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = self.list(prefix)
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": self.prefix + k} for k in keys[i : i + 1000]]
+            self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+
+    def upload_dir(self, local: Path, prefix: str) -> None:
+        for p in sorted(local.rglob("*")):
+            if p.is_file():
+                self._s3.upload_file(
+                    str(p),
+                    self.bucket,
+                    self._key(prefix + p.relative_to(local).as_posix()),
+                    Config=self._transfer,
+                )
+
+    def download_dir(self, prefix: str, local: Path) -> None:
+        _download_dir(self, prefix, local)
+
+    def key_url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _download_dir(store: ObjectStore, prefix: str, local: Path) -> None:
+    keys = store.list(prefix)
+    if not keys:
+        raise ObjectNotFound(prefix)
+    for key in keys:
+        target = local / key[len(prefix) :].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as f:
+            for chunk in store.iter_bytes(key):
+                f.write(chunk)
+
+
+def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:
+    """`file:///abs/path` or `s3://bucket/prefix` -> a store rooted there."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return LocalStore(Path(parsed.path))
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"S3 URL without a bucket: {url!r}")
+        return S3Store(parsed.netloc, parsed.path, endpoint_url=endpoint_url)
+    raise ValueError(
+        f"unsupported object store URL {url!r}: use file:///path or s3://bucket/prefix"
+    )
+
+
+def split_url(url: str, endpoint_url: str | None = None) -> tuple[ObjectStore, str]:
+    """An object URL -> (a store rooted at its parent folder, the object's key).
+
+    Used where a single URL names one object or folder (`--spec s3://b/p/jobs/x/spec.json`).
+    """
+    parent, _, name = url.rstrip("/").rpartition("/")
+    if not name:
+        raise ValueError(f"not an object URL: {url!r}")
+    return open_store(parent, endpoint_url), name + ("/" if url.endswith("/") else "")
