@@ -1,0 +1,120 @@
+"""The vLLM command line and environment for one base model of the registry.
+
+One source for both ways of running vLLM: the local supervisor (`serving.supervisor`) runs
+`python -m vllm.entrypoints.openai.api_server ARGS` with `ENV` added to its own environment,
+and the Kubernetes manifests put `vllm_args(...)` in a container's `args` and
+`k8s_env(vllm_env(...))` in its `env`. No vLLM or torch import here: the service uses it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+RESOLVER_PLUGIN = "whetstone_lora_resolver"
+
+
+class ServingOptions(BaseModel):
+    """How vLLM serves one base model (the `serving` block of a registry entry)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: Literal["cpu", "gpu"] = "cpu"
+    max_loras: int = Field(default=4, ge=1, description="Adapters in one batch.")
+    max_cpu_loras: int | None = Field(default=None, ge=1, description="Adapters kept in memory.")
+    max_lora_rank: int = Field(default=64, ge=1)
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    dtype: str = "auto"
+    cpu_kv_cache_gib: int = Field(default=1, ge=1, description="VLLM_CPU_KVCACHE_SPACE (cpu).")
+    cpu_threads_bind: str | None = Field(default=None, description="VLLM_CPU_OMP_THREADS_BIND.")
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    extra_args: tuple[str, ...] = ()
+
+
+class BaseModelEntry(BaseModel):
+    """A registered base model: served name, local folder, context length, serving options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$", max_length=64)
+    path: str
+    max_seq_len: int = Field(default=1024, ge=16)
+    serving: ServingOptions = ServingOptions()
+
+
+class ResolverSettings(BaseModel):
+    """What the LoRA resolver inside vLLM needs: the object store and a cache folder."""
+
+    model_config = ConfigDict(frozen=True)
+
+    object_store_url: str
+    lora_cache_dir: str
+    s3_endpoint_url: str | None = None
+
+
+def vllm_args(entry: BaseModelEntry, *, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The arguments after `python -m vllm.entrypoints.openai.api_server` (a YAML list)."""
+    opts = entry.serving
+    args = [
+        "--model", entry.path,
+        "--served-model-name", entry.name,
+        "--enable-lora",
+        "--max-loras", str(opts.max_loras),
+        "--max-lora-rank", str(opts.max_lora_rank),
+        "--max-model-len", str(entry.max_seq_len),
+        "--dtype", opts.dtype,
+        "--host", host,
+        "--port", str(port),
+    ]  # fmt: skip
+    if opts.max_cpu_loras is not None:
+        args += ["--max-cpu-loras", str(opts.max_cpu_loras)]
+    if opts.max_num_seqs is not None:
+        args += ["--max-num-seqs", str(opts.max_num_seqs)]
+    if opts.device == "gpu":
+        args += ["--gpu-memory-utilization", str(opts.gpu_memory_utilization)]
+    return args + list(opts.extra_args)
+
+
+def vllm_env(entry: BaseModelEntry, resolver: ResolverSettings) -> dict[str, str]:
+    """Variables to add to the environment vLLM runs in (credentials are not among them)."""
+    env = {
+        # Runtime adapters: the resolver plugin and /v1/load_lora_adapter. These endpoints
+        # let any caller load or unload adapters: vLLM must only be reachable by the API.
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true",
+        "VLLM_PLUGINS": RESOLVER_PLUGIN,
+        "WHETSTONE_OBJECT_STORE_URL": resolver.object_store_url,
+        "WHETSTONE_LORA_CACHE_DIR": resolver.lora_cache_dir,
+        "WHETSTONE_BASE_MODEL": entry.name,
+        # Nothing is downloaded at run time and nothing is reported anywhere.
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    if resolver.s3_endpoint_url:
+        env["WHETSTONE_S3_ENDPOINT_URL"] = resolver.s3_endpoint_url
+    if entry.serving.device == "cpu":
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(entry.serving.cpu_kv_cache_gib)
+        if entry.serving.cpu_threads_bind is not None:
+            env["VLLM_CPU_OMP_THREADS_BIND"] = entry.serving.cpu_threads_bind
+    return env
+
+
+def vllm_command(
+    entry: BaseModelEntry,
+    resolver: ResolverSettings,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    python: str | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, env additions) to start vLLM for `entry`, bound to `host:port`."""
+    argv = [python or sys.executable, "-m", VLLM_MODULE, *vllm_args(entry, port=port, host=host)]
+    return argv, vllm_env(entry, resolver)
+
+
+def k8s_env(env: dict[str, str]) -> list[dict[str, str]]:
+    """Environment variables as a container's `env` list, sorted by name."""
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]

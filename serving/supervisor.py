@@ -1,0 +1,332 @@
+"""The local supervisor: one vLLM per base model, kept alive beside the service.
+
+Each vLLM runs in its own process group (so stopping it stops its engine processes too),
+bound to loopback on a port of its own, with its output in `{log_dir}/{name}.log`. A monitor
+thread waits for `/health`, restarts a vLLM that died (or never became healthy) with
+exponential backoff, and `stop()` ends them all. No vLLM or torch import: the service uses
+this through `base_url`, `is_ready`, `load_adapter` and `unload_adapter`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from serving.adapters import AdapterCache, AdapterRefused
+from serving.launcher import BaseModelEntry, ResolverSettings, vllm_command
+from trainer.store import open_store
+
+log = logging.getLogger(__name__)
+
+# Seconds between /health checks of a ready vLLM; its death is noticed at every poll.
+HEALTH_EVERY = 5.0
+
+
+class ServingError(Exception):
+    """A vLLM could not do what was asked; `status_code` says how an API should answer."""
+
+    status_code = 502
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class NotReady(ServingError):
+    status_code = 503
+
+
+class AdapterNotFound(ServingError):
+    status_code = 404
+
+
+@dataclass
+class ServerStatus:
+    name: str
+    base_url: str
+    ready: bool
+    pid: int | None
+    starts: int
+    startup_seconds: float | None
+
+
+@dataclass
+class _Server:
+    entry: BaseModelEntry
+    port: int
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    ready: bool = False
+    starts: int = 0
+    started_at: float = 0.0
+    startup_seconds: float | None = None
+    next_start: float = 0.0
+    checked_at: float = 0.0
+    backoff: float = 1.0
+    adapters: AdapterCache | None = field(default=None, repr=False)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Supervisor:
+    """Starts, watches, restarts and stops one vLLM per base model."""
+
+    def __init__(
+        self,
+        models: Sequence[BaseModelEntry],
+        resolver: ResolverSettings,
+        log_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        ports: Mapping[str, int] | None = None,
+        python: str | None = None,
+        startup_timeout: float = 600.0,
+        poll_interval: float = 0.5,
+        max_backoff: float = 30.0,
+        request_timeout: float = 60.0,
+    ) -> None:
+        self.resolver = resolver
+        self.log_dir = log_dir
+        self.host = host
+        self.startup_timeout = startup_timeout
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self._http = httpx.Client(timeout=request_timeout)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._servers: dict[str, _Server] = {}
+        for entry in models:
+            port = (ports or {}).get(entry.name) or free_port(host)
+            argv, env = vllm_command(entry, resolver, port=port, host=host, python=python)
+            log_path = log_dir / f"{entry.name}.log"
+            self._servers[entry.name] = _Server(entry, port, argv, env, log_path)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every vLLM and the monitor thread; returns at once (see `wait_ready`)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        Path(self.resolver.lora_cache_dir).mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            for server in self._servers.values():
+                self._spawn(server)
+        self._thread = threading.Thread(target=self._monitor, name="vllm-supervisor", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, name: str | None = None, timeout: float | None = None) -> None:
+        """Block until `name` (or every vLLM) answers /health; TimeoutError otherwise."""
+        names = [name] if name else list(self._servers)
+        deadline = time.monotonic() + (timeout if timeout is not None else self.startup_timeout)
+        while not all(self.is_ready(n) for n in names):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"vLLM not ready after {timeout}s: see {self.log_dir}")
+            time.sleep(0.2)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the monitor and every vLLM with all its processes (SIGTERM, then SIGKILL)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            for server in self._servers.values():
+                if server.proc is not None:
+                    _stop_group(server.proc, timeout)
+                server.ready = False
+        self._http.close()
+
+    def __enter__(self) -> Supervisor:
+        self.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._servers)
+
+    def base_url(self, name: str) -> str:
+        """`http://host:port` of the vLLM serving base model `name` (append `/v1/...`)."""
+        return f"http://{self.host}:{self._server(name).port}"
+
+    def is_ready(self, name: str) -> bool:
+        server = self._server(name)
+        return server.ready and server.proc is not None and server.proc.poll() is None
+
+    def status(self, name: str) -> ServerStatus:
+        s = self._server(name)
+        pid = s.proc.pid if s.proc is not None and s.proc.poll() is None else None
+        return ServerStatus(
+            name, self.base_url(name), self.is_ready(name), pid, s.starts, s.startup_seconds
+        )
+
+    # -- adapters --------------------------------------------------------------------------
+
+    def load_adapter(self, name: str, lora_name: str, path: str | None = None) -> None:
+        """Load `lora_name` into the vLLM of base model `name` now (warm start).
+
+        Without `path`, the adapter is fetched from the object store through its model
+        pointer into the resolver's cache. Loading an adapter already loaded is a no-op.
+        """
+        if not self.is_ready(name):
+            raise NotReady(f"the server of {name!r} is not ready")
+        if lora_name in self._loaded(name):
+            return
+        if path is None:
+            path = str(self._fetch(name, lora_name))
+        body = {"lora_name": lora_name, "lora_path": path}
+        answer = self._post(name, "/v1/load_lora_adapter", body)
+        if answer.status_code != 200 and lora_name not in self._loaded(name):
+            raise ServingError(f"vLLM refused {lora_name!r}: {answer.text}", answer.status_code)
+
+    def unload_adapter(self, name: str, lora_name: str) -> bool:
+        """Unload `lora_name`; False when it was not loaded (or the server is down)."""
+        if not self.is_ready(name):
+            return False
+        answer = self._post(name, "/v1/unload_lora_adapter", {"lora_name": lora_name})
+        if answer.status_code == 404:
+            return False
+        if answer.status_code != 200:
+            raise ServingError(f"vLLM could not unload {lora_name!r}: {answer.text}")
+        return True
+
+    def _fetch(self, name: str, lora_name: str) -> Path:
+        server = self._server(name)
+        if server.adapters is None:
+            store = open_store(self.resolver.object_store_url, self.resolver.s3_endpoint_url)
+            cache = Path(self.resolver.lora_cache_dir)
+            server.adapters = AdapterCache(store, cache, name, server.entry.path)
+        try:
+            path = server.adapters.fetch(lora_name)
+        except AdapterRefused as e:
+            raise ServingError(str(e), 400) from e
+        if path is None:
+            raise AdapterNotFound(f"no model {lora_name!r} in the object store")
+        return path
+
+    def _loaded(self, name: str) -> set[str]:
+        try:
+            answer = self._http.get(self.base_url(name) + "/v1/models")
+            return {m["id"] for m in answer.json()["data"]}
+        except (httpx.HTTPError, ValueError, KeyError) as e:
+            raise NotReady(f"the server of {name!r} did not answer: {e}") from e
+
+    def _post(self, name: str, route: str, body: dict[str, str]) -> httpx.Response:
+        try:
+            return self._http.post(self.base_url(name) + route, json=body)
+        except httpx.HTTPError as e:
+            raise NotReady(f"the server of {name!r} did not answer: {e}") from e
+
+    def _server(self, name: str) -> _Server:
+        try:
+            return self._servers[name]
+        except KeyError:
+            raise KeyError(f"no served base model {name!r}") from None
+
+    # -- monitor ---------------------------------------------------------------------------
+
+    def _spawn(self, server: _Server) -> None:
+        server.starts += 1
+        server.ready = False
+        server.started_at = time.monotonic()
+        server.startup_seconds = None
+        with server.log_path.open("ab") as out:
+            out.write(f"--- whetstone: start {server.starts}: {' '.join(server.argv)}\n".encode())
+            out.flush()
+            server.proc = subprocess.Popen(
+                server.argv,
+                env={**os.environ, **server.env},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        name, pid = server.entry.name, server.proc.pid
+        log.info("started vLLM for %s (pid %d, port %d)", name, pid, server.port)
+
+    def _monitor(self) -> None:
+        while not self._stopping.wait(self.poll_interval):
+            for server in self._servers.values():
+                with self._lock:
+                    if not self._stopping.is_set():
+                        self._check(server)
+
+    def _check(self, server: _Server) -> None:
+        now = time.monotonic()
+        proc = server.proc
+        if proc is not None and proc.poll() is not None:
+            log.warning("vLLM for %s exited with %s", server.entry.name, proc.returncode)
+            _stop_group(proc, 0)
+            server.proc, server.ready = None, False
+            server.next_start = now + server.backoff
+            server.backoff = min(server.backoff * 2, self.max_backoff)
+            return
+        if proc is None:
+            if now >= server.next_start:
+                self._spawn(server)
+            return
+        if server.ready and now - server.checked_at < HEALTH_EVERY:
+            return
+        server.checked_at = now
+        healthy = self._healthy(server)
+        if healthy and not server.ready:
+            server.startup_seconds = now - server.started_at
+            server.backoff = 1.0
+            log.info("vLLM for %s ready in %.1fs", server.entry.name, server.startup_seconds)
+        server.ready = healthy
+        waited = now - server.started_at
+        if server.startup_seconds is None and waited > self.startup_timeout:
+            log.warning(
+                "vLLM for %s not healthy after %.0fs: restarting", server.entry.name, waited
+            )
+            _stop_group(proc, 5)
+
+    def _healthy(self, server: _Server) -> bool:
+        try:
+            answer = self._http.get(f"http://{self.host}:{server.port}/health", timeout=2)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200
+
+
+def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM the process group of `proc`, wait, then SIGKILL whatever is left of it."""
+    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    if proc.poll() is None and timeout > 0:
+        _killpg(pgid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    _killpg(pgid, signal.SIGKILL)
+    proc.wait()
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
