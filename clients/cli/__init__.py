@@ -1,0 +1,1 @@
+"""The `whetstone` command line (Typer + rich) over the SDK."""

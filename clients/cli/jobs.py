@@ -1,0 +1,207 @@
+"""`whetstone jobs ...`: create, list, inspect, drive and follow fine-tuning jobs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from clients.sdk.types import FineTuningJob, FineTuningJobCheckpoint, FineTuningJobEvent
+
+from . import output
+from .follow import follow_job
+from .state import JSON_HELP, state
+
+app = typer.Typer(help="Create, watch and control fine-tuning jobs.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+Interval = Annotated[float, typer.Option("--interval", help="Seconds between polls.")]
+
+
+class MethodType(StrEnum):
+    supervised = "supervised"
+    dpo = "dpo"
+
+
+def _error(job: FineTuningJob) -> str:
+    return f"{job.error.code}: {job.error.message}" if job.error else "-"
+
+
+FIELDS: list[output.Field] = [
+    ("id", output.text),
+    ("status", output.status),
+    ("model", output.text),
+    ("fine_tuned_model", output.text),
+    ("training_file", output.text),
+    ("validation_file", output.text),
+    ("created_at", output.timestamp),
+    ("finished_at", output.timestamp),
+    ("estimated_finish", output.timestamp),
+    ("trained_tokens", output.text),
+    ("result_files", lambda v: ", ".join(v or []) or "-"),
+]
+COLUMNS = [
+    ("ID", lambda j: j.id),
+    ("STATUS", lambda j: output.status(j.status)),
+    ("MODEL", lambda j: j.model),
+    ("FINE-TUNED MODEL", lambda j: output.text(j.fine_tuned_model)),
+    ("CREATED", lambda j: output.timestamp(j.created_at)),
+]
+
+
+def _method(
+    method: MethodType,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    beta: float | None,
+) -> dict[str, Any] | None:
+    hyper: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "n_epochs": epochs, "batch_size": batch_size, "learning_rate_multiplier": lr,
+            "beta": beta if method is MethodType.dpo else None,
+        }.items()
+        if v is not None
+    }  # fmt: skip
+    if method is MethodType.supervised and not hyper:
+        return None
+    return {"type": method.value, method.value: {"hyperparameters": hyper}}
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option(help="Base model (or own fine-tuned model).")],
+    training_file: Annotated[str, typer.Option(help="Training file id (file-...).")],
+    validation_file: Annotated[str | None, typer.Option(help="Validation file id.")] = None,
+    suffix: Annotated[str | None, typer.Option(help="Added to the model name.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="n_epochs (default auto).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch_size (default auto).")] = None,
+    lr_multiplier: Annotated[
+        float | None, typer.Option(help="learning_rate_multiplier (default auto).")
+    ] = None,
+    method: Annotated[MethodType, typer.Option(help="Fine-tuning method.")] = MethodType.supervised,
+    beta: Annotated[float | None, typer.Option(help="DPO beta (with --method dpo).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Then follow it to the end.")] = False,
+    interval: Interval = 2.0,
+    json_out: JsonFlag = False,
+) -> None:
+    """Create a fine-tuning job."""
+    st = state(ctx, json_out)
+    client = st.client()
+    job = client.fine_tuning.jobs.create(
+        model=model, training_file=training_file, validation_file=validation_file,
+        suffix=suffix, seed=seed, method=_method(method, epochs, batch_size, lr_multiplier, beta),
+    )  # fmt: skip
+    output.show_one(st, job, FIELDS)
+    if follow:
+        raise typer.Exit(follow_job(st, client, job.id, interval))
+
+
+@app.command("list")
+def list_jobs(
+    ctx: typer.Context,
+    limit: Annotated[int | None, typer.Option(help="At most this many (default all).")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List fine-tuning jobs, newest first."""
+    st = state(ctx, json_out)
+    jobs: list[FineTuningJob] = []
+    for job in st.client().fine_tuning.jobs.list(limit=min(limit, 100) if limit else None):
+        if limit is not None and len(jobs) >= limit:
+            break
+        jobs.append(job)
+    output.show_many(st, jobs, COLUMNS)
+
+
+@app.command()
+def get(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> None:
+    """Show one job."""
+    st = state(ctx, json_out)
+    job = st.client().fine_tuning.jobs.retrieve(job_id)
+    output.show_one(st, job, [*FIELDS, ("error", lambda _: _error(job))])
+
+
+def _act(ctx: typer.Context, job_id: str, action: str, json_out: bool) -> None:
+    st = state(ctx, json_out)
+    jobs = st.client().fine_tuning.jobs
+    job: FineTuningJob = getattr(jobs, action)(job_id)
+    if st.json:
+        output.print_json(st, output.dump(job))
+    else:
+        st.out.print(Text.assemble(f"{job.id}: ", output.status(job.status)))
+
+
+@app.command()
+def cancel(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> None:
+    """Cancel a job."""
+    _act(ctx, job_id, "cancel", json_out)
+
+
+@app.command()
+def pause(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> None:
+    """Pause a running job (it checkpoints and stops)."""
+    _act(ctx, job_id, "pause", json_out)
+
+
+@app.command()
+def resume(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> None:
+    """Resume a paused job from its last checkpoint."""
+    _act(ctx, job_id, "resume", json_out)
+
+
+@app.command()
+def events(
+    ctx: typer.Context,
+    job_id: str,
+    limit: Annotated[int, typer.Option(help="The newest N events.")] = 50,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show a job's newest events, oldest of them first."""
+    st = state(ctx, json_out)
+    page = st.client().fine_tuning.jobs.list_events(job_id, limit=min(limit, 100))
+    newest: list[FineTuningJobEvent] = []
+    for event in page:
+        if len(newest) >= limit:
+            break
+        newest.append(event)
+    columns = [
+        ("TIME", lambda e: output.timestamp(e.created_at)),
+        ("LEVEL", lambda e: e.level),
+        ("MESSAGE", lambda e: e.message),
+    ]
+    output.show_many(st, newest[::-1], columns)
+
+
+@app.command()
+def checkpoints(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> None:
+    """List a job's checkpoints (each usable as a model)."""
+    st = state(ctx, json_out)
+    items: list[FineTuningJobCheckpoint] = list(
+        st.client().fine_tuning.jobs.checkpoints.list(job_id)
+    )
+
+    def loss(c: FineTuningJobCheckpoint) -> str:
+        return output.text(c.metrics.train_loss)
+
+    columns = [
+        ("STEP", lambda c: str(c.step_number)),
+        ("MODEL", lambda c: c.fine_tuned_model_checkpoint),
+        ("TRAIN LOSS", loss),
+        ("VALID LOSS", lambda c: output.text(c.metrics.valid_loss)),
+        ("CREATED", lambda c: output.timestamp(c.created_at)),
+    ]
+    output.show_many(st, items, columns)
+
+
+@app.command("follow")
+def follow_command(
+    ctx: typer.Context, job_id: str, interval: Interval = 2.0, json_out: JsonFlag = False
+) -> None:
+    """Follow a job live: progress, loss, ETA. Exits non-zero unless it succeeds."""
+    st = state(ctx, json_out)
+    raise typer.Exit(follow_job(st, st.client(), job_id, interval))

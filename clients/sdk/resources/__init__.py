@@ -1,0 +1,1 @@
+"""One module per API resource, each with a sync and an async class."""
