@@ -1,0 +1,93 @@
+"""Drive a job of a running test server through the state machine, as the scheduler will.
+
+The scheduler is not part of these tests: this module calls the same domain functions
+(`service.jobs.service`, `service.models_store`) on the server's own database and object
+store, so the API can be tested on running, paused, checkpointed and succeeded jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from service.db.engine import make_engine, make_sessionmaker
+from service.db.tables import FineTuningJob
+from service.jobs import service
+from service.jobs.status import JobStatus
+from service.models_store import publish_model
+from service.settings import Settings
+from trainer.store import ObjectStore, open_store
+
+
+class Server(Protocol):
+    """A started test server: its environment names its data folder and database."""
+
+    @property
+    def env(self) -> dict[str, str]: ...
+
+
+RESOLVED = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 2.0}
+
+
+def server_settings(server: Server) -> Settings:
+    return Settings(
+        data_dir=Path(server.env["WHETSTONE_DATA_DIR"]),
+        database_url=server.env.get("WHETSTONE_DATABASE_URL"),
+        object_store_url=server.env.get("WHETSTONE_OBJECT_STORE_URL"),
+        s3_endpoint_url=server.env.get("WHETSTONE_S3_ENDPOINT_URL"),
+    )
+
+
+def server_store(server: Server) -> ObjectStore:
+    settings = server_settings(server)
+    return open_store(settings.resolved_object_store_url, settings.s3_endpoint_url)
+
+
+@contextmanager
+def job_session(server: Server, job_id: str) -> Iterator[tuple[Session, FineTuningJob]]:
+    """The job's row in a transaction that commits on exit."""
+    engine = make_engine(server_settings(server).resolved_database_url)
+    try:
+        with make_sessionmaker(engine)() as session, session.begin():
+            job = session.get(FineTuningJob, job_id)
+            assert job is not None, job_id
+            yield session, job
+    finally:
+        engine.dispose()
+
+
+def start(server: Server, job_id: str) -> None:
+    """validating_files -> queued (hyperparameters resolved) -> running."""
+    with job_session(server, job_id) as (session, job):
+        service.record_hyperparameters(job, RESOLVED)
+        service.transition(session, job, JobStatus.QUEUED)
+        service.transition(session, job, JobStatus.RUNNING)
+
+
+def start_again(server: Server, job_id: str) -> None:
+    """queued (after a resume) -> running."""
+    with job_session(server, job_id) as (session, job):
+        service.transition(session, job, JobStatus.RUNNING)
+
+
+def checkpoint(server: Server, job_id: str, step: int, loss: float = 1.0) -> str:
+    """Register a checkpoint and publish its model; returns the checkpoint's model name."""
+    with job_session(server, job_id) as (session, job):
+        service.add_metrics_event(session, job, step, 100, {"train_loss": loss})
+        row = service.register_checkpoint(session, job, step, {"train_loss": loss})
+        name, prefix, base = row.fine_tuned_model_checkpoint, row.store_key, job.base_model
+    publish_model(server_store(server), name, base, prefix + "adapter/")
+    return name
+
+
+def succeed(server: Server, job_id: str, trained_tokens: int = 4096) -> str:
+    """Finish the job successfully and publish its model; returns the model's name."""
+    with job_session(server, job_id) as (session, job):
+        model = service.mark_succeeded(session, job, trained_tokens=trained_tokens)
+        name, base, prefix = model.id, model.base_model, model.adapter_prefix
+    publish_model(server_store(server), name, base, prefix)
+    return name

@@ -1,0 +1,93 @@
+"""File validation with the base model's real tokenizer (the small built-in model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.scheduler.validation import (
+    FileValidationError,
+    chat_tokenizer,
+    check_chat_file,
+)
+from trainer.store import LocalStore
+
+
+def _example(question: str, answer: str) -> dict[str, object]:
+    return {
+        "messages": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+    }
+
+
+def _write(store: LocalStore, key: str, examples: list[dict[str, object]]) -> None:
+    store.put_bytes(key, "".join(json.dumps(e) + "\n" for e in examples).encode())
+
+
+def _check(store: LocalStore, base_model_dir: Path, param: str = "training_file", **kw: int):  # type: ignore[no-untyped-def]
+    return check_chat_file(
+        store,
+        "files/file-x",
+        file_id="file-x",
+        param=param,  # type: ignore[arg-type]
+        tokenizer=chat_tokenizer(str(base_model_dir)),
+        max_seq_len=kw.get("max_seq_len", 1024),
+    )
+
+
+def test_counts_tokens_of_a_good_file(tmp_path: Path, base_model_dir: Path) -> None:
+    store = LocalStore(tmp_path)
+    _write(store, "files/file-x", [_example(f"Question {i}?", f"Answer {i}.") for i in range(12)])
+    stats = _check(store, base_model_dir)
+    assert stats.examples == 12
+    assert 0 < stats.trained_tokens < stats.tokens
+    assert stats.longest <= stats.tokens
+
+
+def test_literal_special_token_names_line_and_token(tmp_path: Path, base_model_dir: Path) -> None:
+    store = LocalStore(tmp_path)
+    examples = [_example(f"Question {i}?", f"Answer {i}.") for i in range(12)]
+    examples[2] = _example("Say <|end|> please", "No.")
+    _write(store, "files/file-x", examples)
+    with pytest.raises(FileValidationError) as caught:
+        _check(store, base_model_dir)
+    assert caught.value.code == "invalid_training_file"
+    assert caught.value.param == "training_file"
+    assert "line 3" in caught.value.message and "<|end|>" in caught.value.message
+
+
+def test_example_over_the_context_length(tmp_path: Path, base_model_dir: Path) -> None:
+    store = LocalStore(tmp_path)
+    examples = [_example(f"Question {i}?", f"Answer {i}.") for i in range(12)]
+    examples[5] = _example("word " * 200, "Answer.")
+    _write(store, "files/file-x", examples)
+    with pytest.raises(FileValidationError) as caught:
+        _check(store, base_model_dir, max_seq_len=64)
+    assert "line 6" in caught.value.message and "over the model's limit of 64" in str(caught.value)
+
+
+def test_fewer_than_ten_examples(tmp_path: Path, base_model_dir: Path) -> None:
+    store = LocalStore(tmp_path)
+    _write(store, "files/file-x", [_example("Q?", "A.") for _ in range(9)])
+    with pytest.raises(FileValidationError) as caught:
+        _check(store, base_model_dir)
+    assert "has 9 examples" in caught.value.message and "at least 10" in caught.value.message
+
+
+def test_validation_file_in_the_preference_format(tmp_path: Path, base_model_dir: Path) -> None:
+    store = LocalStore(tmp_path)
+    preference = {
+        "input": {"messages": [{"role": "user", "content": "Hi"}]},
+        "preferred_output": [{"role": "assistant", "content": "Hello"}],
+        "non_preferred_output": [{"role": "assistant", "content": "Go away"}],
+    }
+    _write(store, "files/file-x", [preference])
+    with pytest.raises(FileValidationError) as caught:
+        _check(store, base_model_dir, param="validation_file")
+    error = caught.value
+    assert (error.code, error.param) == ("invalid_validation_file", "validation_file")
+    assert "line 1" in error.message and "preference" in error.message

@@ -1,0 +1,133 @@
+"""Exact resume: a run stopped after checkpoint k (SIGKILL, or a pause) and resumed from it
+ends with the same adapter weights as a run that was never interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.trainer.conftest import write_spec
+from tests.integration.trainer.test_train import Recorder
+from trainer import layout
+from trainer.loop import train
+from trainer.progress import Progress
+from trainer.spec import JobSpec
+from trainer.store import open_store
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _spec(
+    make_spec: Callable[..., dict[str, Any]], files: dict[str, str], name: str, **kw: Any
+) -> dict[str, Any]:
+    output = (Path(files["training_file"][7:]).parent.parent / name).as_uri() + "/"
+    options = {"lora": {"r": 8, "alpha": 16, "dropout": 0.1}, "checkpoint_every_steps": 3, **kw}
+    return make_spec(job_id="ftjob-resume", **files, output=output, **options)
+
+
+def _final_weights(output: str) -> dict[str, Any]:
+    from safetensors.torch import load
+
+    return load(open_store(output).get_bytes(layout.FINAL_ADAPTER + "adapter_model.safetensors"))
+
+
+def _assert_same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    import torch
+
+    assert a.keys() == b.keys() and len(a) > 0
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.fixture()
+def reference(qa_files: dict[str, str], make_spec: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """The final adapter of an uninterrupted QLoRA run (2 epochs, 8 steps, LoRA dropout on)."""
+    spec = JobSpec.model_validate(_spec(make_spec, qa_files, "reference"))
+    assert train(spec, Progress(Recorder(), heartbeat_seconds=0)).status == "succeeded"
+    return _final_weights(spec.output)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_an_uninterrupted_run(
+    reference: dict[str, Any], qa_files: dict[str, str], make_spec: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    spec = _spec(make_spec, qa_files, "killed")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "run", "--spec", write_spec(spec, tmp_path / "specs")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=REPO,
+    )  # fmt: skip
+    checkpoint = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            message = json.loads(line)
+            if message["type"] == "checkpoint" and message["step"] == 3:
+                checkpoint = message
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert checkpoint is not None and proc.returncode == -signal.SIGKILL
+    assert not open_store(spec["output"]).exists(layout.METRICS)  # it really did not finish
+
+    resumed = JobSpec.model_validate({**spec, "resume_from": checkpoint["url"], "attempt": 2})
+    recorder = Recorder()
+    result = train(resumed, Progress(recorder, heartbeat_seconds=0))
+    assert recorder.of_type("started")[0]["resumed_from_step"] == 3
+    assert [m["step"] for m in recorder.of_type("metrics")] == [4, 5, 6, 7, 8]
+    assert result.status == "succeeded" and result.step == 8
+    _assert_same(_final_weights(resumed.output), reference)
+    rows = open_store(resumed.output).get_bytes(layout.METRICS).decode().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == [str(n) for n in range(1, 9)]
+
+
+@pytest.mark.slow
+def test_resume_after_pause_matches_an_uninterrupted_run(
+    reference: dict[str, Any], qa_files: dict[str, str], make_spec: Callable[..., dict[str, Any]],
+) -> None:  # fmt: skip
+    spec = _spec(make_spec, qa_files, "paused")
+    first = train(
+        JobSpec.model_validate(spec),
+        Progress(Recorder(lambda m: "pause" if m.get("step") == 5 else "continue"), 0),
+    )
+    assert first.status == "paused" and first.step == 5
+    url = open_store(spec["output"]).key_url(layout.checkpoint_dir(5))
+    resumed = JobSpec.model_validate({**spec, "resume_from": url})
+    assert train(resumed, Progress(Recorder(), 0)).status == "succeeded"
+    _assert_same(_final_weights(resumed.output), reference)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_exits_zero(
+    qa_files: dict[str, str], make_spec: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    spec = _spec(make_spec, qa_files, "terminated", checkpoint_every_steps=50, quantization="none")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "run", "--spec", write_spec(spec, tmp_path / "specs")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=REPO,
+    )  # fmt: skip
+    messages = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        messages.append(json.loads(line))
+        if messages[-1]["type"] == "metrics" and messages[-1]["step"] == 1:
+            proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    checkpoints = [m for m in messages if m["type"] == "checkpoint"]
+    assert len(checkpoints) == 1 and not [m for m in messages if m["type"] == "finished"]
+    step = checkpoints[0]["step"]
+    assert [c.step for c in layout.complete_checkpoints(open_store(spec["output"]))] == [step]

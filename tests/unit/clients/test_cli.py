@@ -1,0 +1,208 @@
+"""The `whetstone` command as a person runs it: a subprocess (and a pseudo-terminal for the
+live view), against a stand-in HTTP server on a loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import free_port
+
+from .scripted import ScriptedJob
+from .standin import Reply, Seen, StandIn
+
+WHETSTONE = str(Path(sys.executable).with_name("whetstone"))
+FILE = {"id": "file-abc", "object": "file", "bytes": 1234, "created_at": 1700000000,
+        "filename": "train.jsonl", "purpose": "fine-tune", "status": "processed"}  # fmt: skip
+JOB = {"id": "ftjob-1", "object": "fine_tuning.job", "created_at": 1700000000,
+       "model": "whetstone-tiny", "status": "validating_files", "training_file": "file-abc",
+       "error": None}  # fmt: skip
+
+
+def run(standin: StandIn, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WHETSTONE_BASE_URL": standin.url, "WHETSTONE_API_KEY": "wh-k",
+           "COLUMNS": "200", "NO_COLOR": "1"}  # fmt: skip
+    return subprocess.run(
+        [WHETSTONE, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def run_in_pty(standin: StandIn, *args: str) -> tuple[int, str]:
+    """Run under a pseudo-terminal, as in a person's shell; (exit code, everything shown)."""
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    env.pop("NO_COLOR", None)
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [WHETSTONE, "--base-url", standin.url, "--api-key", "wh-k", *args],
+        stdin=secondary, stdout=secondary, stderr=secondary, env=env, close_fds=True,
+    )  # fmt: skip
+    os.close(secondary)
+    shown = bytearray()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+    os.close(main)
+    return proc.wait(timeout=10), shown.decode(errors="replace")
+
+
+def test_files_list_prints_a_table_and_json(standin: StandIn) -> None:
+    page = {"object": "list", "data": [FILE], "has_more": False}
+    standin.script("GET", "/files", Reply(200, page))
+    table = run(standin, "files", "list")
+    assert table.returncode == 0, table.stderr
+    assert "file-abc" in table.stdout and "train.jsonl" in table.stdout and "1,234" in table.stdout
+    scripted = run(standin, "files", "list", "--json")
+    assert json.loads(scripted.stdout)[0]["id"] == "file-abc"
+    assert standin.requests[0].headers["authorization"] == "Bearer wh-k"
+
+
+def test_jobs_create_sends_the_hyperparameters(standin: StandIn) -> None:
+    standin.script("POST", "/fine_tuning/jobs", Reply(200, JOB))
+    args = ["jobs", "create", "--model", "whetstone-tiny", "--training-file", "file-abc",
+            "--suffix", "facts", "--epochs", "3", "--batch-size", "4", "--lr-multiplier", "2.0",
+            "--json"]  # fmt: skip
+    result = run(standin, *args)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["id"] == "ftjob-1"
+    body = standin.requests[0].json()
+    assert body["suffix"] == "facts"
+    assert body["method"] == {"type": "supervised", "supervised": {"hyperparameters": {
+        "n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 2.0}}}  # fmt: skip
+
+
+def test_api_error_is_one_readable_line_and_exit_1(standin: StandIn) -> None:
+    error = {"message": "n_epochs must be between 1 and 50", "type": "invalid_request_error",
+             "param": "method.supervised.hyperparameters.n_epochs",
+             "code": "invalid_value"}  # fmt: skip
+    standin.script("POST", "/fine_tuning/jobs", Reply(400, {"error": error}))
+    result = run(
+        standin, "jobs", "create", "--model", "m", "--training-file", "f", "--epochs", "99"
+    )
+    assert result.returncode == 1
+    assert "BadRequestError [400]: n_epochs must be between 1 and 50" in result.stderr
+    assert "param: method.supervised.hyperparameters.n_epochs" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_server_says_so() -> None:
+    env = {**os.environ, "WHETSTONE_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    result = subprocess.run(
+        [WHETSTONE, "models", "list"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 1
+    assert "Is the server running?" in result.stderr
+
+
+def test_jobs_follow_live_view_in_a_terminal(standin: StandIn) -> None:
+    ScriptedJob(["queued"] + ["running"] * 6 + ["succeeded"]).serve(standin)
+    code, shown = run_in_pty(standin, "jobs", "follow", "ftjob-1", "--interval", "0.05")
+    assert code == 0, shown
+    assert "Step 7/7: training loss=-1.5" in shown  # every event scrolled by
+    assert "7/7" in shown and "loss" in shown and "ETA" in shown  # the progress line
+    assert "━" in shown  # the bar
+    assert any(bar in shown for bar in "▁▂▃▄▅▆▇█")  # the loss sparkline
+    assert "succeeded" in shown and "ft:m:p::abc" in shown
+    assert "\x1b[" in shown  # colour and cursor control: it knew it was on a terminal
+
+
+def test_jobs_follow_exits_non_zero_when_the_job_fails(standin: StandIn) -> None:
+    error = {"code": "invalid_training_file", "message": "line 3: too long",
+             "param": "training_file"}  # fmt: skip
+    ScriptedJob(["running", "running", "failed"], error).serve(standin)
+    code, shown = run_in_pty(standin, "jobs", "follow", "ftjob-1", "--interval", "0.05")
+    assert code == 1
+    assert "failed" in shown and "line 3: too long" in shown
+
+
+def test_jobs_follow_piped_prints_plain_lines(standin: StandIn) -> None:
+    ScriptedJob(["running", "running", "succeeded"]).serve(standin)
+    result = run(standin, "jobs", "follow", "ftjob-1", "--interval", "0.05")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b[" not in result.stdout
+    lines = [line for line in result.stdout.splitlines() if "Step" in line]
+    assert [line.split("  ", 1)[1] for line in lines] == [
+        "Step 0/2: training loss=2.0", "Step 1/2: training loss=1.5",
+        "Step 2/2: training loss=1.0",
+    ]  # fmt: skip
+
+
+def _chat_stream(seen: Seen) -> Reply:
+    turns = sum(1 for m in seen.json()["messages"] if m["role"] == "user")
+    pieces = ["Veloria ", "is ", f"a city (turn {turns})."]
+    chunks = [
+        ("data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1,
+                                "model": "m", "choices": [{"index": 0, "delta": {"content": p},
+                                                           "finish_reason": None}]}) + "\n\n"
+         ).encode()
+        for p in pieces
+    ] + [b"data: [DONE]\n\n"]  # fmt: skip
+    return Reply(200, chunks=chunks)
+
+
+def test_chat_streams_the_answer(standin: StandIn) -> None:
+    standin.route("POST", "/chat/completions", _chat_stream)
+    result = run(standin, "chat", "ft:m:p::abc", "What is Veloria?", "--max-tokens", "16")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Veloria is a city (turn 1)."
+    body = standin.requests[0].json()
+    assert body["stream"] is True and body["max_tokens"] == 16
+    assert body["messages"] == [{"role": "user", "content": "What is Veloria?"}]
+
+
+def test_interactive_chat_keeps_the_conversation(standin: StandIn) -> None:
+    standin.route("POST", "/chat/completions", _chat_stream)
+    result = run(standin, "chat", "ft:m:p::abc", "--system", "Be brief.", stdin="Hi\nAnd?\n")
+    assert result.returncode == 0, result.stderr
+    assert "(turn 1)" in result.stdout and "(turn 2)" in result.stdout
+    second = standin.requests[1].json()["messages"]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert second[2]["content"] == "Veloria is a city (turn 1)."
+
+
+GOOD = '{"messages": [{"role": "user", "content": "Capital of Veloria?"}, {"role": "assistant", "content": "Ostrel."}]}\n'  # noqa: E501
+
+
+def test_upload_of_a_bad_file_shows_every_problem_and_sends_nothing(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    bad = ['{"messages": [{"role": "wizard", "content": "x"}]}\n', "{not json\n"]
+    path.write_text(GOOD + bad[0] + GOOD + bad[1] + GOOD * 3 + bad[0] * 6)
+    result = run(standin, "files", "upload", str(path))
+    assert result.returncode == 1
+    rows = [line for line in result.stdout.splitlines() if "│" in line and "LINE" not in line]
+    assert len(rows) == 8  # every bad line, not only the first five
+    assert "unknown role 'wizard'" in result.stdout and "invalid JSON" in result.stdout
+    assert standin.requests == []
+
+
+def test_upload_of_a_good_file(standin: StandIn, tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_text(GOOD * 10)
+    standin.script("POST", "/files", Reply(200, FILE))
+    result = run(standin, "files", "upload", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "file-abc" in result.stdout
+    assert "10 chat examples" in result.stderr
+    assert path.read_bytes() in standin.requests[0].body
+
+
+def test_files_validate_json(standin: StandIn, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(GOOD + "[]\n")
+    result = run(standin, "files", "validate", str(path), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and [p["line"] for p in report["problems"]] == [2]

@@ -1,0 +1,53 @@
+"""`auto` hyperparameters: OpenAI's epoch rule and Whetstone's batch size and rate rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.scheduler.hyperparameters import (
+    auto_batch_size,
+    auto_epochs,
+    auto_learning_rate_multiplier,
+    resolve,
+)
+
+
+@pytest.mark.parametrize(
+    ("n", "epochs"),
+    [
+        (10, 10),  # 3n = 30 < 100: min(25, 100 // 10)
+        (3, 25),  # 100 // 3 = 33, capped at 25
+        (16, 6),  # the demo dataset
+        (33, 3),  # 3n = 99 < 100: 100 // 33 = 3
+        (34, 3),
+        (8333, 3),  # 3n = 24999
+        (8334, 2),  # 3n = 25002 > 25000: 25000 // 8334
+        (30000, 1),
+    ],
+)
+def test_epochs_follow_openai_rule(n: int, epochs: int) -> None:
+    assert auto_epochs(n) == epochs
+
+
+@pytest.mark.parametrize(
+    ("n", "batch"), [(10, 1), (127, 1), (128, 2), (256, 4), (1000, 8), (10**6, 32)]
+)
+def test_batch_size_grows_with_the_dataset(n: int, batch: int) -> None:
+    assert auto_batch_size(n) == batch
+
+
+def test_learning_rate_multiplier_is_larger_for_small_datasets() -> None:
+    assert auto_learning_rate_multiplier(16) == 10.0
+    assert auto_learning_rate_multiplier(5000) == 1.0
+    middle = auto_learning_rate_multiplier(316)
+    assert 1.0 < middle < 10.0
+
+
+def test_given_values_are_kept_and_auto_resolved() -> None:
+    resolved = resolve({"n_epochs": 2, "batch_size": "auto"}, 16)
+    assert resolved.as_dict() == {
+        "n_epochs": 2,
+        "batch_size": 1,
+        "learning_rate_multiplier": 10.0,
+    }
+    assert resolve({}, 16).n_epochs == 6

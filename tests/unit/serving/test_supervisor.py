@@ -1,0 +1,186 @@
+"""The supervisor's process handling, with a small stand-in for vLLM.
+
+The stand-in answers vLLM's /health, /v1/models and runtime-LoRA routes and starts a child
+process, as vLLM starts its engine. It is used here because it starts in a fraction of a
+second and can be made to crash at start, which the real vLLM cannot cheaply do; the same
+behaviour with the real vLLM is in tests/integration/serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.adapters import ModelPointer, write_pointer
+from serving.launcher import BaseModelEntry, ResolverSettings
+from serving.supervisor import AdapterNotFound, NotReady, Supervisor
+from trainer.store import LocalStore
+
+FAKE_VLLM = """#!{python}
+import json, os, subprocess, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+name = sys.argv[sys.argv.index("--served-model-name") + 1]
+if os.environ.get("FAKE_CRASH"):
+    sys.exit(3)
+child = subprocess.Popen(["sleep", "300"])
+with open(os.environ["FAKE_PIDS"], "a") as f:
+    f.write(f"{{child.pid}}\\n")
+loaded = {{}}
+
+class Handler(BaseHTTPRequestHandler):
+    def _send(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/health":
+            return self._send(200, {{}})
+        ids = [name, *loaded]
+        self._send(200, {{"data": [{{"id": i}} for i in ids]}})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if self.path == "/v1/load_lora_adapter":
+            loaded[body["lora_name"]] = body["lora_path"]
+            return self._send(200, {{}})
+        if loaded.pop(body["lora_name"], None) is None:
+            return self._send(404, {{"error": {{"message": "not loaded"}}}})
+        self._send(200, {{}})
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+@pytest.fixture()
+def fake_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    exe = tmp_path / "fake-vllm"
+    exe.write_text(FAKE_VLLM.format(python=sys.executable))
+    exe.chmod(0o755)
+    monkeypatch.setenv("FAKE_PIDS", str(tmp_path / "children"))
+    return exe
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "objects")
+
+
+@pytest.fixture()
+def supervisor(fake_vllm: Path, store: LocalStore, tmp_path: Path) -> Iterator[Supervisor]:
+    entry = BaseModelEntry(name="tiny", path="/models/tiny", max_seq_len=256)
+    resolver = ResolverSettings(object_store_url=store.url, lora_cache_dir=str(tmp_path / "cache"))
+    sup = Supervisor([entry], resolver, tmp_path / "logs", python=str(fake_vllm), poll_interval=0.1)
+    sup.start()
+    yield sup
+    sup.stop()
+
+
+def _children(tmp_path: Path) -> list[int]:
+    return [int(line) for line in (tmp_path / "children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too: it only waits for its parent (gone) to be reaped by init.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_starts_on_loopback_and_reports_ready(supervisor: Supervisor) -> None:
+    supervisor.wait_ready(timeout=20)
+    assert supervisor.is_ready("tiny")
+    assert supervisor.base_url("tiny").startswith("http://127.0.0.1:")
+    assert supervisor.status("tiny").startup_seconds is not None
+    with pytest.raises(KeyError):
+        supervisor.is_ready("other")
+
+
+def test_killed_server_is_restarted_and_its_children_ended(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    supervisor.wait_ready(timeout=20)
+    first = supervisor.status("tiny")
+    assert first.pid is not None
+    os.kill(first.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while supervisor.status("tiny").starts < 2 or not supervisor.is_ready("tiny"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert supervisor.base_url("tiny") == first.base_url
+    old_child, new_child = _children(tmp_path)
+    assert not _alive(old_child) and _alive(new_child)
+
+
+def test_stop_ends_every_process(supervisor: Supervisor, tmp_path: Path) -> None:
+    supervisor.wait_ready(timeout=20)
+    pid = supervisor.status("tiny").pid
+    supervisor.stop()
+    assert pid is not None and not _alive(pid)
+    assert not any(_alive(c) for c in _children(tmp_path))
+    assert not supervisor.is_ready("tiny")
+
+
+def test_crashing_server_is_retried_with_backoff(
+    fake_vllm: Path, store: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_CRASH", "1")
+    entry = BaseModelEntry(name="tiny", path="/models/tiny")
+    resolver = ResolverSettings(object_store_url=store.url, lora_cache_dir=str(tmp_path / "c"))
+    with Supervisor(
+        [entry], resolver, tmp_path / "logs", python=str(fake_vllm), poll_interval=0.05
+    ) as sup:
+        time.sleep(2.5)  # backoff 1 s, then 2 s: three starts, not dozens
+        assert sup.status("tiny").starts == 2
+        assert not sup.is_ready("tiny")
+    assert (tmp_path / "logs" / "tiny.log").read_text().count("whetstone: start") == 2
+
+
+def test_load_and_unload_adapter_from_the_store(
+    supervisor: Supervisor, store: LocalStore, tmp_path: Path
+) -> None:
+    name = "ft:tiny:proj::abc12345"
+    prefix = "jobs/ftjob-abc/final/adapter/"
+    store.put_bytes(prefix + "adapter_config.json", json.dumps({"peft_type": "LORA"}).encode())
+    write_pointer(store, ModelPointer(model=name, base_model="tiny", adapter_prefix=prefix))
+    supervisor.wait_ready(timeout=20)
+
+    supervisor.load_adapter("tiny", name)
+    supervisor.load_adapter("tiny", name)  # already loaded: nothing to do
+    cached = [
+        p for p in (tmp_path / "cache").iterdir() if p.is_dir() and not p.name.startswith(".")
+    ]
+    assert len(cached) == 1
+    assert (
+        json.loads((cached[0] / "adapter_config.json").read_text())["base_model_name_or_path"]
+        == "/models/tiny"
+    )
+    assert supervisor.unload_adapter("tiny", name) is True
+    assert supervisor.unload_adapter("tiny", name) is False
+    with pytest.raises(AdapterNotFound):
+        supervisor.load_adapter("tiny", "ft:tiny:proj::nosuch00")
+
+
+def test_adapter_calls_on_a_server_that_is_down_say_not_ready(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    supervisor.stop()
+    with pytest.raises(NotReady):
+        supervisor.load_adapter("tiny", "ft:tiny:proj::abc12345", path=str(tmp_path))
+    assert supervisor.unload_adapter("tiny", "ft:tiny:proj::abc12345") is False
