@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,8 +53,8 @@ def wait_for_port(
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh schema-less database on the local PostgreSQL, dropped afterwards."""
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """Makes fresh empty databases on the local PostgreSQL; drops them all at the end."""
     sqlalchemy = pytest.importorskip("sqlalchemy")
     admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -62,16 +62,35 @@ def postgres_url() -> Iterator[str]:
             conn.exec_driver_sql("select 1")
     except Exception as e:  # noqa: BLE001 - any connection failure means "not there"
         require(False, f"PostgreSQL not reachable at {POSTGRES_URL}: {e.__class__.__name__}")
-    name = f"whetstone_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'create database "{name}"')
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"whetstone_test_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'create database "{name}"')
+        made.append(name)
+        return POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+
     try:
-        yield url
+        yield make
     finally:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'drop database if exists "{name}" with (force)')
+            for name in made:
+                conn.exec_driver_sql(f'drop database if exists "{name}" with (force)')
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_databases: Callable[[], str]) -> str:
+    """One database shared by the session's API tests (each makes its own objects)."""
+    return postgres_databases()
+
+
+@pytest.fixture()
+def own_postgres_url(postgres_databases: Callable[[], str]) -> str:
+    """A database of this test's alone: for tests that run a scheduler, which acts on every
+    job in its database."""
+    return postgres_databases()
 
 
 @pytest.fixture(scope="session")
