@@ -29,7 +29,10 @@ pytestmark = pytest.mark.slow
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path
 ) -> Iterator[Stack]:
-    database_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    # A database of its own: the stack's scheduler acts on every job in its database.
+    database_url = None
+    if request.param == "postgres":
+        database_url = request.getfixturevalue("postgres_databases")()
     with start_stack(tmp_path_factory.mktemp("lifecycle"), base_model_dir, database_url) as s:
         yield s
 

@@ -44,10 +44,10 @@ def _env(tmp_path: Path, postgres_url: str, base_model_dir: Path, port: int) -> 
 
 
 def test_two_schedulers_run_each_job_exactly_once(
-    tmp_path: Path, postgres_url: str, base_model_dir: Path
+    tmp_path: Path, own_postgres_url: str, base_model_dir: Path
 ) -> None:
     port = free_port()
-    env = _env(tmp_path, postgres_url, base_model_dir, port)
+    env = _env(tmp_path, own_postgres_url, base_model_dir, port)
     key = create_key(env, "alpha")
     logs = [(tmp_path / f"{name}.log").open("wb") for name in ("api", "s1", "s2")]
     api = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=logs[0],
