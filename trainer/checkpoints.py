@@ -21,6 +21,7 @@ import torch
 from trainer import layout
 from trainer.store import ObjectNotFound, ObjectStore, open_store
 
+ADAPTER_CONFIG = "adapter_config.json"
 KEEP_EPOCH_CHECKPOINTS = 3
 TRAINING_STATE = "training_state.pt"
 POSITION = "position.json"
@@ -127,3 +128,13 @@ def fetch_checkpoint(url: str, local: Path, endpoint_url: str | None = None) -> 
     position = Position(**json.loads((local / "state" / POSITION).read_text()))
     state = torch.load(local / "state" / TRAINING_STATE, weights_only=False)
     return Restored(local / "adapter", position, state)
+
+
+def fetch_adapter(url: str, local: Path, endpoint_url: str | None = None) -> Path:
+    """Download a PEFT adapter folder (its URL) into `local`; missing: `ObjectNotFound`."""
+    parent, name = url.rstrip("/").rsplit("/", 1)
+    store, folder = open_store(parent, endpoint_url), name + "/"
+    if not store.exists(folder + ADAPTER_CONFIG):
+        raise ObjectNotFound(f"{url} is not an adapter folder (no {ADAPTER_CONFIG})")
+    store.download_dir(folder, local)
+    return local

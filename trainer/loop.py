@@ -26,7 +26,14 @@ import torch
 from trainer import layout
 from trainer import spec as spec_defaults
 from trainer.chat import ChatTokenizer, Encoded
-from trainer.checkpoints import Position, fetch_checkpoint, prune, save_checkpoint, set_rng_state
+from trainer.checkpoints import (
+    Position,
+    fetch_adapter,
+    fetch_checkpoint,
+    prune,
+    save_checkpoint,
+    set_rng_state,
+)
 from trainer.data import epoch_batches, load_examples, micro_batches
 from trainer.model import LossSums, load_model, loss_sums, pick_device
 from trainer.progress import Progress
@@ -108,12 +115,15 @@ def setup(
         valid = load_examples(spec.validation_file, chat, max_len, "validation_file", endpoint_url)
     hp = spec.hyperparameters
     total_steps = hp.n_epochs * math.ceil(len(train) / hp.batch_size)
-    restored = None
+    restored, adapter_dir = None, None
     if spec.resume_from:
         restored = fetch_checkpoint(spec.resume_from, work / "resume", endpoint_url)
+        adapter_dir = restored.adapter_dir
+    elif spec.init_adapter:
+        adapter_dir = fetch_adapter(spec.init_adapter, work / "init", endpoint_url)
     seed_everything(spec.seed)
     device = pick_device()
-    model = load_model(spec, device, str(restored.adapter_dir) if restored else None)
+    model = load_model(spec, device, str(adapter_dir) if adapter_dir else None)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params,

@@ -76,6 +76,11 @@ class JobSpec(_Strict):
     eval_every_steps: int = Field(default=10, ge=1)
     metrics_every_steps: int = Field(default=1, ge=1)
     resume_from: str | None = Field(default=None, description="Checkpoint URL to resume from.")
+    init_adapter: str | None = Field(
+        default=None,
+        description="Store URL of a PEFT adapter folder to start from: continued training of a "
+        "fine-tuned model (its LoRA settings then stand). A `resume_from` checkpoint wins.",
+    )
     attempt: int = Field(default=1, ge=1)
 
     @property

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.db.repositories.files import file_key
-from service.db.tables import FineTuningJob
+from service.db.tables import FineTunedModel, FineTuningJob
 from service.executors import Attempt, ExecutorError, ExecutorFull
 from service.ids import now
 from service.jobs import service as jobs
@@ -97,7 +97,7 @@ def _claim_one(ctx: SchedulerContext) -> tuple[str, Attempt] | None:
             session.rollback()
             return None
         session.refresh(job)
-        spec = build_spec(ctx, job, number)
+        spec = build_spec(ctx, session, job, number)
         ctx.store.put_bytes(layout.spec_key(job.id), spec.encode())
         job.spec = spec
         job.lease_expires_at = now() + int(ctx.settings.scheduler_start_seconds)
@@ -117,7 +117,7 @@ def _claim_one(ctx: SchedulerContext) -> tuple[str, Attempt] | None:
 
 def _announce_start(session: Session, job: FineTuningJob, number: int) -> None:
     """`Fine-tuning job started`; a later attempt says where it resumes, at warn level."""
-    if number == 1:
+    if number == 1 and not job.resume_from:
         jobs.transition(session, job, JobStatus.RUNNING)
         return
     of = f"(attempt {number} of {job.max_attempts})"
@@ -128,7 +128,7 @@ def _announce_start(session: Session, job: FineTuningJob, number: int) -> None:
     jobs.transition(session, job, JobStatus.RUNNING, message, level="warn")
 
 
-def build_spec(ctx: SchedulerContext, job: FineTuningJob, number: int) -> str:
+def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, number: int) -> str:
     """The JobSpec of attempt `number`, as JSON (stored with the job and in the store)."""
     entry = ctx.registry[job.base_model]
     hp = FineTuneMethod.model_validate(job.method).hyperparameters
@@ -137,9 +137,13 @@ def build_spec(ctx: SchedulerContext, job: FineTuningJob, number: int) -> str:
         batch_size=int(hp.batch_size),
         learning_rate_multiplier=float(hp.learning_rate_multiplier),
     )
-    extra: dict[str, int] = {}
+    extra: dict[str, int | str] = {}
     if ctx.settings.scheduler_checkpoint_every_steps is not None:
         extra["checkpoint_every_steps"] = ctx.settings.scheduler_checkpoint_every_steps
+    if job.parent_model:  # continued training starts from the parent's adapter
+        parent = session.get(FineTunedModel, job.parent_model)
+        if parent is not None:
+            extra["init_adapter"] = ctx.store.key_url(parent.adapter_prefix)
     spec = JobSpec(
         job_id=job.id,
         base_model=BaseModelRef(name=entry.name, path=entry.path, max_seq_len=entry.max_seq_len),
