@@ -139,3 +139,29 @@ def test_auto_hyperparameters_are_recorded(stack: Stack) -> None:
     assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier) == (8, 1, 10.0)
     assert job.hyperparameters.n_epochs == 8
     assert wait_for(client, job.id, FINAL, timeout=60).status == "cancelled"
+
+
+def test_continued_training_starts_from_the_parent_adapter(stack: Stack) -> None:
+    client = stack.client()
+    parent = wait_for(client, create_job(client, n_epochs=4, batch_size=2), FINAL)
+    assert parent.status == "succeeded" and parent.fine_tuned_model, stack.logs()
+    file = client.files.create(file=("qa.jsonl", dataset()), purpose="fine-tune")
+    child = client.fine_tuning.jobs.create(
+        model=parent.fine_tuned_model, training_file=file.id, suffix="more",
+        method={"type": "supervised", "supervised": {"hyperparameters": {
+            "n_epochs": 1, "batch_size": 2, "learning_rate_multiplier": 5}}},
+    )  # fmt: skip
+    assert child.model == parent.fine_tuned_model
+    child = wait_for(client, child.id, FINAL)
+    assert child.status == "succeeded", stack.logs()
+    assert child.fine_tuned_model and child.fine_tuned_model.startswith(
+        "ft:whetstone-tiny:alpha:more:"
+    )
+
+    def losses(job_id: str) -> list[float]:
+        return [e.data["train_loss"] for e in events(client, job_id) if e.type == "metrics"]  # type: ignore[index]
+
+    # The child's first steps start where the parent ended, far below a fresh adapter's.
+    parent_losses, child_losses = losses(parent.id), losses(child.id)
+    assert child_losses[0] < 0.5 * parent_losses[0], (parent_losses, child_losses)
+    assert child_losses[0] < 1.5 * parent_losses[-1], (parent_losses, child_losses)
