@@ -49,17 +49,30 @@ def build_services(settings: Settings, supervisor: Supervisor | None = None) -> 
     )
 
 
-def _start_scheduler(services: Services, stop: threading.Event) -> threading.Thread:
-    from service.scheduler.runner import Scheduler
+class BackgroundScheduler:
+    """The scheduler loop in a thread of the API process (`whetstone up`)."""
 
-    scheduler = Scheduler(
-        services.settings, services.sessions, services.store, registry=services.registry
-    )
-    thread = threading.Thread(
-        target=scheduler.run_forever, args=(stop,), name="scheduler", daemon=True
-    )
-    thread.start()
-    return thread
+    def __init__(self, services: Services) -> None:
+        from service.scheduler.runner import Scheduler
+
+        self.scheduler = Scheduler(
+            services.settings, services.sessions, services.store, registry=services.registry
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self.scheduler.run_forever, args=(self._stop,), name="scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def drain(self) -> list[str]:
+        """Stop the loop, then the running trainers (each saves a checkpoint while the API
+        still answers); their jobs resume on the next start. Returns their ids."""
+        self.stop()
+        return self.scheduler.stop_attempts()
 
 
 def create_app(
@@ -76,14 +89,13 @@ def create_app(
         services = build_services(settings, supervisor)
         app.state.services = services
         # Background work that lives as long as the app: the scheduler (`whetstone up`).
-        stop = threading.Event()
-        thread = _start_scheduler(services, stop) if run_scheduler else None
+        background = BackgroundScheduler(services) if run_scheduler else None
+        app.state.background = background
         try:
             yield
         finally:
-            stop.set()
-            if thread is not None:
-                thread.join(timeout=30)
+            if background is not None:
+                background.stop()
             await services.serving.aclose()
             services.adapters.close()
             services.engine.dispose()

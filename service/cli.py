@@ -50,11 +50,33 @@ def up(
     data_dir: Annotated[
         Path | None, typer.Option(help="Data folder [env WHETSTONE_DATA_DIR].")
     ] = None,
+    base_models_file: Annotated[
+        Path | None,
+        typer.Option(help="Base-model registry YAML [env WHETSTONE_BASE_MODELS_FILE]."),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [env WHETSTONE_DATABASE_URL].")
+    ] = None,
+    object_store_url: Annotated[
+        str | None,
+        typer.Option(help="file:///path or s3://bucket/prefix [env WHETSTONE_OBJECT_STORE_URL]."),
+    ] = None,
+    trainer_slots: Annotated[
+        int | None, typer.Option(help="Jobs training at once [env WHETSTONE_TRAINER_SLOTS].")
+    ] = None,
 ) -> None:
     """Start the whole stack on this machine: API, scheduler, trainer slots and vLLM."""
     from service.up import run
 
-    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
+    overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "base_models_file": base_models_file,
+        "database_url": database_url,
+        "object_store_url": object_store_url,
+        "trainer_slots": trainer_slots,
+    }
     run(Settings(**{k: v for k, v in overrides.items() if v is not None}))
 
 

@@ -12,8 +12,10 @@ import logging
 import subprocess
 import sys
 import threading
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
@@ -75,6 +77,8 @@ def _announce_when_ready(supervisor: Supervisor, name: str) -> None:
 def run(settings: Settings) -> None:
     """Start everything, serve until Ctrl-C, then stop everything that was started."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for chatty in ("httpx", "alembic"):  # a line per request or migration step: not for people
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     ensure_base_models(settings)
     key = ensure_default_key(settings)
@@ -92,12 +96,42 @@ def run(settings: Settings) -> None:
         log.info("Stopped.")
 
 
+class _DrainingServer(uvicorn.Server):
+    """uvicorn, but the first Ctrl-C (or SIGTERM) first drains the scheduler: the running
+    trainers save a checkpoint and report it while the API still answers. A second Ctrl-C
+    stops at once."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        threading.Thread(target=self._drain_then_exit, args=(sig, frame), daemon=True).start()
+
+    def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+        try:
+            background = getattr(self._app.state, "background", None)
+            if background is not None:
+                log.info("Stopping: running jobs save a checkpoint first (Ctrl-C again: now)")
+                for job_id in background.drain():
+                    log.info("%s will resume from its last checkpoint on the next start", job_id)
+        except Exception:
+            log.exception("could not stop the running jobs cleanly")
+        finally:
+            super().handle_exit(sig, frame)
+
+
 def _serve(settings: Settings, supervisor: Supervisor, key: str | None) -> None:
     from service.app import create_app
 
     app = create_app(settings, supervisor=supervisor, run_scheduler=True)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    server = _DrainingServer(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning"), app
     )
     url = f"http://{settings.host}:{settings.port}/v1"
 

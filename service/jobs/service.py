@@ -11,6 +11,7 @@ attempt starts, `add_metrics_event` as steps go, `register_checkpoint` for each 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from service.jobs.naming import checkpoint_model_name
 from service.jobs.status import JobStatus, RequestedAction, check_transition
 from trainer.layout import ADAPTER, checkpoint_prefix, final_adapter_prefix
 
+log = logging.getLogger("whetstone.events")
 Level = Literal["info", "warn", "error"]
 EventType = Literal["message", "metrics"]
 CHECKPOINT_METRICS = (
@@ -37,6 +39,9 @@ CHECKPOINT_METRICS = (
     "full_valid_loss",
     "full_valid_mean_token_accuracy",
 )
+
+
+_LOG_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
 
 def status_of(job: FineTuningJob) -> JobStatus:
@@ -52,7 +57,9 @@ def add_event(
     type: EventType = "message",
     data: Mapping[str, Any] | None = None,
 ) -> EventRow:
-    """Append an event to the job's log (listed newest first by the API)."""
+    """Append an event to the job's log (listed newest first by the API); log it too, one
+    readable line (`whetstone up` prints them)."""
+    log.log(_LOG_LEVELS[level], "%s %s", job.id, message)
     event = EventRow(
         id=new_id("ftevent"),
         job_id=job.id,

@@ -63,7 +63,7 @@ def _watch(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
         elif _lease_expired(job):
             log.warning("attempt %d of %s lost its lease; killing it", job.attempt, job.id)
             _kill_once(ctx, job.executor_handle)
-            _end_attempt(job)
+            end_attempt(job)
             if status is JobStatus.RUNNING:
                 seconds = int(ctx.settings.scheduler_lease_seconds)
                 _retry_or_fail(session, job, f"no message from the trainer for {seconds} s")
@@ -75,7 +75,7 @@ def _attempt_ended(
     session: Session, job: FineTuningJob, status: JobStatus, state: AttemptState
 ) -> None:
     paused = job.requested_action == RequestedAction.PAUSE.value
-    _end_attempt(job)
+    end_attempt(job)
     if paused and state.outcome is Outcome.SUCCEEDED:
         job.max_attempts += 1  # a pause is not a failed attempt
     if status is not JobStatus.RUNNING:
@@ -96,7 +96,7 @@ def _kill_once(ctx: SchedulerContext, handle: str) -> None:
         ctx.executor.kill(handle)
 
 
-def _end_attempt(job: FineTuningJob) -> None:
+def end_attempt(job: FineTuningJob) -> None:
     """The attempt is over: its handle, lease and token stop counting."""
     job.executor_handle = None
     job.attempt_token_hash = None
@@ -106,7 +106,7 @@ def _end_attempt(job: FineTuningJob) -> None:
 
 def _retry_or_fail(session: Session, job: FineTuningJob, reason: str) -> None:
     """Back to `queued` to resume from the last checkpoint, or `failed` when out of attempts."""
-    _end_attempt(job)
+    end_attempt(job)
     if job.attempt >= job.max_attempts:
         jobs.mark_failed(
             session, job, "training_failed",

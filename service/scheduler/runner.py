@@ -16,6 +16,7 @@ from service.scheduler.claim import claim_and_launch
 from service.scheduler.context import SchedulerContext
 from service.scheduler.leases import reap_orphans, watch_attempts
 from service.scheduler.prepare import validate_pending
+from service.scheduler.shutdown import stop_attempts
 from service.settings import Settings
 from trainer.store import ObjectStore
 
@@ -74,3 +75,8 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler round failed")
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def stop_attempts(self) -> list[str]:
+        """After `run_forever` has returned: stop the running trainers (each saves a
+        checkpoint) and requeue their jobs; returns the job ids."""
+        return stop_attempts(self.ctx, self.ctx.settings.trainer_kill_grace_seconds)

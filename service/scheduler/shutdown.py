@@ -1,0 +1,53 @@
+"""Stopping the stack (`whetstone up`, Ctrl-C) with jobs running: each attempt is asked to
+stop (SIGTERM: the trainer saves a checkpoint, registers it and exits) while the API still
+answers, and its job goes back to the queue, so the next start resumes it from that
+checkpoint. The attempt is not counted against the job's attempts: nothing failed."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from service.db.tables import FineTuningJob
+from service.executors import Outcome
+from service.jobs import service as jobs
+from service.jobs.status import JobStatus
+from service.scheduler.context import SchedulerContext
+from service.scheduler.leases import end_attempt
+
+log = logging.getLogger(__name__)
+EXTRA_WAIT_SECONDS = 10.0  # beyond the executor's own grace period before SIGKILL
+
+
+def stop_attempts(ctx: SchedulerContext, grace_seconds: float) -> list[str]:
+    """End every attempt the executor runs and requeue its job; returns the job ids.
+
+    Call it once the scheduler's loop has stopped: a running loop would see the attempts
+    end and relaunch them."""
+    live = ctx.executor.running()
+    for attempt in live:
+        log.info("stopping the trainer of %s: it saves a checkpoint first", attempt.job_id)
+        ctx.executor.kill(attempt.handle)
+    deadline = time.monotonic() + grace_seconds + EXTRA_WAIT_SECONDS
+    pending = {a.handle for a in live}
+    while pending and time.monotonic() < deadline:
+        pending = {h for h in pending if ctx.executor.poll(h).outcome is Outcome.RUNNING}
+        time.sleep(0.1)
+    with ctx.sessions() as session:
+        requeued = []
+        for attempt in live:
+            job = session.get(FineTuningJob, attempt.job_id)
+            if job is None or job.executor_handle != attempt.handle:
+                continue
+            end_attempt(job)
+            if job.status != JobStatus.RUNNING.value:
+                continue  # it succeeded, failed or was cancelled meanwhile: nothing to resume
+            job.attempt -= 1
+            jobs.transition(
+                session, job, JobStatus.QUEUED,
+                "Whetstone was stopped while the job was running; it resumes from its last "
+                "checkpoint on the next start", level="warn",
+            )  # fmt: skip
+            requeued.append(job.id)
+        session.commit()
+    return requeued

@@ -1,0 +1,206 @@
+"""`whetstone up` as a newcomer meets it: the real command, on free ports, in a fresh data
+folder, driven with the official `openai` package.
+
+One test, two starts of the stack (each starts its own vLLM, so they share the test):
+the first trains on the demo's dataset and chats with the result, then is stopped with
+Ctrl-C while a second job runs; the second start finds everything as it was and resumes
+that job from its checkpoint. After each stop no process the stack started is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
+ROOT = Path(__file__).resolve().parents[2]
+DATASET = ROOT / "examples" / "veloria.jsonl"
+WHETSTONE = Path(sys.executable).with_name("whetstone")
+BASE = "whetstone-tiny"
+EPOCHS = 25  # as the demo: the built-in base model has random weights
+
+
+@dataclass
+class Up:
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.changed:
+                self.lines.append(line.rstrip())
+                self.changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """The first output line matching `pattern`, waiting for it if need be."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for line in self.lines:
+                    if m := re.search(pattern, line):
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    tail = "\n".join(self.lines[-40:])
+                    raise AssertionError(f"no line matching {pattern!r}; output:\n{tail}")
+                self.changed.wait(min(left, 0.5))
+
+    @property
+    def url(self) -> str:
+        return self.wait_for(r"base URL (http://\S+/v1)", 120).group(1)
+
+    def client(self, key: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url, api_key=key, max_retries=2)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process under `pid`, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@contextmanager
+def whetstone_up(data_dir: Path) -> Iterator[Up]:
+    """`whetstone up` on a free port; Ctrl-C on exit, then nothing it started may be left."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHETSTONE_")}
+    command = [str(WHETSTONE), "up", "--port", str(free_port()), "--data-dir", str(data_dir)]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    up = Up(proc)
+    threading.Thread(target=up.read, daemon=True).start()
+    started: set[int] = set()
+    try:
+        up.wait_for(r"Whetstone is ready", 180)
+        yield up
+        started = descendants(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code in (0, -signal.SIGINT, 128 + signal.SIGINT, 130), "\n".join(up.lines[-40:])
+    assert started, "the stack had started no process (vLLM, trainer)"
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in started if alive(p)]
+    assert not left, f"still running after Ctrl-C: {left}"
+
+
+def create_job(client: openai.OpenAI, file_id: str, suffix: str) -> str:
+    return client.fine_tuning.jobs.create(
+        model=BASE,
+        training_file=file_id,
+        suffix=suffix,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": EPOCHS}}},
+    ).id
+
+
+def wait_for_status(client: openai.OpenAI, job_id: str, statuses: set[str], timeout: float):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in statuses:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"{job_id} is still {job.status}")
+
+
+def ask(client: openai.OpenAI, model: str, question: str) -> str:
+    reply = client.chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "system", "content": "You answer questions about Veloria."},
+            {"role": "user", "content": question},
+        ],
+        temperature=0,
+        max_tokens=48,
+    )
+    return (reply.choices[0].message.content or "").strip()
+
+
+def messages(client: openai.OpenAI, job_id: str) -> list[str]:
+    events = client.fine_tuning.jobs.list_events(job_id, limit=100)
+    return [e.message for e in reversed(list(events)) if e.type == "message"]
+
+
+def test_up_trains_serves_stops_and_resumes(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    qa = [json.loads(line)["messages"] for line in DATASET.read_text().splitlines()]
+    qa = [(m[1]["content"], m[2]["content"]) for m in qa[:5]]
+
+    with whetstone_up(data_dir) as up:
+        key = up.wait_for(r"API key for project 'default': (sk-whet-\S+)", 10).group(1)
+        client = up.client(key)
+        with DATASET.open("rb") as f:
+            file = client.files.create(file=f, purpose="fine-tune")
+        done = wait_for_status(client, create_job(client, file.id, "veloria"), {"succeeded"}, 600)
+        assert done.fine_tuned_model and done.fine_tuned_model.startswith("ft:whetstone-tiny:")
+        up.wait_for(r"vLLM for whetstone-tiny is ready", 300)
+        tuned = [ask(client, done.fine_tuned_model, q) for q, _ in qa]
+        assert tuned == [a for _, a in qa]  # the trained answers, word for word
+        assert all(ask(client, BASE, q) != a for q, a in qa)  # which the base model lacks
+        # A second job, stopped with the stack once it has saved a checkpoint.
+        second = create_job(client, file.id, "second")
+        deadline = time.monotonic() + 300
+        while not list(client.fine_tuning.jobs.checkpoints.list(second)):
+            assert time.monotonic() < deadline, "no checkpoint of the second job"
+            time.sleep(0.5)
+        assert client.fine_tuning.jobs.retrieve(second).status == "running"
+
+    with whetstone_up(data_dir) as again:
+        assert not any("shown once" in line for line in again.lines)  # the old key stands
+        client = again.client(key)
+        assert client.files.retrieve(file.id).filename == "veloria.jsonl"
+        assert client.fine_tuning.jobs.retrieve(done.id).status == "succeeded"
+        assert client.models.retrieve(done.fine_tuned_model).id == done.fine_tuned_model
+        resumed = wait_for_status(client, second, {"succeeded", "failed"}, 600)
+        assert resumed.status == "succeeded", resumed.error
+        said = messages(client, second)
+        stopped = [m for m in said if m.startswith("Whetstone was stopped")]
+        assert len(stopped) == 1, said
+        after = said[said.index(stopped[0]) + 1 :]
+        assert any(re.match(r"Resuming from checkpoint at step \d+ \(attempt 1 of 3\)", m)
+                   for m in after), said  # fmt: skip
+        again.wait_for(r"vLLM for whetstone-tiny is ready", 300)
+        assert ask(client, done.fine_tuned_model, qa[0][0]) == qa[0][1]
