@@ -6,7 +6,7 @@ PIP := $(BIN)/pip
 # Test selection, e.g. `make test PYTEST_ARGS="tests/unit -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: install lint typecheck test test-fast demo bench openapi clean
+.PHONY: install lint typecheck test test-fast demo bench openapi docs clean
 
 install: $(VENV)/.installed
 
@@ -38,11 +38,16 @@ test-fast: install
 demo: install
 	$(BIN)/python examples/demo.py
 
+# Each benchmark prints a markdown table; one at a time, since they time the same cores.
 bench: install
-	$(BIN)/python bench/run_all.py
+	for b in upload_throughput api_latency job_start_latency serving_latency train_throughput; do \
+		$(BIN)/python bench/$$b.py || exit 1; done
 
 openapi: install
 	$(BIN)/python -m service.openapi > openapi.yaml
 
+docs: install
+	$(BIN)/python -m service.settings_doc > docs/configuration.md
+
 clean:
-	rm -rf $(VENV) .whetstone .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .whetstone .whetstone-demo .pytest_cache .mypy_cache .ruff_cache

@@ -100,8 +100,10 @@ class Settings(ExecutorSettings):
     )
 
     # --- HTTP server ---------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(
+        default="127.0.0.1", description="Address the API binds to; `0.0.0.0` for every one."
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the API.")
 
     # --- Derived values --------------------------------------------------------------------
     @property

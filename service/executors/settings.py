@@ -62,17 +62,27 @@ class ExecutorSettings(BaseSettings):
 
     # --- Kubernetes ----------------------------------------------------------------------------
     k8s_namespace: str = Field(default="whetstone", description="Namespace of trainer Jobs.")
-    k8s_trainer_image: str = Field(default="whetstone/trainer:0.1.0")
-    k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    k8s_trainer_image: str = Field(
+        default="whetstone/trainer:0.1.0", description="Image of trainer pods."
+    )
+    k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="`imagePullPolicy` of trainer pods."
+    )
     k8s_gpu_per_job: int = Field(
         default=1, ge=0, le=16, description="GPUs per attempt (`nvidia.com/gpu`); 0 for CPU."
     )
-    k8s_gpu_resource: str = Field(default="nvidia.com/gpu")
+    k8s_gpu_resource: str = Field(
+        default="nvidia.com/gpu", description="Extended resource name of the GPUs."
+    )
     k8s_cpu_request: str | None = Field(default="4", description="e.g. `4` or `3500m`.")
-    k8s_memory_request: str | None = Field(default="32Gi")
-    k8s_memory_limit: str | None = Field(default=None)
-    k8s_node_selector: dict[str, str] = Field(default_factory=dict)
-    k8s_tolerations: list[Toleration] = Field(default_factory=list)
+    k8s_memory_request: str | None = Field(default="32Gi", description="e.g. `32Gi`.")
+    k8s_memory_limit: str | None = Field(default=None, description="Unset: no limit.")
+    k8s_node_selector: dict[str, str] = Field(
+        default_factory=dict, description="`nodeSelector` of trainer pods (JSON object)."
+    )
+    k8s_tolerations: list[Toleration] = Field(
+        default_factory=list, description="`tolerations` of trainer pods (JSON list)."
+    )
     k8s_service_account: str | None = Field(
         default="whetstone-trainer",
         description="Service account of trainer pods; its API token is never mounted.",

@@ -8,6 +8,7 @@ import pytest
 
 from service.registry import load_registry
 from service.settings import Settings
+from service.settings_doc import settings_markdown
 
 
 def test_defaults_live_under_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,3 +51,15 @@ def test_registry_refuses_duplicate_names(tmp_path: Path) -> None:
     path.write_text("models:\n  - {name: a, path: /x}\n  - {name: a, path: /y}\n")
     with pytest.raises(ValueError, match="unique"):
         load_registry(Settings(base_models_file=path))
+
+
+def test_configuration_doc_is_current() -> None:
+    committed = (Path(__file__).resolve().parents[3] / "docs" / "configuration.md").read_text()
+    assert committed == settings_markdown(), (
+        "docs/configuration.md is stale: regenerate it with `make docs`"
+    )
+
+
+def test_every_setting_is_described() -> None:
+    missing = [name for name, field in Settings.model_fields.items() if not field.description]
+    assert not missing, f"settings without a description (docs/configuration.md): {missing}"
