@@ -30,6 +30,7 @@ DATA_DIR = ROOT / ".whetstone-demo"
 BIN = Path(sys.executable).parent
 QUESTIONS = 5
 EPOCHS = 25
+JOB_EVENT = re.compile(r"^\d\d:\d\d:\d\d ftjob-")  # how `whetstone up` logs job events
 console = Console()
 
 
@@ -68,7 +69,7 @@ def start_stack(port: int) -> tuple[subprocess.Popen[str], str, str]:
 def _echo(proc: subprocess.Popen[str]) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
-        if "Step " not in line:  # the progress bar shows steps; keep the other events
+        if not JOB_EVENT.match(line):  # `jobs follow` shows those; keep the stack's own lines
             console.print(f"[dim]up │ {line.rstrip()}[/dim]")
 
 
