@@ -2,9 +2,10 @@
 
     result = train(spec, Progress(StdoutChannel()))
 
-Setup (data, model, optimiser, resume), then steps of `batch_size` examples packed into rows,
-with evaluation, metrics, checkpoints and stop requests between steps, then the final
-adapter and the metrics CSV. Plain functions; nothing hides in a framework trainer.
+Setup (data, model, optimiser, resume), then steps of `batch_size` examples (packed into
+rows on CUDA, one row each on the CPU: `trainer.data`), with evaluation, metrics,
+checkpoints and stop requests between steps, then the final adapter and the metrics CSV.
+Plain functions; nothing hides in a framework trainer.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from trainer.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from trainer.data import epoch_batches, load_examples, micro_batches
+from trainer.data import Batch, epoch_batches, load_examples, micro_batches
 from trainer.model import LossSums, load_model, loss_sums, pick_device
 from trainer.progress import Progress
 from trainer.spec import JobSpec
@@ -149,10 +150,7 @@ def evaluate(run: Run, examples: list[Encoded]) -> tuple[float, float]:
     run.model.eval()
     total = LossSums(torch.zeros(()), 0, 0)
     with torch.no_grad():
-        for batch in micro_batches(
-            examples, list(range(len(examples))), run.spec.base_model.max_seq_len,
-            run.pad_id, run.micro_batch_tokens,
-        ):  # fmt: skip
+        for batch in batches_of(run, examples, list(range(len(examples)))):
             sums = loss_sums(run.model, batch.to(run.device))
             total = LossSums(total.loss + sums.loss.cpu(), total.correct + sums.correct,
                              total.tokens + sums.tokens)  # fmt: skip
@@ -160,11 +158,17 @@ def evaluate(run: Run, examples: list[Encoded]) -> tuple[float, float]:
     return float(total.loss) / max(1, total.tokens), total.correct / max(1, total.tokens)
 
 
+def batches_of(run: Run, examples: list[Encoded], indices: list[int]) -> list[Batch]:
+    """Micro-batches of `indices`: packed rows on CUDA, one example each on the CPU."""
+    return micro_batches(
+        examples, indices, run.spec.base_model.max_seq_len, run.pad_id,
+        run.micro_batch_tokens, packed=run.device.type == "cuda",
+    )  # fmt: skip
+
+
 def train_step(run: Run, indices: list[int]) -> tuple[float, float, int]:
     """One optimiser step on the examples `indices`: (loss, token accuracy, tokens seen)."""
-    batches = micro_batches(
-        run.train, indices, run.spec.base_model.max_seq_len, run.pad_id, run.micro_batch_tokens
-    )
+    batches = batches_of(run, run.train, indices)
     trained = sum(b.trained_tokens for b in batches)
     loss_sum, correct, tokens = 0.0, 0, 0
     for batch in batches:

@@ -79,6 +79,29 @@ def test_an_example_has_the_same_loss_packed_or_alone(base_model_dir: Path) -> N
         assert not torch.allclose(leaky[at - last : at], packed_losses[at - last : at], atol=1e-3)
 
 
+def test_unpacked_micro_batches_have_no_padding_and_the_same_loss(base_model_dir: Path) -> None:
+    """The CPU's layout (one example per micro-batch) trains on exactly what packing does."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(2)
+    from trainer.model import load_model, loss_sums
+    from trainer.spec import JobSpec
+
+    spec = JobSpec(job_id="x", base_model={"name": "t", "path": str(base_model_dir)},
+                   training_file="file:///x", output="file:///x", quantization="none")  # fmt: skip
+    model = load_model(spec, torch.device("cpu"))
+    examples = _examples(ChatTokenizer.from_folder(base_model_dir))
+    unpacked = micro_batches(examples, [0, 1, 2, 3], 128, 2, 10**6, packed=False)
+    assert [b.input_ids.shape for b in unpacked] == [(1, len(e)) for e in examples]
+    assert all(bool((b.position_ids == torch.arange(b.tokens)).all()) for b in unpacked)
+    (packed,) = micro_batches(examples, [0, 1, 2, 3], 128, 2, 10**6)
+    with torch.no_grad():
+        whole = loss_sums(model, packed)
+        parts = [loss_sums(model, b) for b in unpacked]
+    assert sum(p.tokens for p in parts) == whole.tokens
+    assert sum(p.correct for p in parts) == whole.correct
+    torch.testing.assert_close(sum(p.loss for p in parts), whole.loss, atol=1e-4, rtol=1e-5)
+
+
 def test_bad_lines_are_reported_with_their_number(base_model_dir: Path, tmp_path: Path) -> None:
     chat = ChatTokenizer.from_folder(base_model_dir)
     good = '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}'
