@@ -26,6 +26,7 @@ import openai
 import pytest
 
 from tests.conftest import free_port
+from tests.e2e.lifecycle_stack import FINAL, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -49,7 +50,7 @@ class Up:
                 self.lines.append(line.rstrip())
                 self.changed.notify_all()
 
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+    def wait_for_line(self, pattern: str, timeout: float) -> re.Match[str]:
         """The first output line matching `pattern`, waiting for it if need be."""
         deadline = time.monotonic() + timeout
         with self.changed:
@@ -65,7 +66,7 @@ class Up:
 
     @property
     def url(self) -> str:
-        return self.wait_for(r"base URL (http://\S+/v1)", 120).group(1)
+        return self.wait_for_line(r"base URL (http://\S+/v1)", 120).group(1)
 
     def client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url, api_key=key, max_retries=2)
@@ -108,7 +109,7 @@ def whetstone_up(data_dir: Path) -> Iterator[Up]:
     threading.Thread(target=up.read, daemon=True).start()
     started: set[int] = set()
     try:
-        up.wait_for(r"Whetstone is ready", 180)
+        up.wait_for_line(r"Whetstone is ready", 180)
         yield up
         started = descendants(proc.pid)
     finally:
@@ -136,16 +137,6 @@ def create_job(client: openai.OpenAI, file_id: str, suffix: str) -> str:
     ).id
 
 
-def wait_for_status(client: openai.OpenAI, job_id: str, statuses: set[str], timeout: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.fine_tuning.jobs.retrieve(job_id)
-        if job.status in statuses:
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"{job_id} is still {job.status}")
-
-
 def ask(client: openai.OpenAI, model: str, question: str) -> str:
     reply = client.chat.completions.create(
         model=model,
@@ -170,16 +161,26 @@ def test_up_trains_serves_stops_and_resumes(tmp_path: Path) -> None:
     qa = [(m[1]["content"], m[2]["content"]) for m in qa[:5]]
 
     with whetstone_up(data_dir) as up:
-        key = up.wait_for(r"API key for project 'default': (sk-whet-\S+)", 10).group(1)
+        key = up.wait_for_line(r"API key for project 'default': (sk-whet-\S+)", 10).group(1)
         client = up.client(key)
         with DATASET.open("rb") as f:
             file = client.files.create(file=f, purpose="fine-tune")
-        done = wait_for_status(client, create_job(client, file.id, "veloria"), {"succeeded"}, 600)
+        done = wait_for(client, create_job(client, file.id, "veloria"), FINAL, 600)
+        assert done.status == "succeeded", "\n".join(up.lines[-40:])
         assert done.fine_tuned_model and done.fine_tuned_model.startswith("ft:whetstone-tiny:")
-        up.wait_for(r"vLLM for whetstone-tiny is ready", 300)
+        up.wait_for_line(r"vLLM for whetstone-tiny is ready", 300)
         tuned = [ask(client, done.fine_tuned_model, q) for q, _ in qa]
         assert tuned == [a for _, a in qa]  # the trained answers, word for word
         assert all(ask(client, BASE, q) != a for q, a in qa)  # which the base model lacks
+        # The same through the CLI, as a person chats with the result.
+        cli = subprocess.run(
+            [str(WHETSTONE), "chat", done.fine_tuned_model, qa[0][0], "--temperature", "0",
+             "--max-tokens", "48", "--system", "You answer questions about Veloria."],
+            env={**os.environ, "WHETSTONE_BASE_URL": up.url, "WHETSTONE_API_KEY": key},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        assert cli.stdout.strip() == qa[0][1]
         # A second job, stopped with the stack once it has saved a checkpoint.
         second = create_job(client, file.id, "second")
         deadline = time.monotonic() + 300
@@ -194,7 +195,7 @@ def test_up_trains_serves_stops_and_resumes(tmp_path: Path) -> None:
         assert client.files.retrieve(file.id).filename == "veloria.jsonl"
         assert client.fine_tuning.jobs.retrieve(done.id).status == "succeeded"
         assert client.models.retrieve(done.fine_tuned_model).id == done.fine_tuned_model
-        resumed = wait_for_status(client, second, {"succeeded", "failed"}, 600)
+        resumed = wait_for(client, second, FINAL, 600)
         assert resumed.status == "succeeded", resumed.error
         said = messages(client, second)
         stopped = [m for m in said if m.startswith("Whetstone was stopped")]
@@ -202,5 +203,5 @@ def test_up_trains_serves_stops_and_resumes(tmp_path: Path) -> None:
         after = said[said.index(stopped[0]) + 1 :]
         assert any(re.match(r"Resuming from checkpoint at step \d+ \(attempt 1 of 3\)", m)
                    for m in after), said  # fmt: skip
-        again.wait_for(r"vLLM for whetstone-tiny is ready", 300)
+        again.wait_for_line(r"vLLM for whetstone-tiny is ready", 300)
         assert ask(client, done.fine_tuned_model, qa[0][0]) == qa[0][1]
