@@ -194,21 +194,25 @@ def test_client_disconnect_closes_the_request_to_vllm(
     is how vLLM learns to abort), instead of reading the answer to its end and keeping the
     connection for the next request.
 
-    Observed on the server's own sockets: vLLM's CPU engine can starve vLLM's HTTP loop here,
-    so vLLM's counters may tell an abort only after the whole answer was generated."""
+    Observed on the server's own sockets, since vLLM's CPU engine can starve vLLM's HTTP loop
+    here (its counters may tell an abort only after the whole answer was generated)."""
     client = chat_server.client()
     took = _long_request_seconds(client)
     port = int(vllm_server.base_url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 10  # idle connections kept alive (5 s) by earlier requests
+    while _connections(chat_server.proc.pid, port):
+        assert time.monotonic() < deadline, "idle connections to vLLM outlived their keep-alive"
+        time.sleep(0.1)
     stream = client.chat.completions.create(model=BASE, stream=True, **LONG)  # type: ignore[call-overload]
     time.sleep(took / 4)
-    during = _connections(chat_server.proc.pid, port)
+    (streaming,) = _connections(chat_server.proc.pid, port)  # the stream's, and only it
     stream.close()
-    deadline = time.monotonic() + 2 * took + 5  # time enough for vLLM to finish the answer
-    while _connections(chat_server.proc.pid, port) == during:
+    # Read to its end, the answer would take 3/4 of `took` more, and the connection would then
+    # stay in the pool for its keep-alive time (5 s): closed, it goes at once.
+    deadline = time.monotonic() + took / 2 + 1
+    while streaming in _connections(chat_server.proc.pid, port):
         assert time.monotonic() < deadline, "the server kept its request to vLLM open"
         time.sleep(0.05)
-    time.sleep(took)
-    assert _connections(chat_server.proc.pid, port) == during - 1
 
 
 def test_vllm_killed_mid_request_gives_a_clear_error_then_recovers(
@@ -271,8 +275,8 @@ def test_vllm_killed_mid_request_gives_a_clear_error_then_recovers(
     assert ask(client, tuned["a"].name, QUESTIONS[0]) == ANSWERS_A[0]
 
 
-def _connections(pid: int, port: int) -> int:
-    """Established TCP connections of process `pid` to 127.0.0.1:`port` (from /proc)."""
+def _connections(pid: int, port: int) -> set[str]:
+    """Socket inodes of process `pid`'s established TCP connections to 127.0.0.1:`port`."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -281,13 +285,13 @@ def _connections(pid: int, port: int) -> int:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    count = 0
+    found = set()
     for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         remote_port = int(fields[2].split(":")[1], 16)
         if remote_port == port and fields[3] == "01" and fields[9] in inodes:
-            count += 1
-    return count
+            found.add(fields[9])
+    return found
 
 
 def _vllm_models(vllm: VllmServer) -> set[str]:
