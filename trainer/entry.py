@@ -82,9 +82,11 @@ def run_command(spec_url: str, report_url: str | None = None, token: str | None 
     except DataError as e:
         return _fail(progress, e.message, e.code, e.param)
     except Missing as e:
-        return _fail(
-            progress, f"resume checkpoint not found: {e}", "invalid_checkpoint", "resume_from"
-        )
+        if spec.resume_from:
+            what, param = "resume checkpoint", "resume_from"
+        else:
+            what, param = "adapter to continue from", "init_adapter"
+        return _fail(progress, f"{what} not found: {e}", "invalid_checkpoint", param)
     if result.status != "succeeded":
         progress.log(f"stopped ({result.status}) at step {result.step} of {result.total_steps}")
     return EXIT_OK

@@ -26,7 +26,7 @@ def stop_attempts(ctx: SchedulerContext, grace_seconds: float) -> list[str]:
     end and relaunch them."""
     live = ctx.executor.running()
     for attempt in live:
-        log.info("stopping the trainer of %s: it saves a checkpoint first", attempt.job_id)
+        log.info("stopping the trainer of %s (attempt %d)", attempt.job_id, attempt.number)
         ctx.executor.kill(attempt.handle)
     deadline = time.monotonic() + grace_seconds + EXTRA_WAIT_SECONDS
     pending = {a.handle for a in live}

@@ -60,3 +60,13 @@ def test_missing_or_bad_training_file(
     expected = "training_file not found" if content is None else "line 1: invalid JSON"
     spec = make_spec(training_file=path.as_uri())
     _assert_refused(write_spec(spec, tmp_path), expected, "invalid_training_file")
+
+
+def test_missing_adapter_to_continue_from(
+    make_spec: Callable[..., dict[str, Any]], qa_files: dict[str, str], tmp_path: Path
+) -> None:
+    gone = (tmp_path / "objects" / "jobs" / "ftjob-parent" / "final" / "adapter").as_uri() + "/"
+    spec = make_spec(**qa_files, init_adapter=gone)
+    _assert_refused(
+        write_spec(spec, tmp_path), "adapter to continue from not found", "invalid_checkpoint"
+    )
