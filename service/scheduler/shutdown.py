@@ -11,7 +11,7 @@ import time
 from service.db.tables import FineTuningJob
 from service.executors import Outcome
 from service.jobs import service as jobs
-from service.jobs.status import JobStatus
+from service.jobs.status import JobStatus, RequestedAction
 from service.scheduler.context import SchedulerContext
 from service.scheduler.leases import end_attempt
 
@@ -39,9 +39,12 @@ def stop_attempts(ctx: SchedulerContext, grace_seconds: float) -> list[str]:
             job = session.get(FineTuningJob, attempt.job_id)
             if job is None or job.executor_handle != attempt.handle:
                 continue
+            pausing = job.requested_action == RequestedAction.PAUSE.value
             end_attempt(job)
+            if pausing:
+                job.max_attempts += 1  # as after any pause: resuming is not a new try
             if job.status != JobStatus.RUNNING.value:
-                continue  # it succeeded, failed or was cancelled meanwhile: nothing to resume
+                continue  # paused, or ended meanwhile: it stays as it is
             job.attempt -= 1
             jobs.transition(
                 session, job, JobStatus.QUEUED,
