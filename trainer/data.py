@@ -16,17 +16,15 @@ the data position of a resumed run is just `(epoch, batch index)`.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from clients.formats import parse_line
 from trainer.chat import ChatTokenizer, Encoded, ExampleError
-from trainer.store import ObjectNotFound, split_url
+from trainer.store import ObjectNotFound, numbered_lines, split_url
 
 IGNORE = -100
-_BOM = b"\xef\xbb\xbf"
 
 
 class DataError(Exception):
@@ -39,23 +37,6 @@ class DataError(Exception):
         self.param = param
 
 
-def _lines(url: str, endpoint_url: str | None) -> Iterator[tuple[int, bytes]]:
-    store, key = split_url(url, endpoint_url)
-    rest = b""
-    number = 0
-    first = True
-    for chunk in store.iter_bytes(key):
-        if first and chunk.startswith(_BOM):
-            chunk = chunk[len(_BOM) :]
-        first = False
-        *complete, rest = (rest + chunk).split(b"\n")
-        for line in complete:
-            number += 1
-            yield number, line
-    if rest:
-        yield number + 1, rest
-
-
 def load_examples(
     url: str, chat: ChatTokenizer, max_seq_len: int, param: str, endpoint_url: str | None = None
 ) -> list[Encoded]:
@@ -63,7 +44,7 @@ def load_examples(
     code = f"invalid_{param}"
     examples = []
     try:
-        for number, line in _lines(url, endpoint_url):
+        for number, line in numbered_lines(*split_url(url, endpoint_url)):
             if not line.strip():
                 continue
             fmt, example, reason = parse_line(line)

@@ -16,6 +16,7 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 CHUNK = 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
 
@@ -303,6 +304,24 @@ def _download_dir(store: ObjectStore, prefix: str, local: Path) -> None:
         with target.open("wb") as f:
             for chunk in store.iter_bytes(key):
                 f.write(chunk)
+
+
+def numbered_lines(store: ObjectStore, key: str) -> Iterator[tuple[int, bytes]]:
+    """`(line number, line)` of a stored text file from 1, streamed (one line in memory at a
+    time), a leading UTF-8 byte order mark dropped."""
+    rest = b""
+    number = 0
+    first = True
+    for chunk in store.iter_bytes(key):
+        if first and chunk.startswith(_BOM):
+            chunk = chunk[len(_BOM) :]
+        first = False
+        *complete, rest = (rest + chunk).split(b"\n")
+        for line in complete:
+            number += 1
+            yield number, line
+    if rest:
+        yield number + 1, rest
 
 
 def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:

@@ -10,17 +10,15 @@ the reason, and `error.param` naming the file field. Torch-free: `trainer.chat` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
 from clients.formats import parse_line
 from trainer.chat import ChatTokenizer, ExampleError
-from trainer.store import ObjectNotFound, ObjectStore
+from trainer.store import ObjectNotFound, ObjectStore, numbered_lines
 
 MIN_TRAINING_EXAMPLES = 10
-_BOM = b"\xef\xbb\xbf"
 
 FileField = Literal["training_file", "validation_file"]
 
@@ -53,23 +51,6 @@ def chat_tokenizer(model_path: str) -> ChatTokenizer:
     return ChatTokenizer.from_folder(model_path)
 
 
-def _lines(store: ObjectStore, key: str) -> Iterator[tuple[int, bytes]]:
-    """`(line number, line)` of a stored file, streamed; one line in memory at a time."""
-    rest = b""
-    number = 0
-    first = True
-    for chunk in store.iter_bytes(key):
-        if first and chunk.startswith(_BOM):
-            chunk = chunk[len(_BOM) :]
-        first = False
-        *complete, rest = (rest + chunk).split(b"\n")
-        for line in complete:
-            number += 1
-            yield number, line
-    if rest:
-        yield number + 1, rest
-
-
 def check_chat_file(
     store: ObjectStore,
     key: str,
@@ -83,7 +64,7 @@ def check_chat_file(
     label = "Training" if param == "training_file" else "Validation"
     examples = tokens = trained = longest = 0
     try:
-        for number, line in _lines(store, key):
+        for number, line in numbered_lines(store, key):
             if not line.strip():
                 continue
             fmt, example, reason = parse_line(line)
