@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from service.api import chat, files, fine_tuning, internal, models
+from service.chat_access import ChatAccess
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.deps import Services
@@ -34,17 +35,19 @@ def build_services(settings: Settings, supervisor: Supervisor | None = None) -> 
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     routes = VllmRoutes(settings.vllm_urls, supervisor)
+    registry = load_registry(settings)
     return Services(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
         store=open_store(settings.resolved_object_store_url, settings.s3_endpoint_url),
-        registry=load_registry(settings),
+        registry=registry,
         serving=ServingClient(
             routes,
             connect_timeout=settings.vllm_connect_timeout,
             read_timeout=settings.vllm_read_timeout,
         ),
+        chat_access=ChatAccess(engine, registry, ttl=settings.chat_access_cache_seconds),
         adapters=AdapterControl(routes),
     )
 

@@ -36,8 +36,12 @@ def current_project(request: Request, services: ServicesDep) -> Project:
     with services.sessions() as session:
         project = projects.project_for_key(session, key)
     if project is None:
-        raise Authentication(f"Incorrect API key provided: {_masked(key)}.")
+        raise unknown_key(key)
     return project
+
+
+def unknown_key(key: str) -> Authentication:
+    return Authentication(f"Incorrect API key provided: {_masked(key)}.")
 
 
 ProjectDep = Annotated[Project, Depends(current_project)]

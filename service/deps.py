@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
@@ -19,6 +19,9 @@ from service.serving_client import ServingClient
 from service.settings import Settings
 from service.warm_start import AdapterControl
 from trainer.store import ObjectStore
+
+if TYPE_CHECKING:  # it needs `service.auth`, which needs this module
+    from service.chat_access import ChatAccess
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Services:
     store: ObjectStore
     registry: dict[str, BaseModelEntry]
     serving: ServingClient  # chat completions to the vLLM of each base model
+    chat_access: ChatAccess  # which key may chat with which model
     adapters: AdapterControl  # warm start on job success, unload on model deletion
 
 

@@ -73,6 +73,14 @@ class Settings(ExecutorSettings):
         description="Seconds to wait for a vLLM's next bytes (a whole non-streamed answer, or "
         "the next chunk of a stream) before answering 504.",
     )
+    chat_access_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds a chat request's check (the API key is known, the model is its "
+        "project's) is remembered, so that a stream of requests skips the database. Only "
+        "successes are kept; a model deleted through another API replica can still be "
+        "routed (to a vLLM that no longer finds it) for this long. 0 checks every request.",
+    )
 
     # --- Scheduler: validation, claiming, leases -------------------------------------------
     scheduler_poll_seconds: float = Field(

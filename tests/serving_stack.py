@@ -43,7 +43,9 @@ def qa_lines(answers: Sequence[str]) -> list[dict[str, object]]:
 
 
 @contextmanager
-def start_chat_server(vllm: VllmServer, data_dir: Path) -> Iterator[Server]:
+def start_chat_server(
+    vllm: VllmServer, data_dir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """A Whetstone server (SQLite) whose `whetstone-tiny` is answered by `vllm`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     registry = data_dir / "base-models.yaml"
@@ -53,6 +55,7 @@ def start_chat_server(vllm: VllmServer, data_dir: Path) -> Iterator[Server]:
         "WHETSTONE_BASE_MODELS_FILE": str(registry),
         "WHETSTONE_OBJECT_STORE_URL": vllm.store_url,
         "WHETSTONE_VLLM_URLS": json.dumps({vllm.base_model: vllm.base_url}),
+        **(extra_env or {}),
     }
     with start_server(data_dir, None, env) as server:
         yield server

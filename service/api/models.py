@@ -36,5 +36,6 @@ def delete(
 ) -> DeleteModelResponse:
     """Delete one of this project's fine-tuned models; vLLM can no longer resolve it."""
     deleted = delete_model(session, services.store, services.registry, project, model)
+    services.chat_access.forget_model(model)
     services.adapters.unload_deleted(model)  # after its pointer is gone: not loaded again
     return deleted

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Connection, and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from service.db.tables import FineTunedModel
+from service.db.tables import ApiKey, FineTunedModel
 
 
 def add_model(session: Session, row: FineTunedModel) -> FineTunedModel:
@@ -38,3 +38,26 @@ def list_models(session: Session, project_id: str) -> list[FineTunedModel]:
 def mark_deleted(session: Session, row: FineTunedModel, when: int) -> None:
     row.deleted_at = when
     session.flush()
+
+
+# One statement for the chat route's whole database work; built once, so that SQLAlchemy
+# compiles it once.
+_KEY_AND_MODEL = (
+    select(ApiKey.project_id, FineTunedModel.base_model)
+    .outerjoin(
+        FineTunedModel,
+        and_(
+            FineTunedModel.project_id == ApiKey.project_id,
+            FineTunedModel.id == bindparam("model"),
+            FineTunedModel.deleted_at.is_(None),
+        ),
+    )
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
+
+
+def key_and_model(connection: Connection, key_hash: str, model: str) -> tuple[bool, str | None]:
+    """(whether the key with this hash exists, the base model of its project's live model
+    `model`, or None when the project has no such model), in one query."""
+    row = connection.execute(_KEY_AND_MODEL, {"key_hash": key_hash, "model": model}).first()
+    return (False, None) if row is None else (True, row.base_model)

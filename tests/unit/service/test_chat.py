@@ -1,4 +1,5 @@
-"""`POST /v1/chat/completions` against a stand-in vLLM (an httpx mock transport).
+"""`POST /v1/chat/completions` against a stand-in vLLM: a loopback HTTP server that answers
+each request as the test says.
 
 The stand-in is used because a real vLLM cannot be made to answer 500 or break a stream on
 cue; tests/e2e/test_chat.py drives the same paths with the real vLLM where it can.
@@ -7,8 +8,11 @@ cue; tests/e2e/test_chat.py drives the same paths with the real vLLM where it ca
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -16,12 +20,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.db.tables import FineTunedModel, FineTuningJob
+from service.jobs import service as jobs
+from service.jobs.status import JobStatus
 from service.serving_client import ServingClient, VllmRoutes
 from service.settings import Settings
+from tests.conftest import free_port
 from tests.unit.service.conftest import ApiClient, create_key
 
 BASE = "whetstone-tiny"
-VLLM = "http://vllm.test"
 ANSWER = {
     "id": "chatcmpl-1",
     "object": "chat.completion",
@@ -29,32 +36,133 @@ ANSWER = {
     "model": BASE,
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
 }
-Handler = Callable[[httpx.Request], httpx.Response]
+Reply = Callable[[BaseHTTPRequestHandler], None]
+JSON = "application/json"
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    client_port: int
+
+
+def reply(
+    status: int, content: bytes | dict[str, object], media: str = "application/json"
+) -> Reply:
+    """Answer with `status` and `content` (JSON for a dict), then keep the connection."""
+    data = json.dumps(content).encode() if isinstance(content, dict) else content
+
+    def send(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("content-type", media)
+        handler.send_header("content-length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    return send
+
+
+def hang_up(handler: BaseHTTPRequestHandler) -> None:
+    """Close the connection without answering, as a vLLM that dies does."""
+    handler.close_connection = True
+
+
+def stream_then_break(events: list[bytes]) -> Reply:
+    """Start an SSE answer (chunked, as vLLM's), send `events`, then drop the connection
+    without the last chunk."""
+
+    def send(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+        for event in events:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+            handler.wfile.flush()
+        handler.close_connection = True
+
+    return send
+
+
+@dataclass
+class StandIn:
+    """A vLLM stand-in on a loopback port; `answer` replies to each request."""
+
+    url: str
+    answer: Reply = field(default=hang_up)
+    seen: list[Seen] = field(default_factory=list)
 
 
 @pytest.fixture()
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", vllm_urls={BASE: VLLM})
+def vllm() -> Iterator[StandIn]:
+    port = free_port()
+    stand_in = StandIn(f"http://127.0.0.1:{port}")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # http.server's name
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            stand_in.seen.append(Seen(self.path, headers, body, self.client_address[1]))
+            stand_in.answer(self)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield stand_in
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, vllm: StandIn) -> Settings:
+    return Settings(data_dir=tmp_path / "data", vllm_urls={BASE: vllm.url})
+
+
+def tuned_model(api: ApiClient) -> str:
+    """A model of project `alpha`: a job created through the API, then recorded as succeeded
+    as the scheduler does (no adapter: the stand-in answers for any model)."""
+    line = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    data = (json.dumps(line) + "\n").encode() * 10
+    file = api.http.post(
+        "/v1/files",
+        headers=api.auth(),
+        files={"file": ("train.jsonl", data, "application/jsonl")},
+        data={"purpose": "fine-tune"},
+    ).json()
+    job = api.http.post(
+        "/v1/fine_tuning/jobs",
+        json={"model": BASE, "training_file": file["id"]},
+        headers=api.auth(),
+    ).json()
+    services = api.http.app.state.services  # type: ignore[attr-defined]
+    with services.sessions() as session, session.begin():
+        row = session.get(FineTuningJob, job["id"])
+        jobs.transition(session, row, JobStatus.QUEUED)
+        jobs.transition(session, row, JobStatus.RUNNING)
+        name: str = jobs.mark_succeeded(session, row, trained_tokens=10).id
+    return name
+
+
+def delete_elsewhere(api: ApiClient, model: str) -> None:
+    """Mark `model` deleted in the database, as another API replica would."""
+    services = api.http.app.state.services  # type: ignore[attr-defined]
+    with services.sessions() as session, session.begin():
+        row = session.get(FineTunedModel, model)
+        assert row is not None
+        row.deleted_at = 1
 
 
 @pytest.fixture()
 def api(settings: Settings) -> Iterator[ApiClient]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as http:
         yield ApiClient(http, settings, create_key(http, "alpha"), create_key(http, "beta"))
-
-
-def use_vllm(api: ApiClient, handler: Handler) -> list[httpx.Request]:
-    """Route the app's vLLM traffic to `handler`; returns the requests it receives."""
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
-
-    services = api.http.app.state.services  # type: ignore[attr-defined]
-    mock = httpx.AsyncClient(transport=httpx.MockTransport(record))
-    services.serving = ServingClient(VllmRoutes({BASE: VLLM}), http=mock)
-    return seen
 
 
 def chat(api: ApiClient, body: object, key: str | None = None) -> httpx.Response:
@@ -67,28 +175,34 @@ def body(**extra: object) -> dict[str, object]:
     return {"model": BASE, "messages": [{"role": "user", "content": "hi"}], **extra}
 
 
-def test_body_goes_to_vllm_untouched_and_the_answer_comes_back(api: ApiClient) -> None:
-    seen = use_vllm(api, lambda r: httpx.Response(200, json=ANSWER))
+def test_body_goes_to_vllm_untouched_and_the_answer_comes_back(
+    api: ApiClient, vllm: StandIn
+) -> None:
+    vllm.answer = reply(200, ANSWER)
     sent = body(max_tokens=3, temperature=0, some_vllm_option=[1, 2])
-    answer = chat(api, sent)
-    assert answer.status_code == 200 and answer.json() == ANSWER
-    (request,) = seen
-    assert request.url == f"{VLLM}/v1/chat/completions"
-    assert json.loads(request.content) == sent
+    for _ in range(3):  # over one kept-alive connection
+        answer = chat(api, sent)
+        assert answer.status_code == 200 and answer.json() == ANSWER
+    assert len(vllm.seen) == 3
+    assert len({seen.client_port for seen in vllm.seen}) == 1
+    request = vllm.seen[0]
+    assert request.path == "/v1/chat/completions"
+    assert json.loads(request.body) == sent
+    assert request.headers["content-type"] == "application/json"
     assert "authorization" not in request.headers  # the caller's key stays here
 
 
-def test_vllm_errors_keep_openai_shape_and_status(api: ApiClient) -> None:
+def test_vllm_errors_keep_openai_shape_and_status(api: ApiClient, vllm: StandIn) -> None:
     error = {"error": {"message": "max_tokens is too large", "type": "BadRequestError",
                        "param": "max_tokens", "code": 400}}  # fmt: skip
-    use_vllm(api, lambda r: httpx.Response(400, json=error))
+    vllm.answer = reply(400, error)
     answer = chat(api, body())
     assert answer.status_code == 400
     assert answer.json() == {"error": {"message": "max_tokens is too large",
                              "type": "invalid_request_error", "param": "max_tokens",
                              "code": None}}  # fmt: skip
 
-    use_vllm(api, lambda r: httpx.Response(500, text="engine dead"))
+    vllm.answer = reply(500, b"engine dead", "text/plain")
     answer = chat(api, body())
     assert answer.status_code == 502
     assert answer.json()["error"]["type"] == "server_error"
@@ -96,38 +210,28 @@ def test_vllm_errors_keep_openai_shape_and_status(api: ApiClient) -> None:
 
 
 def test_vllm_unreachable_is_503_at_once(api: ApiClient) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    use_vllm(api, refuse)
+    services = api.http.app.state.services  # type: ignore[attr-defined]
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    services.serving = ServingClient(VllmRoutes({BASE: nobody}))
     started = time.monotonic()
     answer = chat(api, body())
     assert answer.status_code == 503 and time.monotonic() - started < 2
     assert answer.json()["error"]["code"] == "model_not_ready"
 
 
-def test_vllm_dying_mid_request_is_502(api: ApiClient) -> None:
-    def drop(request: httpx.Request) -> httpx.Response:
-        raise httpx.RemoteProtocolError("server disconnected", request=request)
-
-    use_vllm(api, drop)
+def test_vllm_dying_mid_request_is_502(api: ApiClient, vllm: StandIn) -> None:
+    vllm.answer = hang_up
     answer = chat(api, body())
     assert answer.status_code == 502
     assert "stopped while answering" in answer.json()["error"]["message"]
 
 
-def test_stream_is_relayed_and_a_broken_stream_ends_with_an_error_event(api: ApiClient) -> None:
+def test_stream_is_relayed_and_a_broken_stream_ends_with_an_error_event(
+    api: ApiClient, vllm: StandIn
+) -> None:
     events = [b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n',
               b'data: {"choices":[{"delta":{"content":"b"}}]}\n\n']  # fmt: skip
-
-    class Broken(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            for event in events:
-                yield event
-            raise httpx.ReadError("connection reset")
-
-    headers = {"content-type": "text/event-stream"}
-    use_vllm(api, lambda r: httpx.Response(200, headers=headers, stream=Broken()))
+    vllm.answer = stream_then_break(events)
     with api.http.stream(
         "POST", "/v1/chat/completions", json=body(stream=True), headers=api.auth()
     ) as answer:
@@ -139,10 +243,14 @@ def test_stream_is_relayed_and_a_broken_stream_ends_with_an_error_event(api: Api
     assert last["error"]["code"] == "model_server_error"
 
 
-def test_requests_refused_before_vllm(api: ApiClient) -> None:
-    seen = use_vllm(api, lambda r: httpx.Response(200, json=ANSWER))
+def test_requests_refused_before_vllm(api: ApiClient, vllm: StandIn) -> None:
+    vllm.answer = reply(200, ANSWER)
     no_key = api.http.post("/v1/chat/completions", content=b"not json")
     assert no_key.status_code == 401
+    bad_key = api.http.post(
+        "/v1/chat/completions", content=b"not json", headers=api.auth("sk-whet-nosuchkey0000")
+    )
+    assert bad_key.status_code == 401
     assert chat(api, "a string").status_code == 400
     bad_json = api.http.post("/v1/chat/completions", content=b"{", headers=api.auth())
     assert bad_json.status_code == 400 and bad_json.json()["error"]["code"] == "invalid_json"
@@ -154,7 +262,7 @@ def test_requests_refused_before_vllm(api: ApiClient) -> None:
     assert unknown.json()["error"] == {"message": f"No such model: {name}",
                                        "type": "invalid_request_error", "param": "model",
                                        "code": "model_not_found"}  # fmt: skip
-    assert seen == []
+    assert vllm.seen == []
 
 
 def test_registered_base_model_without_a_vllm_is_503(tmp_path: Path) -> None:
@@ -164,3 +272,34 @@ def test_registered_base_model_without_a_vllm_is_503(tmp_path: Path) -> None:
         answer = chat(api, body())
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "model_not_served"
+
+
+def test_a_model_used_then_deleted_is_refused_at_once(api: ApiClient, vllm: StandIn) -> None:
+    vllm.answer = reply(200, ANSWER)
+    model = tuned_model(api)
+    assert chat(api, body(model=model)).status_code == 200
+    assert chat(api, body(model=model), key=api.key_b).status_code == 404  # not beta's
+    assert api.http.delete(f"/v1/models/{model}", headers=api.auth()).json()["deleted"]
+    gone = chat(api, body(model=model))
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "model_not_found"
+    chats = [seen for seen in vllm.seen if seen.path == "/v1/chat/completions"]
+    assert [json.loads(seen.body)["model"] for seen in chats] == [model]
+
+
+@pytest.mark.parametrize("cache_seconds", [0.0, 0.5])
+def test_a_model_deleted_by_another_replica_is_refused_within_the_cache_time(
+    tmp_path: Path, vllm: StandIn, cache_seconds: float
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        vllm_urls={BASE: vllm.url},
+        chat_access_cache_seconds=cache_seconds,
+    )
+    vllm.answer = reply(200, ANSWER)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+        api = ApiClient(http, settings, create_key(http, "alpha"), create_key(http, "beta"))
+        model = tuned_model(api)
+        assert chat(api, body(model=model)).status_code == 200
+        delete_elsewhere(api, model)
+        time.sleep(cache_seconds)
+        assert chat(api, body(model=model)).status_code == 404

@@ -1,0 +1,74 @@
+"""Who may chat with which model: the chat route's one database question, remembered briefly.
+
+Every chat completion asks: is this API key known, and which base model serves the model it
+names for the key's project? Asking the database costs a query and a trip to a worker thread,
+about a third of the API's own CPU per proxied request. `ChatAccess` keeps each yes for `ttl`
+seconds (`WHETSTONE_CHAT_ACCESS_CACHE_SECONDS`; 0 asks every time). A no is never kept: a new
+key or model works at once. Deleting a model in this process forgets it at once; another API
+replica may still route it for up to `ttl` seconds, to a vLLM that has unloaded it and whose
+resolver no longer finds it (404).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Container
+
+from sqlalchemy import Engine
+
+from service.auth import unknown_key
+from service.db.repositories import models as models_repo
+from service.db.repositories.projects import hash_key
+from service.errors import not_found
+
+
+class ChatAccess:
+    """The base model serving a model for an API key, from the database or a recent answer."""
+
+    def __init__(
+        self, engine: Engine, base_models: Container[str], ttl: float, max_entries: int = 10_000
+    ) -> None:
+        self.engine = engine
+        self.base_models = base_models
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._answers: dict[tuple[str, str], tuple[str, float]] = {}  # -> (base model, until)
+        self._lock = threading.Lock()
+
+    def recent(self, key: str, model: str) -> str | None:
+        """The base model of a yes given less than `ttl` seconds ago, else None."""
+        answer = self._answers.get((hash_key(key), model))
+        if answer is None or answer[1] < time.monotonic():
+            return None
+        return answer[0]
+
+    def base_model(self, key: str, model: str) -> str:
+        """Ask the database (blocking: call it from a worker thread). The base model serving
+        `model` for the key's project: itself for a registered base model, else the base of
+        the project's live fine-tuned or checkpoint model. 401 for an unknown key; another
+        project's model, a deleted one and an unknown one are the same 404."""
+        key_hash = hash_key(key)
+        with self.engine.connect() as connection:
+            known, base_model = models_repo.key_and_model(connection, key_hash, model)
+        if not known:
+            raise unknown_key(key)
+        if model in self.base_models:
+            base_model = model
+        if base_model is None:
+            raise not_found("model", model, param="model")
+        if self.ttl > 0:
+            self._remember((key_hash, model), base_model)
+        return base_model
+
+    def forget_model(self, model: str) -> None:
+        """Drop every answer about `model` (it was deleted)."""
+        with self._lock:
+            for entry in [entry for entry in self._answers if entry[1] == model]:
+                del self._answers[entry]
+
+    def _remember(self, entry: tuple[str, str], base_model: str) -> None:
+        with self._lock:
+            if len(self._answers) >= self.max_entries:  # the oldest answer goes first
+                del self._answers[next(iter(self._answers))]
+            self._answers[entry] = (base_model, time.monotonic() + self.ttl)
