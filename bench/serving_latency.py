@@ -1,7 +1,8 @@
 """Chat latency through the Whetstone API versus straight to vLLM, and warm-start time.
 
 Starts one vLLM (CPU) for the small base model through the serving supervisor, and
-`python -m service` (SQLite) pointed at it. A fine-tuned model is recorded as a succeeded
+`python -m service` (SQLite) pointed at it (a second one, which checks every request in its
+database, is only measured for its CPU per request). A fine-tuned model is recorded as a succeeded
 job (adapter in the store, pointer, database rows). Then, for the same requests, alternating
 between the two paths so that both see the same machine load:
 
@@ -98,7 +99,8 @@ def api_cpu_per_request(
 def compare(
     measure: Callable[[str, dict[str, str]], float], direct: str, api: str, key: str, n: int
 ) -> tuple[list[float], list[float]]:
-    """`n` measurements of each path, alternating (after a few warm-up rounds)."""
+    """`n` measurements of each path, alternating (after a few warm-up rounds); the i-th of
+    each list were taken one right after the other."""
     auth = {"authorization": f"Bearer {key}"}
     for _ in range(3):
         measure(direct, {}), measure(api, auth)
@@ -116,11 +118,14 @@ def compare(
 def row(name: str, direct: list[float], api: list[float], tokens: int | None) -> str:
     p50d, p50a = statistics.median(direct), statistics.median(api)
     p99d, p99a = percentile(direct, 0.99), percentile(api, 0.99)
+    # The same request both ways, one right after the other: the median of these
+    # differences is less at the mercy of the machine's load than the difference of medians.
+    paired = statistics.median(b - a for a, b in zip(direct, api, strict=True))
     cells = [f"{name:<34}", f"{1000 * p50d:8.1f}", f"{1000 * p50a:8.1f}",
              f"{1000 * (p50a - p50d):+7.2f} ({100 * (p50a / p50d - 1):+5.1f}%)",
-             f"{1000 * p99d:8.1f}", f"{1000 * p99a:8.1f}"]  # fmt: skip
+             f"{1000 * paired:+7.2f}", f"{1000 * p99d:8.1f}", f"{1000 * p99a:8.1f}"]  # fmt: skip
     if tokens:
-        cells += [f"{tokens / p50d:7.0f}", f"{tokens / p50a:7.0f}"]
+        cells += [f"{tokens / p50d:10.0f}", f"{tokens / p50a:9.0f}"]
     return " ".join(cells)
 
 
@@ -174,12 +179,16 @@ def main() -> None:
             up = supervisor.status(BASE_MODEL).startup_seconds or 0.0
             vllm = VllmServer(supervisor, BASE_MODEL, base_dir, store, store.url,
                               work / "cache", work / "logs" / f"{BASE_MODEL}.log")  # fmt: skip
-            with start_chat_server(vllm, work / "api") as server:
-                if args.vllm_cpus:  # the API and this client on the CPUs vLLM leaves free
+            no_cache = {"WHETSTONE_CHAT_ACCESS_CACHE_SECONDS": "0"}
+            with (
+                start_chat_server(vllm, work / "api") as server,
+                start_chat_server(vllm, work / "api-no-cache", no_cache) as uncached,
+            ):
+                if args.vllm_cpus:  # the APIs and this client on the CPUs vLLM leaves free
                     free = set(range(os.cpu_count() or 1)) - _cpus(args.vllm_cpus)
-                    for pid in (server.proc.pid, os.getpid()):
+                    for pid in (server.proc.pid, uncached.proc.pid, os.getpid()):
                         os.sched_setaffinity(pid, free or {0})
-                run(args, server, vllm, work, up)
+                run(args, server, uncached, vllm, work, up)
 
 
 def _cpus(spec: str) -> set[int]:
@@ -191,7 +200,16 @@ def _cpus(spec: str) -> set[int]:
     return cpus
 
 
-def run(args: argparse.Namespace, server: Server, vllm: VllmServer, work: Path, up: float) -> None:
+def run(
+    args: argparse.Namespace,
+    server: Server,
+    uncached: Server,
+    vllm: VllmServer,
+    work: Path,
+    up: float,
+) -> None:
+    """The measurements through `server`; `uncached` (an API that checks every request in
+    its database) only for its CPU per request."""
     job_id = create_job(server.client(), ["a", "b"], work, suffix="bench")
     adapter = make_lora_adapter(vllm.base_model_dir, work / "adapter", seed=7)
     tuned = succeed_job(server, vllm, job_id, adapter, step=10).name
@@ -208,18 +226,20 @@ def run(args: argparse.Namespace, server: Server, vllm: VllmServer, work: Path, 
                            server.key_a, n)  # fmt: skip
             lines.append(row(f"{label}, first token (stream)", a, b, None))
         cpu = api_cpu_per_request(http, server, BASE_MODEL, tokens)
+        cpu_uncached = api_cpu_per_request(http, uncached, BASE_MODEL, tokens)
     warm = warm_starts(server, vllm, work, args.warm)
 
     cpus = args.vllm_cpus or "all"
     print(f"\nvLLM (CPU, compute on CPUs {cpus}) up in {up:.1f}s; {n} requests per path, "
           "alternating; times in ms\n")  # fmt: skip
-    print(f"{'':<34} {'p50 vLLM':>8} {'p50 API':>8} {'added at p50':>16} "
-          f"{'p99 vLLM':>8} {'p99 API':>8} {'tok/s vLLM':>7} {'tok/s API':>7}")  # fmt: skip
+    print(f"{'':<34} {'p50 vLLM':>8} {'p50 API':>8} {'added at p50':>16} {'paired':>7} "
+          f"{'p99 vLLM':>8} {'p99 API':>8} {'tok/s vLLM':>10} {'tok/s API':>9}")  # fmt: skip
     for line in lines:
         print(line)
-    print(f"\nAPI process CPU per proxied request: {1000 * cpu:.2f} ms (added latency beyond "
-          "this is waiting for a CPU: this machine's load average was "
-          f"{os.getloadavg()[0]:.1f})")  # fmt: skip
+    print(f"\nAPI process CPU per proxied request: {1000 * cpu:.2f} ms; "
+          f"{1000 * cpu_uncached:.2f} ms when each request is checked in the database "
+          "(WHETSTONE_CHAT_ACCESS_CACHE_SECONDS=0). Added latency beyond this is waiting for "
+          f"a CPU: this machine's load average was {os.getloadavg()[0]:.1f}")  # fmt: skip
     print("\nwarm start (job success -> load_lora_adapter -> first token through the API):")
     for i, (load, first) in enumerate(warm):
         print(f"  model {i + 1}: load_lora_adapter {1000 * load:7.1f} ms, "
