@@ -2,9 +2,9 @@
 
 Starts one vLLM (CPU) for the small base model through the serving supervisor, and
 `python -m service` (SQLite) pointed at it (a second one, which checks every request in its
-database, is only measured for its CPU per request). A fine-tuned model is recorded as a succeeded
-job (adapter in the store, pointer, database rows). Then, for the same requests, alternating
-between the two paths so that both see the same machine load:
+database, is only measured for its CPU per request). A fine-tuned model is recorded as a
+succeeded job (adapter in the store, pointer, database rows). Then, for the same requests,
+alternating between the two paths so that both see the same machine load:
 
 - non-streamed completions (`--tokens` tokens each, `ignore_eos`): latency p50/p99 and
   tokens/s, for the base model and for the fine-tuned model;

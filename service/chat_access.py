@@ -69,6 +69,8 @@ class ChatAccess:
 
     def _remember(self, entry: tuple[str, str], base_model: str) -> None:
         with self._lock:
-            if len(self._answers) >= self.max_entries:  # the oldest answer goes first
+            # A renewed answer moves to the end, so the first one is always the oldest,
+            # and only a new entry can push the oldest out.
+            if self._answers.pop(entry, None) is None and len(self._answers) >= self.max_entries:
                 del self._answers[next(iter(self._answers))]
             self._answers[entry] = (base_model, time.monotonic() + self.ttl)
