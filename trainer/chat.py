@@ -3,24 +3,45 @@
 Torch-free (only `tokenizers`, `jinja2` and the standard library): the service imports it to
 count tokens and to refuse examples before training; the trainer builds its dataset with it.
 
-The template renders exactly as transformers renders it (the same Jinja settings and the
-same `tojson`). Loss falls only on what an assistant message adds after its header: its
-content, its tool calls and its end token; an assistant message with `weight: 0` adds none.
-Those spans are found by rendering the conversation one message at a time and taking the
-differences, so any prefix-stable template works, not just Whetstone's own.
+The template renders as transformers renders it: the same Jinja settings, `tojson`,
+`raise_exception` and `strftime_now` (frozen for the length of one example, so every
+rendering of it agrees on the date). Loss falls only on what an assistant message adds after
+its header: its content, its tool calls and its end token; one with `weight: 0` adds none.
+
+Where those spans are:
+- A template that marks assistant text with `{% generation %}` (as transformers'
+  `return_assistant_tokens_mask` reads it) says so itself: the whole conversation is rendered
+  once and the marked spans are the loss, one per assistant message.
+- Otherwise, for each trained assistant message `i`, the conversation before it is rendered
+  with the generation prompt (`head`) and the conversation up to it without (`turn`); the
+  span is what `turn` adds to `head`. No empty conversation is ever rendered (templates
+  read `messages[0]`), and a template that adds a default system prompt or folds the system
+  message into the first user turn does so in every rendering alike. The whole rendering
+  must start with each `turn`; a template that renders an earlier turn differently once
+  later ones follow (one that drops earlier turns' reasoning) is refused for that example,
+  naming the message, unless that earlier turn has `weight: 0`.
+A template's own refusal (`raise_exception`) or failure is a per-example `ExampleError`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2.ext import loopcontrols
+from jinja2 import TemplateError, nodes
+from jinja2.ext import Extension, loopcontrols
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
+
+# `{% generation %}` output is wrapped in these two Unicode noncharacters (never part of
+# interchanged text) while rendering, then they are cut out and their places kept.
+GENERATION_START = "\ufdd0"
+GENERATION_END = "\ufdd1"
 
 
 class ExampleError(ValueError):
@@ -78,13 +99,59 @@ def _raise_exception(message: str) -> None:
     raise ExampleError(f"the chat template refused the example: {message}")
 
 
+class GenerationMarks(Extension):
+    """`{% generation %}...{% endgeneration %}`: assistant text as the template marks it."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: Parser) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        call = self.call_method("_mark")
+        return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+    def _mark(self, caller: Callable[[], str]) -> str:
+        return GENERATION_START + caller() + GENERATION_END
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
+        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols, GenerationMarks]
     )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     return env
+
+
+def _cut_marks(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """The text without generation marks, and the character spans they enclosed."""
+    out: list[str] = []
+    spans: list[tuple[int, int]] = []
+    length = 0
+    start: int | None = None
+    for piece in _split_marks(text):
+        if piece == GENERATION_START:
+            start = length
+        elif piece == GENERATION_END:
+            if start is not None and length > start:
+                spans.append((start, length))
+            start = None
+        else:
+            out.append(piece)
+            length += len(piece)
+    return "".join(out), spans
+
+
+def _split_marks(text: str) -> list[str]:
+    pieces: list[str] = []
+    at = 0
+    for i, ch in enumerate(text):
+        if ch in (GENERATION_START, GENERATION_END):
+            pieces.extend((text[at:i], ch))
+            at = i + 1
+    pieces.append(text[at:])
+    return [p for p in pieces if p]
 
 
 def _load_template(folder: Path) -> str:
@@ -106,7 +173,12 @@ class ChatTokenizer:
 
     def __init__(self, tokenizer: Tokenizer, template: str, special: dict[str, str]) -> None:
         self.tokenizer = tokenizer
-        self.template = _environment().from_string(template)
+        env = _environment()
+        try:
+            self.template = env.from_string(template)
+        except TemplateError as e:
+            raise ValueError(f"the chat template does not compile: {e}") from e
+        self.marks_generation = _marks_generation(env, template)
         self.special = special  # bos_token, eos_token, pad_token ... as the template sees them
         self.special_tokens = sorted(
             (t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special),
@@ -133,35 +205,87 @@ class ChatTokenizer:
         messages: Sequence[dict[str, Any]],
         tools: list[dict[str, Any]] | None = None,
         add_generation_prompt: bool = False,
+        now: datetime | None = None,
     ) -> str:
-        return self.template.render(
-            messages=list(messages),
-            tools=tools,
-            add_generation_prompt=add_generation_prompt,
-            **self.special,
-        )
+        """The template's text, as transformers' `apply_chat_template` renders it."""
+        text, _spans = _cut_marks(self._render(messages, tools, add_generation_prompt, now))
+        return text
+
+    def _render(
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        add_generation_prompt: bool,
+        now: datetime | None,
+    ) -> str:
+        """The raw rendering, generation marks included; the template's errors are the
+        example's."""
+        moment = now or datetime.now()
+        try:
+            return self.template.render(
+                messages=list(messages),
+                tools=tools,
+                add_generation_prompt=add_generation_prompt,
+                strftime_now=moment.strftime,
+                **self.special,
+            )
+        except ExampleError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a template can raise anything at all
+            raise ExampleError(
+                f"the chat template failed on the example: {type(e).__name__}: {e}"
+            ) from e
 
     def _spans(self, example: dict[str, Any]) -> tuple[str, list[tuple[int, int]]]:
         """The whole text and the character spans that carry loss."""
         messages = example["messages"]
         tools = example.get("tools")
+        now = datetime.now()
+        for where, text in _text_fields(example):
+            if GENERATION_START in text or GENERATION_END in text:
+                raise ExampleError(f"{where} holds a Unicode noncharacter (U+FDD0 or U+FDD1)")
+        whole, marked = _cut_marks(self._render(messages, tools, False, now))
+        assistants = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+        trained = [i for i in assistants if messages[i].get("weight", 1) != 0]
+        if self.marks_generation:
+            return whole, self._marked_spans(marked, assistants, trained)
         spans: list[tuple[int, int]] = []
-        previous = self.render([], tools)
-        for i, message in enumerate(messages):
-            text = self.render(messages[: i + 1], tools)
-            if message.get("role") == "assistant":
-                head = self.render(messages[:i], tools, add_generation_prompt=True)
-                if not (head.startswith(previous) and text.startswith(head)):
-                    raise ExampleError("the chat template does not render messages[:i] as a prefix")
-                if message.get("weight", 1) != 0 and len(text) > len(head):
-                    spans.append((len(head), len(text)))
-            elif not text.startswith(previous):
-                raise ExampleError("the chat template does not render messages[:i] as a prefix")
-            previous = text
-        return previous, spans
+        for i in trained:
+            head = self.render(messages[:i], tools, add_generation_prompt=True, now=now)
+            turn = self.render(messages[: i + 1], tools, now=now)
+            if not turn.startswith(head):
+                raise ExampleError(
+                    f"the chat template renders messages[{i}] (assistant) with a header other "
+                    "than its generation prompt, so the answer's tokens cannot be told apart"
+                )
+            if not whole.startswith(turn):
+                raise ExampleError(
+                    f"the chat template renders messages[{i}] (assistant) differently once "
+                    "later messages follow it (it is not prefix-stable: e.g. it drops earlier "
+                    "turns' reasoning); give that message weight 0, or split the conversation "
+                    "into one example per assistant turn"
+                )
+            if len(turn) > len(head):
+                spans.append((len(head), len(turn)))
+        return whole, spans
+
+    @staticmethod
+    def _marked_spans(
+        marked: list[tuple[int, int]], assistants: list[int], trained: list[int]
+    ) -> list[tuple[int, int]]:
+        """The `{% generation %}` spans of the trained assistant messages."""
+        if len(trained) == len(assistants):
+            return marked
+        if len(marked) != len(assistants):
+            raise ExampleError(
+                f"the chat template marks {len(marked)} generation spans for "
+                f"{len(assistants)} assistant messages, so weight 0 cannot be applied"
+            )
+        return [span for span, i in zip(marked, assistants, strict=True) if i in trained]
 
     def encode(self, example: dict[str, Any]) -> Encoded:
-        """Token ids of the rendered example and its loss mask."""
+        """Token ids of the rendered example and its loss mask: a token carries loss when
+        it starts inside a span."""
         text, spans = self._spans(example)
         encoding = self.tokenizer.encode(text, add_special_tokens=False)
         mask = []
@@ -201,6 +325,15 @@ class ChatTokenizer:
         if encoded.trained_tokens == 0:
             raise ExampleError("no assistant tokens to train on")
         return encoded
+
+
+def _marks_generation(env: ImmutableSandboxedEnvironment, template: str) -> bool:
+    """Whether the template has a `{% generation %}` block."""
+    for block in env.parse(template).find_all(nodes.CallBlock):
+        target = block.call.node
+        if isinstance(target, nodes.ExtensionAttribute) and target.name == "_mark":
+            return True
+    return False
 
 
 def _token_text(value: Any) -> str:
