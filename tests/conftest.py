@@ -6,6 +6,7 @@ in CI (`CI=true`), so nothing silently skips there.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,6 +135,24 @@ def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("base-model") / "whetstone-tiny"
     basemodel.make_base_model(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def family_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """`family_dir(name, **config_overrides)`: the tiny model folder of a `trainer.families`
+    family (optionally reshaped), built once per session and argument set."""
+    built: dict[str, Path] = {}
+
+    def get(name: str, **config_overrides: Any) -> Path:
+        key = json.dumps([name, config_overrides], sort_keys=True)
+        if key not in built:
+            from trainer.families import make_family_model
+
+            folder = tmp_path_factory.mktemp(f"family-{name}") / name
+            built[key] = make_family_model(name, folder, config_overrides=config_overrides)
+        return built[key]
+
+    return get
 
 
 pytest_plugins = ["tests.vllm_fixture"]  # `vllm_server`: one real vLLM per session

@@ -74,6 +74,7 @@ def run_command(spec_url: str, report_url: str | None = None, token: str | None 
 
     from trainer.data import DataError
     from trainer.loop import train
+    from trainer.model import UnsupportedModel
     from trainer.store import ObjectNotFound as Missing
 
     progress.pause_on_sigterm()
@@ -81,6 +82,8 @@ def run_command(spec_url: str, report_url: str | None = None, token: str | None 
         result = train(spec, progress, endpoint_url)
     except DataError as e:
         return _fail(progress, e.message, e.code, e.param)
+    except UnsupportedModel as e:
+        return _fail(progress, str(e), "unsupported_base_model", "model")
     except Missing as e:
         if spec.resume_from:
             what, param = "resume checkpoint", "resume_from"
