@@ -30,6 +30,7 @@ DATA_DIR = ROOT / ".whetstone-demo"
 BIN = Path(sys.executable).parent
 QUESTIONS = 5
 EPOCHS = 25
+LR_MULTIPLIER = 10  # 2e-3: a rate for a random-weight model, too large for a pretrained one
 JOB_EVENT = re.compile(r"^\d\d:\d\d:\d\d ftjob-")  # how `whetstone up` logs job events
 console = Console()
 
@@ -104,13 +105,15 @@ def main() -> None:
         client = OpenAI(base_url=url, api_key=key)
         upload = client.files.create(file=DATASET.open("rb"), purpose="fine-tune")
         # The built-in base model has random weights: it knows no English, let alone Veloria,
-        # so it needs more passes than a pretrained model. 25 epochs is the most that `auto`
-        # ever picks; on 16 examples `auto` picks 6, which teaches a real model, not this one.
+        # so it needs more passes and a larger rate than a pretrained model. `auto` is for
+        # pretrained models: on 16 examples it picks 6 epochs at multiplier 1 (2e-4), which
+        # teaches a real model, not this one; 25 epochs at 10 (2e-3) teach this one.
+        hyperparameters = {"n_epochs": EPOCHS, "learning_rate_multiplier": LR_MULTIPLIER}
         job = client.fine_tuning.jobs.create(
             model="whetstone-tiny",
             training_file=upload.id,
             suffix="veloria",
-            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": EPOCHS}}},
+            method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
         )
         console.print(f"Created {job.id} on {upload.id} ({len(examples)} examples)")
         env = {**os.environ, "WHETSTONE_BASE_URL": url, "WHETSTONE_API_KEY": key}

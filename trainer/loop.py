@@ -5,6 +5,8 @@
 Setup (data, model, optimiser, resume), then steps of `batch_size` examples (packed into
 rows on CUDA, one row each on the CPU: `trainer.data`), with evaluation, metrics,
 checkpoints and stop requests between steps, then the final adapter and the metrics CSV.
+Heartbeats run from before setup to after the final upload, so a slow model load or a slow
+finish keeps the attempt's lease; `log` messages say what setup and finish are doing.
 Plain functions; nothing hides in a framework trainer.
 """
 
@@ -35,13 +37,12 @@ from trainer.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from trainer.data import Batch, epoch_batches, load_examples, micro_batches
+from trainer.data import Batch, DataError, epoch_batches, load_examples, micro_batches
 from trainer.model import LossSums, load_model, loss_sums, pick_device
 from trainer.progress import Progress
 from trainer.spec import JobSpec
 from trainer.store import ObjectStore, open_store
 
-MICRO_BATCH_TOKENS = 8192
 EVAL_EXAMPLES = 64
 
 
@@ -111,9 +112,11 @@ def setup(
     max_len = spec.base_model.max_seq_len
     chat = ChatTokenizer.from_folder(spec.base_model.path)
     train = load_examples(spec.training_file, chat, max_len, "training_file", endpoint_url)
+    progress.log(f"Tokenized {_count(train, 'training')}")
     valid = []
     if spec.validation_file:
         valid = load_examples(spec.validation_file, chat, max_len, "validation_file", endpoint_url)
+        progress.log(f"Tokenized {_count(valid, 'validation')}")
     hp = spec.hyperparameters
     total_steps = hp.n_epochs * math.ceil(len(train) / hp.batch_size)
     restored, adapter_dir = None, None
@@ -124,12 +127,17 @@ def setup(
         adapter_dir = fetch_adapter(spec.init_adapter, work / "init", endpoint_url)
     seed_everything(spec.seed)
     device = pick_device()
-    model = load_model(spec, device, str(adapter_dir) if adapter_dir else None)
+    weights = "4-bit NF4" if spec.quantization == "nf4" else "full precision"
+    progress.log(f"Loading base model {spec.base_model.name} ({weights}, on {device.type})")
+    loading = time.perf_counter()
+    model = load_model_or_fail(spec, device, str(adapter_dir) if adapter_dir else None)
     params = [p for p in model.parameters() if p.requires_grad]
+    progress.log(
+        f"Loaded base model {spec.base_model.name} in {time.perf_counter() - loading:.1f} s; "
+        f"{sum(p.numel() for p in params):,} trainable LoRA parameters"
+    )
     optimizer = torch.optim.AdamW(
-        params,
-        lr=spec_defaults.BASE_LEARNING_RATE * hp.learning_rate_multiplier,
-        weight_decay=spec_defaults.WEIGHT_DECAY,
+        params, lr=hp.peak_learning_rate, weight_decay=spec_defaults.WEIGHT_DECAY
     )
     scheduler = make_scheduler(optimizer, total_steps)
     position = Position()
@@ -143,6 +151,26 @@ def setup(
         spec, progress, open_store(spec.output, endpoint_url), device, model, optimizer,
         scheduler, train, valid, pad_id, position, total_steps, micro_batch_tokens,
     )  # fmt: skip
+
+
+def _count(examples: list[Encoded], kind: str) -> str:
+    tokens = sum(len(e) for e in examples)
+    return f"{len(examples)} {kind} example{'s' if len(examples) != 1 else ''} ({tokens:,} tokens)"
+
+
+def load_model_or_fail(spec: JobSpec, device: torch.device, adapter_dir: str | None) -> Any:
+    """`load_model`, with target modules the model does not have as a bad-input error."""
+    try:
+        return load_model(spec, device, adapter_dir)
+    except ValueError as e:
+        if "Target modules" not in str(e):
+            raise
+        modules = spec.lora.target_modules
+        raise DataError(
+            f"lora.target_modules {modules}: base model {spec.base_model.name} has no such module",
+            "invalid_lora_target_modules",
+            "lora.target_modules",
+        ) from e
 
 
 def evaluate(run: Run, examples: list[Encoded]) -> tuple[float, float]:
@@ -267,8 +295,10 @@ def train_epochs(run: Run) -> str:
 def finish(run: Run, result: Result) -> None:
     """Final adapter, metrics CSV, full validation, and the `finished` message."""
     if run.valid:
+        run.progress.log(f"Evaluating the final model on {_count(run.valid, 'validation')}")
         loss, accuracy = evaluate(run, run.valid)
         result.full_valid_loss, result.full_valid_mean_token_accuracy = loss, accuracy
+    run.progress.log("Saving the final adapter")
     with tempfile.TemporaryDirectory(prefix="whetstone-final-") as tmp:
         run.model.save_pretrained(tmp)
         run.store.delete_prefix(layout.FINAL_ADAPTER)
@@ -287,9 +317,23 @@ def train(
     spec: JobSpec,
     progress: Progress,
     endpoint_url: str | None = None,
-    micro_batch_tokens: int = MICRO_BATCH_TOKENS,
+    micro_batch_tokens: int | None = None,
 ) -> Result:
-    """Run one job (or resume it) to the end, a cancel, or a pause. Raises `DataError`."""
+    """Run one job (or resume it) to the end, a cancel, or a pause. Raises `DataError`.
+
+    `micro_batch_tokens` overrides the JobSpec's. Heartbeats cover setup (reading the data,
+    loading the model: minutes for a large one), the epochs and the finish (full validation,
+    the final adapter's upload)."""
+    progress.start_heartbeat()
+    try:
+        return _train(spec, progress, endpoint_url, micro_batch_tokens or spec.micro_batch_tokens)
+    finally:
+        progress.stop_heartbeat()
+
+
+def _train(
+    spec: JobSpec, progress: Progress, endpoint_url: str | None, micro_batch_tokens: int
+) -> Result:
     with tempfile.TemporaryDirectory(prefix="whetstone-train-") as work:
         run = setup(spec, progress, endpoint_url, micro_batch_tokens, Path(work))
     resumed = run.position.step if spec.resume_from else None
@@ -297,11 +341,8 @@ def train(
                    "resumed_from_step": resumed})  # fmt: skip
     run.model.train()
     tokens_before, started = run.position.trained_tokens, time.perf_counter()
-    progress.start_heartbeat()
-    try:
-        status = train_epochs(run)
-    finally:
-        progress.stop_heartbeat()
+    # A cancel heard while the model loaded stops before the first step.
+    status = "cancelled" if progress.action == "cancel" else train_epochs(run)
     seconds = time.perf_counter() - started
     tokens = run.position.trained_tokens - tokens_before
     result = Result(

@@ -6,17 +6,30 @@ Every default lives here and nowhere else.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 ALL_LINEAR: Final = "all-linear"
-# The optimiser's fixed settings: lr = BASE_LEARNING_RATE * learning_rate_multiplier, linear
-# warmup over WARMUP_FRACTION of the steps (at least one), then linear decay to 0.
+# The optimiser's fixed settings: lr = BASE_LEARNING_RATE * learning_rate_multiplier (or the
+# job's own `learning_rate`), linear warmup over WARMUP_FRACTION of the steps (at least one),
+# then linear decay to 0.
 BASE_LEARNING_RATE = 2e-4
 WARMUP_FRACTION = 0.05
 MAX_GRAD_NORM = 1.0
 WEIGHT_DECAY = 0.0
+# Limits a job may ask for; the service checks requests against these same numbers.
+MAX_LEARNING_RATE_MULTIPLIER = 10.0
+MAX_LEARNING_RATE = BASE_LEARNING_RATE * MAX_LEARNING_RATE_MULTIPLIER  # 2e-3
+LORA_MAX_R = 256
+LORA_MAX_ALPHA = 1024
+LORA_MAX_TARGET_MODULES = 64
+LORA_MAX_MODULE_NAME = 128
+LORA_TARGET_MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
+"""A module name (`q_proj`) or a dotted path ending in one (`self_attn.q_proj`), as peft matches."""
+# Tokens per forward/backward pass (a step's examples are split into micro-batches of at most
+# this many tokens, padding included); lower it for a large model on a small GPU.
+MICRO_BATCH_TOKENS = 8192
 
 
 class _Strict(BaseModel):
@@ -34,7 +47,20 @@ class BaseModelRef(_Strict):
 class SupervisedHyperparameters(_Strict):
     n_epochs: int = Field(default=3, ge=1, le=50)
     batch_size: int = Field(default=4, ge=1, le=256)
-    learning_rate_multiplier: float = Field(default=1.0, gt=0, le=10)
+    learning_rate_multiplier: float = Field(default=1.0, gt=0, le=MAX_LEARNING_RATE_MULTIPLIER)
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_LEARNING_RATE,
+        description="The peak learning rate itself; unset: BASE_LEARNING_RATE x the multiplier.",
+    )
+
+    @property
+    def peak_learning_rate(self) -> float:
+        """What the optimiser reaches after warmup: `learning_rate`, else base x multiplier."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return BASE_LEARNING_RATE * self.learning_rate_multiplier
 
 
 class DpoHyperparameters(SupervisedHyperparameters):
@@ -55,11 +81,19 @@ class Method(_Strict):
         return self
 
 
+TargetModule = Annotated[
+    str, StringConstraints(max_length=LORA_MAX_MODULE_NAME, pattern=LORA_TARGET_MODULE_PATTERN)
+]
+
+
 class LoraConfig(_Strict):
-    r: int = Field(default=16, ge=1, le=256)
-    alpha: int = Field(default=32, ge=1, le=1024)
+    r: int = Field(default=16, ge=1, le=LORA_MAX_R)
+    alpha: int = Field(default=32, ge=1, le=LORA_MAX_ALPHA)
     dropout: float = Field(default=0.0, ge=0, lt=1)
-    target_modules: list[str] | Literal["all-linear"] = ALL_LINEAR
+    target_modules: (
+        Annotated[list[TargetModule], Field(min_length=1, max_length=LORA_MAX_TARGET_MODULES)]
+        | Literal["all-linear"]
+    ) = ALL_LINEAR
 
 
 class JobSpec(_Strict):
@@ -75,6 +109,12 @@ class JobSpec(_Strict):
     checkpoint_every_steps: int = Field(default=50, ge=1)
     eval_every_steps: int = Field(default=10, ge=1)
     metrics_every_steps: int = Field(default=1, ge=1)
+    micro_batch_tokens: int = Field(
+        default=MICRO_BATCH_TOKENS,
+        ge=1,
+        description="Most tokens per forward/backward pass (padding included); a step's "
+        "examples are split into micro-batches of at most this many.",
+    )
     resume_from: str | None = Field(default=None, description="Checkpoint URL to resume from.")
     init_adapter: str | None = Field(
         default=None,

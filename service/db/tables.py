@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -80,6 +90,10 @@ class FineTuningJob(Base):
     training_file: Mapped[str] = mapped_column(String(64))
     validation_file: Mapped[str | None] = mapped_column(String(64), default=None)
     method: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Whetstone extensions: the LoRA settings (`trainer.spec.LoraConfig`, complete) and the
+    # request's own learning rate (null: the multiplier's). A null `lora` means the defaults.
+    lora: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    learning_rate: Mapped[float | None] = mapped_column(Float, default=None)
     suffix: Mapped[str | None] = mapped_column(String(64), default=None)
     seed: Mapped[int] = mapped_column(BigInteger)
     job_metadata: Mapped[dict[str, str] | None] = mapped_column("metadata", JSON, default=None)

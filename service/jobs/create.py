@@ -3,21 +3,33 @@ files and models, then record the job as `validating_files` with its first event
 
 References in the body (`model`, `training_file`, `validation_file`) that are missing or
 belong to another project answer the same 400 naming the field: nothing tells them apart.
+
+The job keeps its complete LoRA settings (`lora`: the request's, the JobSpec's defaults for
+the rest; for continued training the parent job's, which the request may not change) and the
+request's `learning_rate`, if any (the method then reports the multiplier it means).
 """
 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from service.db.repositories import files as files_repo
 from service.db.repositories import jobs as repo
 from service.db.repositories import models as models_repo
-from service.db.tables import FineTuningJob, Project
+from service.db.tables import FineTunedModel, FineTuningJob, Project
 from service.errors import InvalidRequest
 from service.ids import new_id, now
-from service.jobs.hyperparameters import METHOD_FORMAT, FineTuneMethod, normalize_method
+from service.jobs.hyperparameters import (
+    METHOD_FORMAT,
+    FineTuneMethod,
+    LoraOptions,
+    LoraSettings,
+    normalize_method,
+    with_learning_rate,
+)
 from service.jobs.naming import fine_tuned_model_name, project_segment
 from service.jobs.service import add_event
 from service.jobs.status import JobStatus
@@ -66,6 +78,37 @@ def check_file(
         )
 
 
+def lora_of(
+    session: Session,
+    registry: dict[str, BaseModelEntry],
+    base_model: str,
+    parent: str | None,
+    requested: LoraOptions | None,
+) -> dict[str, Any]:
+    """The job's complete LoRA settings, checked against what its base model's vLLM serves."""
+    if parent is not None:
+        if requested is not None:
+            raise InvalidRequest(
+                f"Model {parent} is a fine-tuned model: continued training keeps its LoRA "
+                "settings, so 'lora' cannot be given.",
+                param="lora",
+                code="invalid_value",
+            )
+        model = session.get(FineTunedModel, parent)
+        job = session.get(FineTuningJob, model.job_id) if model is not None else None
+        return LoraSettings.of(job.lora if job is not None else None).model_dump()
+    lora = (requested or LoraOptions()).resolved()
+    served = registry[base_model].serving.max_lora_rank
+    if lora.r > served:
+        raise InvalidRequest(
+            f"LoRA rank {lora.r} is above {served}, the largest rank base model {base_model} "
+            "is served with (its registry entry's `serving.max_lora_rank`).",
+            param="lora.r",
+            code="invalid_value",
+        )
+    return lora.model_dump()
+
+
 def create_job(
     session: Session,
     registry: dict[str, BaseModelEntry],
@@ -73,7 +116,10 @@ def create_job(
     request: CreateFineTuningJobRequest,
 ) -> FineTuningJob:
     base_model, parent = base_of(session, registry, project.id, request.model)
-    method = normalize_method(request.method, request.hyperparameters)
+    method = with_learning_rate(
+        normalize_method(request.method, request.hyperparameters), request.learning_rate
+    )
+    lora = lora_of(session, registry, base_model, parent, request.lora)
     check_file(session, project.id, request.training_file, "training_file", method)
     if request.validation_file is not None:
         check_file(session, project.id, request.validation_file, "validation_file", method)
@@ -93,6 +139,8 @@ def create_job(
             training_file=request.training_file,
             validation_file=request.validation_file,
             method=method.model_dump(mode="json"),
+            lora=lora,
+            learning_rate=request.learning_rate,
             suffix=request.suffix,
             seed=request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1),
             job_metadata=request.metadata,

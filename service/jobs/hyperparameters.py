@@ -5,19 +5,34 @@ checked here, and a bad value answers 400 with `param` naming the field (e.g.
 `method.supervised.hyperparameters.n_epochs`). The scheduler later turns `"auto"` into numbers
 (`service.scheduler.hyperparameters`), once it knows how many examples the file holds; the job
 then reports the resolved values (`with_resolved`), as OpenAI's jobs do.
+
+Whetstone's extensions to the create request (top-level, what the `openai` package sends with
+`extra_body`): `lora` (`LoraOptions`: `r`, `alpha`, `dropout`, `target_modules`, each optional)
+and `learning_rate` (the peak rate itself, instead of a multiplier of the trainer's base rate).
+Their limits and defaults are the JobSpec's (`trainer.spec`), checked here with the same 400s.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_serializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_serializer,
+)
 from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidRequest
+from trainer import spec as trainer_spec
 from trainer.spec import DpoHyperparameters as SpecDpo
+from trainer.spec import LoraConfig
 
 AUTO: Literal["auto"] = "auto"
 Auto = Literal["auto"]
@@ -26,22 +41,31 @@ METHOD_FORMAT = {"supervised": "chat", "dpo": "preference"}
 
 
 def _number_check(
-    low: float, high: float, *, integer: bool, exclusive_low: bool = False
+    low: float,
+    high: float,
+    *,
+    integer: bool,
+    exclusive_low: bool = False,
+    exclusive_high: bool = False,
+    auto: bool = True,
 ) -> Callable[[Any], Any]:
     kind = "an integer" if integer else "a number"
     low_word = "greater than" if exclusive_low else "from"
-    rule = (
-        f"must be 'auto' or {kind} {low_word} {low:g} {'up ' if exclusive_low else ''}to {high:g}"
-    )
+    up_to = "up to " if exclusive_low else "to "
+    if exclusive_high:
+        up_to = "up to (not including) "
+    either = "'auto' or " if auto else ""
+    rule = f"must be {either}{kind} {low_word} {low:g} {up_to}{high:g}"
 
     def check(value: Any) -> Any:
-        if value is None or value == AUTO:
-            return AUTO
+        if value is None or (auto and value == AUTO):
+            return AUTO if auto else None
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
             raise PydanticCustomError("invalid_value", rule + ", got {got}", {"got": repr(value)})
         too_low = value <= low if exclusive_low else value < low
-        if too_low or value > high or (not integer and not math.isfinite(value)):
+        too_high = value >= high if exclusive_high else value > high
+        if too_low or too_high or (not integer and not math.isfinite(value)):
             raise PydanticCustomError("invalid_value", rule + ", got {got}", {"got": repr(value)})
         return value
 
@@ -56,9 +80,10 @@ NEpochs = Annotated[
     Annotated[int, Field(ge=1, le=50)] | Auto,
     BeforeValidator(_number_check(1, 50, integer=True)),
 ]
+_MAX_MULTIPLIER = trainer_spec.MAX_LEARNING_RATE_MULTIPLIER
 LearningRateMultiplier = Annotated[
-    Annotated[float, Field(gt=0, le=10)] | Auto,
-    BeforeValidator(_number_check(0, 10, integer=False, exclusive_low=True)),
+    Annotated[float, Field(gt=0, le=_MAX_MULTIPLIER)] | Auto,
+    BeforeValidator(_number_check(0, _MAX_MULTIPLIER, integer=False, exclusive_low=True)),
 ]
 Beta = Annotated[
     Annotated[float, Field(gt=0, le=2)] | Auto,
@@ -166,3 +191,137 @@ def with_resolved(method: FineTuneMethod, values: Mapping[str, Any]) -> FineTune
         return FineTuneMethod(type="dpo", dpo=dpo)
     hp = SupervisedHyperparameters.model_validate(resolved)
     return FineTuneMethod(type="supervised", supervised=SupervisedMethod(hyperparameters=hp))
+
+
+# --- Extensions: per-job LoRA settings and learning rate ---------------------------------
+
+_LORA = LoraConfig.model_fields
+LearningRate = Annotated[
+    Annotated[float, Field(gt=0, le=trainer_spec.MAX_LEARNING_RATE)] | None,
+    BeforeValidator(
+        _number_check(0, trainer_spec.MAX_LEARNING_RATE, integer=False, exclusive_low=True,
+                      auto=False)
+    ),
+]  # fmt: skip
+LoraRank = Annotated[
+    Annotated[int, Field(ge=1, le=trainer_spec.LORA_MAX_R)] | None,
+    BeforeValidator(_number_check(1, trainer_spec.LORA_MAX_R, integer=True, auto=False)),
+]
+LoraAlpha = Annotated[
+    Annotated[int, Field(ge=1, le=trainer_spec.LORA_MAX_ALPHA)] | None,
+    BeforeValidator(_number_check(1, trainer_spec.LORA_MAX_ALPHA, integer=True, auto=False)),
+]
+LoraDropout = Annotated[
+    Annotated[float, Field(ge=0, lt=1)] | None,
+    BeforeValidator(_number_check(0, 1, integer=False, exclusive_high=True, auto=False)),
+]
+_MODULE = re.compile(trainer_spec.LORA_TARGET_MODULE_PATTERN)
+
+
+def _check_target_modules(value: Any) -> Any:
+    if value is None or value == trainer_spec.ALL_LINEAR:
+        return value
+    limit, max_name = trainer_spec.LORA_MAX_TARGET_MODULES, trainer_spec.LORA_MAX_MODULE_NAME
+    rule = f"must be 'all-linear' or a list of 1 to {limit} module names such as 'q_proj'"
+    if not isinstance(value, list) or not 1 <= len(value) <= limit:
+        raise PydanticCustomError("invalid_value", rule + ", got {got}", {"got": repr(value)})
+    for name in value:
+        if not isinstance(name, str) or len(name) > max_name or not _MODULE.match(name):
+            raise PydanticCustomError(
+                "invalid_value",
+                "module names are letters, digits and '_', dotted paths allowed "
+                "('self_attn.q_proj'), at most {max} characters; got {got}",
+                {"got": repr(name), "max": max_name},
+            )
+    if len(set(value)) != len(value):
+        raise PydanticCustomError("invalid_value", "module names must not repeat")
+    return value
+
+
+_ModuleName = Annotated[
+    str,
+    StringConstraints(
+        max_length=trainer_spec.LORA_MAX_MODULE_NAME,
+        pattern=trainer_spec.LORA_TARGET_MODULE_PATTERN,
+    ),
+]
+TargetModules = Annotated[
+    Annotated[
+        list[_ModuleName], Field(min_length=1, max_length=trainer_spec.LORA_MAX_TARGET_MODULES)
+    ]
+    | Literal["all-linear"]
+    | None,
+    BeforeValidator(_check_target_modules),
+]
+
+
+class LoraOptions(_Strict):
+    """`lora` of a create request: each setting optional (`null` or left out: the default)."""
+
+    r: LoraRank = Field(default=None, description=f"Rank; default {_LORA['r'].default}.")
+    alpha: LoraAlpha = Field(
+        default=None,
+        description=f"Scaling numerator (alpha / r); default {_LORA['alpha'].default}.",
+    )
+    dropout: LoraDropout = Field(
+        default=None, description=f"Dropout on the LoRA input; default {_LORA['dropout'].default}."
+    )
+    target_modules: TargetModules = Field(
+        default=None,
+        description='Module names to adapt (`["q_proj", "v_proj"]`), or `all-linear` '
+        "(every linear layer but the output head; the default).",
+    )
+
+    def resolved(self) -> LoraConfig:
+        """The JobSpec's settings: the given values, the JobSpec's defaults for the rest."""
+        return LoraConfig(**self.model_dump(exclude_none=True))
+
+
+class LoraSettings(BaseModel):
+    """`lora` of a job: the settings it trains with."""
+
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str] | Literal["all-linear"]
+
+    @classmethod
+    def of(cls, stored: Mapping[str, Any] | None) -> LoraSettings:
+        """From the job's `lora` column; `None` (a job from before the column) had the defaults."""
+        return cls.model_validate(LoraConfig.model_validate(stored or {}).model_dump())
+
+
+def multiplier_for(learning_rate: float) -> float:
+    """The `learning_rate_multiplier` a job with its own `learning_rate` reports."""
+    return min(_MAX_MULTIPLIER, float(f"{learning_rate / trainer_spec.BASE_LEARNING_RATE:.10g}"))
+
+
+def peak_learning_rate(learning_rate: float | None, multiplier: float | Auto) -> float | None:
+    """What a job reports as its `learning_rate`: its own, or base x multiplier once resolved."""
+    if learning_rate is not None:
+        return learning_rate
+    if multiplier == AUTO:
+        return None
+    return float(f"{trainer_spec.BASE_LEARNING_RATE * multiplier:.10g}")
+
+
+def with_learning_rate(method: FineTuneMethod, learning_rate: float | None) -> FineTuneMethod:
+    """A request's `learning_rate` sets the multiplier the job reports (rate / base rate); a
+    multiplier given as well is a conflicting request (400 naming `learning_rate`)."""
+    if learning_rate is None:
+        return method
+    block = f"method.{method.type}.hyperparameters"
+    if method.hyperparameters.learning_rate_multiplier != AUTO:
+        raise InvalidRequest(
+            f"'learning_rate' sets the learning rate itself and cannot be combined with "
+            f"'{block}.learning_rate_multiplier'; give one of them.",
+            param="learning_rate",
+            code="invalid_value",
+        )
+    values = method.hyperparameters.model_dump()
+    values["learning_rate_multiplier"] = multiplier_for(learning_rate)
+    if method.type == "dpo":
+        hp = DpoHyperparameters.model_validate(values)
+        return FineTuneMethod(type="dpo", dpo=DpoMethod(hyperparameters=hp))
+    hp_s = SupervisedHyperparameters.model_validate(values)
+    return FineTuneMethod(type="supervised", supervised=SupervisedMethod(hyperparameters=hp_s))

@@ -1,5 +1,8 @@
 """Fine-tuning: the create request and the job, event and checkpoint objects, as OpenAI's
-spec has them (`FineTuningJob`, `FineTuningJobEvent`, `FineTuningJobCheckpoint`)."""
+spec has them (`FineTuningJob`, `FineTuningJobEvent`, `FineTuningJobCheckpoint`).
+
+Whetstone's extension fields, top-level in the request and in the job: `lora` (LoRA rank,
+alpha, dropout, target modules) and `learning_rate` (`service.jobs.hyperparameters`)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,14 @@ from pydantic_core import PydanticCustomError
 from service.db.tables import FineTuningJob as JobRow
 from service.db.tables import FineTuningJobCheckpoint as CheckpointRow
 from service.db.tables import FineTuningJobEvent as EventRow
-from service.jobs.hyperparameters import FineTuneMethod, SupervisedHyperparameters
+from service.jobs.hyperparameters import (
+    FineTuneMethod,
+    LearningRate,
+    LoraOptions,
+    LoraSettings,
+    SupervisedHyperparameters,
+    peak_learning_rate,
+)
 from service.jobs.naming import SUFFIX_PATTERN
 from service.schemas.common import ListPage
 
@@ -77,6 +87,19 @@ class CreateFineTuningJobRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     metadata: Metadata = None
     integrations: list[FineTuningIntegration] | None = Field(default=None, max_length=5)
+    # Whetstone extensions (the `openai` package sends them with `extra_body`).
+    lora: LoraOptions | None = Field(
+        default=None,
+        description="Whetstone extension: the LoRA adapter's settings; each one left out takes "
+        "its default. Not allowed when `model` is a fine-tuned model (continued training keeps "
+        "that model's settings).",
+    )
+    learning_rate: LearningRate = Field(
+        default=None,
+        description="Whetstone extension: the peak learning rate itself (after warmup, before "
+        "the linear decay), instead of `learning_rate_multiplier` x the trainer's base rate "
+        "2e-4; the job then reports the multiplier this means. Not combined with a multiplier.",
+    )
 
 
 class JobError(BaseModel):
@@ -115,6 +138,11 @@ class FineTuningJob(BaseModel):
     estimated_finish: int | None
     method: FineTuneMethod
     metadata: dict[str, str] | None
+    lora: LoraSettings = Field(description="Whetstone extension: the LoRA settings it trains with.")
+    learning_rate: float | None = Field(
+        description="Whetstone extension: the peak learning rate, the request's `learning_rate` "
+        "or 2e-4 x `learning_rate_multiplier`; null while the multiplier is `auto`."
+    )
 
     @classmethod
     def of(cls, row: JobRow) -> FineTuningJob:
@@ -150,6 +178,8 @@ class FineTuningJob(BaseModel):
             estimated_finish=row.estimated_finish,
             method=method,
             metadata=row.job_metadata,
+            lora=LoraSettings.of(row.lora),
+            learning_rate=peak_learning_rate(row.learning_rate, hp.learning_rate_multiplier),
         )
 
 

@@ -87,6 +87,50 @@ def test_defaults_random_seed_and_deprecated_hyperparameters(client: openai.Open
     assert legacy.method.supervised.hyperparameters.n_epochs == 5
 
 
+LORA = {"r": 32, "alpha": 64, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
+DEFAULT_LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
+
+
+def test_lora_and_learning_rate_extension_fields(server: Server) -> None:
+    client = server.client()
+    jobs = client.fine_tuning.jobs
+    train = upload(client)
+    job = jobs.create(
+        model=BASE,
+        training_file=train,
+        method=supervised(n_epochs=2),
+        extra_body={"lora": LORA, "learning_rate": 1e-4},
+    )
+    again = jobs.retrieve(job.id)
+    assert again == job
+    assert again.model_extra is not None and again.model_extra["lora"] == LORA
+    assert again.model_extra["learning_rate"] == 1e-4
+    assert again.hyperparameters.learning_rate_multiplier == 0.5  # 1e-4 / 2e-4
+    assert again.method is not None and again.method.supervised is not None
+    assert again.method.supervised.hyperparameters is not None
+    assert again.method.supervised.hyperparameters.learning_rate_multiplier == 0.5
+    assert again.method.supervised.hyperparameters.n_epochs == 2
+
+    # Left out: the JobSpec's defaults; the rate once the multiplier is resolved.
+    partial = jobs.create(model=BASE, training_file=train, extra_body={"lora": {"r": 8}})
+    assert partial.model_extra is not None
+    assert partial.model_extra["lora"] == {**DEFAULT_LORA, "r": 8}
+    assert partial.model_extra["learning_rate"] is None  # multiplier still `auto`
+    jobdriver.start(server, partial.id)  # resolved multiplier 2.0
+    assert jobs.retrieve(partial.id).model_extra["learning_rate"] == 4e-4  # type: ignore[index]
+    plain = jobs.create(model=BASE, training_file=train)
+    assert plain.model_extra is not None and plain.model_extra["lora"] == DEFAULT_LORA
+
+    # Continued training keeps the parent's LoRA settings, and refuses new ones.
+    jobdriver.start(server, job.id)
+    model = jobdriver.succeed(server, job.id)
+    child = jobs.create(model=model, training_file=train)
+    assert child.model_extra is not None and child.model_extra["lora"] == LORA
+    with pytest.raises(openai.BadRequestError) as info:
+        jobs.create(model=model, training_file=train, extra_body={"lora": {"r": 8}})
+    assert info.value.param == "lora"  # type: ignore[attr-defined]
+
+
 def test_dpo_needs_a_preference_file(client: openai.OpenAI) -> None:
     prefs, chat = upload(client, PREF_GOOD * 3), upload(client)
     method: Any = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}}
@@ -256,7 +300,24 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
     ("wandb_type", {"integrations": [{**wandb(project="p"), "type": "x"}]}, "integrations[0].type"),
     ("wandb_project", {"integrations": [wandb()]}, "integrations[0].wandb.project"),
     ("integrations_6", {"integrations": [wandb(project="p")] * 6}, "integrations"),
-    ("unknown_field", {"extra_body": {"learning_rate": 1}}, "learning_rate"),
+    ("unknown_field", {"extra_body": {"lora_rank": 8}}, "lora_rank"),
+    ("learning_rate_1", {"extra_body": {"learning_rate": 1}}, "learning_rate"),
+    ("learning_rate_0", {"extra_body": {"learning_rate": 0}}, "learning_rate"),
+    ("learning_rate_word", {"extra_body": {"learning_rate": "fast"}}, "learning_rate"),
+    ("learning_rate_and_multiplier", {"method": supervised(learning_rate_multiplier=2),
+                                      "extra_body": {"learning_rate": 1e-4}}, "learning_rate"),
+    ("lora_not_object", {"extra_body": {"lora": 8}}, "lora"),
+    ("lora_unknown", {"extra_body": {"lora": {"rank": 8}}}, "lora.rank"),
+    ("lora_r_0", {"extra_body": {"lora": {"r": 0}}}, "lora.r"),
+    ("lora_r_above_served", {"extra_body": {"lora": {"r": 128}}}, "lora.r"),  # vLLM's max 64
+    ("lora_r_257", {"extra_body": {"lora": {"r": 257}}}, "lora.r"),
+    ("lora_alpha", {"extra_body": {"lora": {"alpha": 0}}}, "lora.alpha"),
+    ("lora_dropout", {"extra_body": {"lora": {"dropout": 1.0}}}, "lora.dropout"),
+    ("lora_modules_empty", {"extra_body": {"lora": {"target_modules": []}}}, "lora.target_modules"),
+    ("lora_modules_name", {"extra_body": {"lora": {"target_modules": ["q-proj"]}}},
+     "lora.target_modules"),
+    ("lora_modules_word", {"extra_body": {"lora": {"target_modules": "all"}}},
+     "lora.target_modules"),
 ]  # fmt: skip
 
 
@@ -271,6 +332,7 @@ def test_bad_request_names_the_param(
         server.client().fine_tuning.jobs.create(**kwargs)
     assert info.value.status_code == 400
     assert info.value.param == param, info.value.message  # type: ignore[attr-defined]
+    assert info.value.type == "invalid_request_error" and info.value.code  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

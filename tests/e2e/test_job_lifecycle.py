@@ -60,6 +60,13 @@ def test_job_succeeds_and_reads_back(stack: Stack, base_model_dir: Path) -> None
     )
     metrics = [e for e in log if e.type == "metrics"]
     assert [e.data["step"] for e in metrics] == list(range(1, 13))  # type: ignore[index]
+    # The trainer's `log` messages say what it does before the first step, in order.
+    setup = messages[messages.index("Fine-tuning job started") + 1 : messages.index(
+        metrics[0].message)]  # fmt: skip
+    assert setup[0].startswith("Tokenized 12 training examples ("), setup
+    assert setup[-2].startswith("Loading base model whetstone-tiny ("), setup
+    assert setup[-1].startswith("Loaded base model whetstone-tiny in "), setup
+    assert "Saving the final adapter" in messages[messages.index(metrics[-1].message) :]
     first = metrics[0]
     assert first.data["total_steps"] == 12  # type: ignore[index]
     assert first.message.startswith("Step 1/12: training loss=")
@@ -135,8 +142,8 @@ def test_auto_hyperparameters_are_recorded(stack: Stack) -> None:
     job = wait_for(client, job.id, ("queued", "running", *FINAL), timeout=60)
     client.fine_tuning.jobs.cancel(job.id)
     hp = job.method.supervised.hyperparameters  # type: ignore[union-attr]
-    # 12 examples: 3 * 12 < 100, so min(25, 100 // 12) = 8 epochs; batch 1; multiplier 10.
-    assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier) == (8, 1, 10.0)
+    # 12 examples: 3 * 12 < 100, so min(25, 100 // 12) = 8 epochs; batch 1; multiplier 1.
+    assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier) == (8, 1, 1.0)
     assert job.hyperparameters.n_epochs == 8
     assert wait_for(client, job.id, FINAL, timeout=60).status == "cancelled"
 
