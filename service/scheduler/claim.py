@@ -5,14 +5,20 @@ token: (1) lock the job row (`FOR UPDATE SKIP LOCKED` on Postgres, so replicas n
 same job; on SQLite the conditional `UPDATE ... WHERE status = 'queued' AND attempt = n` is
 the single writer's guard), write the JobSpec, store the new attempt's token hash and lease,
 and mark the job `running`; commit. (2) launch through the executor and record the handle.
-A launch that fails puts the job back in the queue (the attempt is not counted).
+A launch the executor refuses (`ExecutorError`) puts the job back in the queue (the attempt
+is not counted). Any other exception while claiming or launching one job (building the
+JobSpec, writing it to the store, the executor) rolls back that job's claim and counts as
+one of its attempts: a transient error of the database or the store, or of the launch, puts
+the job back in the queue with a `warn` event and a delay (`failures.RETRY_DELAYS`) while
+attempts remain; anything else fails it (`model_not_available` for a base model gone from
+the registry, else `server_error`). The other jobs are claimed as usual.
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.repositories.files import file_key
@@ -23,6 +29,7 @@ from service.jobs import service as jobs
 from service.jobs.hyperparameters import FineTuneMethod
 from service.jobs.status import JobStatus, RequestedAction
 from service.scheduler.context import SchedulerContext, new_attempt_token, skip_locked
+from service.scheduler.failures import SERVER_ERROR, describe, is_transient, retry_delay
 from trainer import layout
 from trainer.spec import BaseModelRef, JobSpec, Method, SupervisedHyperparameters
 
@@ -54,6 +61,8 @@ def claim_and_launch(ctx: SchedulerContext) -> list[str]:
         if claimed is None:
             break
         job_id, attempt = claimed
+        if attempt is None:
+            continue  # the claim failed and was recorded; the slot is still free
         try:
             handle = ctx.executor.launch(attempt)
         except ExecutorError as e:
@@ -61,12 +70,32 @@ def claim_and_launch(ctx: SchedulerContext) -> list[str]:
             if isinstance(e, ExecutorFull):
                 break
             continue
-        _record_handle(ctx, job_id, attempt.number, handle)
+        except Exception as e:
+            log.error("launch of %s attempt %d failed", job_id, attempt.number, exc_info=e)
+            _record_start_failure(ctx, job_id, attempt.number, e, transient=True)
+            continue
+        try:
+            _record_handle(ctx, job_id, attempt.number, handle)
+        except Exception as e:  # the trainer runs, but no job holds it: stop it
+            log.error("cannot record the handle of %s: %s", job_id, describe(e))
+            _kill_quietly(ctx, handle)
+            _record_start_failure(ctx, job_id, attempt.number, e)
+            continue
         launched.append(job_id)
     return launched
 
 
-def _claim_one(ctx: SchedulerContext) -> tuple[str, Attempt] | None:
+def _kill_quietly(ctx: SchedulerContext, handle: str) -> None:
+    try:
+        ctx.executor.kill(handle)
+    except Exception:
+        log.exception("cannot kill %s", handle)
+
+
+def _claim_one(ctx: SchedulerContext) -> tuple[str, Attempt | None] | None:
+    """The next queued job, claimed, and its attempt; `(job id, None)` when it was not
+    claimed (another scheduler took it first, or claiming raised and the failure was
+    recorded on the job); None when no job waits."""
     with ctx.sessions() as session:
         stmt = (
             select(FineTuningJob)
@@ -74,6 +103,10 @@ def _claim_one(ctx: SchedulerContext) -> tuple[str, Attempt] | None:
                 FineTuningJob.status == JobStatus.QUEUED.value,
                 FineTuningJob.requested_action == RequestedAction.NONE.value,
                 FineTuningJob.executor_handle.is_(None),
+                or_(  # a job whose start failed waits until then
+                    FineTuningJob.lease_expires_at.is_(None),
+                    FineTuningJob.lease_expires_at <= now(),
+                ),
             )
             .order_by(FineTuningJob.created_at, FineTuningJob.id)
             .limit(1)
@@ -81,38 +114,117 @@ def _claim_one(ctx: SchedulerContext) -> tuple[str, Attempt] | None:
         job = session.scalars(skip_locked(stmt, ctx.on_postgres)).first()
         if job is None:
             return None
-        number = job.attempt + 1
-        token, token_hash = new_attempt_token()
-        taken = session.execute(
-            update(FineTuningJob)
-            .where(
-                FineTuningJob.id == job.id,
-                FineTuningJob.status == JobStatus.QUEUED.value,
-                FineTuningJob.attempt == job.attempt,
-            )
-            .values(attempt=number, attempt_token_hash=token_hash)
-            .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+        job_id, number = job.id, job.attempt + 1
+        try:
+            return job_id, _claim(ctx, session, job, number)
+        except Exception as e:
             session.rollback()
-            return None
-        session.refresh(job)
-        spec = build_spec(ctx, session, job, number)
-        ctx.store.put_bytes(layout.spec_key(job.id), spec.encode())
-        job.spec = spec
-        job.lease_expires_at = now() + int(ctx.settings.scheduler_start_seconds)
-        _announce_start(session, job, number)
-        session.commit()
-        attempt = Attempt(
-            job_id=job.id,
-            number=number,
-            spec_url=ctx.store.key_url(layout.spec_key(job.id)),
-            report_url=f"{ctx.settings.resolved_report_base_url}/internal/v1/jobs/{job.id}/report",
-            token=token,
-            base_model=job.base_model,
-            env=_trainer_env(ctx),
+            failure = e
+    _record_start_failure(ctx, job_id, number, failure)
+    return job_id, None
+
+
+def _claim(
+    ctx: SchedulerContext, session: Session, job: FineTuningJob, number: int
+) -> Attempt | None:
+    """Take `job` for attempt `number`, write its JobSpec and commit; None if another
+    scheduler took it first."""
+    token, token_hash = new_attempt_token()
+    taken = session.execute(
+        update(FineTuningJob)
+        .where(
+            FineTuningJob.id == job.id,
+            FineTuningJob.status == JobStatus.QUEUED.value,
+            FineTuningJob.attempt == job.attempt,
         )
-        return job.id, attempt
+        .values(attempt=number, attempt_token_hash=token_hash)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return None
+    session.refresh(job)
+    if job.base_model not in ctx.registry:
+        raise BaseModelGone(job.base_model)
+    spec = build_spec(ctx, session, job, number)
+    ctx.store.put_bytes(layout.spec_key(job.id), spec.encode())
+    job.spec = spec
+    job.lease_expires_at = now() + int(ctx.settings.scheduler_start_seconds)
+    _announce_start(session, job, number)
+    session.commit()
+    attempt = Attempt(
+        job_id=job.id,
+        number=number,
+        spec_url=ctx.store.key_url(layout.spec_key(job.id)),
+        report_url=f"{ctx.settings.resolved_report_base_url}/internal/v1/jobs/{job.id}/report",
+        token=token,
+        base_model=job.base_model,
+        env=_trainer_env(ctx),
+    )
+    return attempt
+
+
+class BaseModelGone(Exception):
+    """The job's base model left the registry after the job was validated."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Base model {name} is no longer in this server's registry.")
+
+
+def _record_start_failure(
+    ctx: SchedulerContext, job_id: str, number: int, error: Exception, transient: bool = False
+) -> None:
+    """Claiming or launching attempt `number` raised: it counts as an attempt. Retry later
+    (transient errors, while attempts remain) or fail the job; never raises."""
+    try:
+        with ctx.sessions() as session:
+            job = session.get(FineTuningJob, job_id)
+            if job is None or JobStatus(job.status) not in (JobStatus.QUEUED, JobStatus.RUNNING):
+                return
+            _start_failed(session, job, number, error, transient or is_transient(error))
+            session.commit()
+    except Exception:
+        log.exception("cannot record the failed start of %s", job_id)
+
+
+def _start_failed(
+    session: Session, job: FineTuningJob, number: int, error: Exception, transient: bool
+) -> None:
+    job.attempt = max(job.attempt, number)
+    job.attempt_token_hash = None
+    job.lease_expires_at = None
+    if isinstance(error, BaseModelGone):
+        jobs.mark_failed(session, job, "model_not_available", str(error), "model")
+        return
+    if not transient:
+        log.error("the start of %s failed", job.id, exc_info=error)
+        jobs.mark_failed(
+            session, job, SERVER_ERROR,
+            f"Attempt {number} of the job could not be started because of an error on the "
+            f"server ({describe(error)}). Create the job again; if it fails the same way, "
+            "tell the server's operator.", None,
+        )  # fmt: skip
+        return
+    if job.attempt >= job.max_attempts:
+        log.error("the start of %s failed", job.id, exc_info=error)
+        jobs.mark_failed(
+            session, job, SERVER_ERROR,
+            f"The job could not be started in {job.attempt} attempts; the last one failed "
+            f"with {describe(error)}. Your data was not the problem; create the job again "
+            "later, or tell the server's operator.", None,
+        )  # fmt: skip
+        return
+    log.warning("the start of %s failed: %s", job.id, describe(error))
+    delay = retry_delay(job.attempt)
+    job.lease_expires_at = now() + delay
+    message = (
+        f"Attempt {number} of {job.max_attempts} could not be started ({describe(error)}); "
+        f"the job is queued to try again in {delay} s"
+    )
+    if job.status == JobStatus.RUNNING.value:
+        jobs.transition(session, job, JobStatus.QUEUED, message, level="warn")
+    else:
+        jobs.add_event(session, job, message, level="warn")
 
 
 def _announce_start(session: Session, job: FineTuningJob, number: int) -> None:
@@ -136,10 +248,13 @@ def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, numb
         n_epochs=int(hp.n_epochs),
         batch_size=int(hp.batch_size),
         learning_rate_multiplier=float(hp.learning_rate_multiplier),
+        learning_rate=job.learning_rate,  # the job's own rate wins over the multiplier's
     )
     extra: dict[str, int | str] = {}
     if ctx.settings.scheduler_checkpoint_every_steps is not None:
         extra["checkpoint_every_steps"] = ctx.settings.scheduler_checkpoint_every_steps
+    if ctx.settings.trainer_micro_batch_tokens is not None:
+        extra["micro_batch_tokens"] = ctx.settings.trainer_micro_batch_tokens
     if job.parent_model:  # continued training starts from the parent's adapter
         parent = session.get(FineTunedModel, job.parent_model)
         if parent is not None:
@@ -152,6 +267,7 @@ def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, numb
             ctx.store.key_url(file_key(job.validation_file)) if job.validation_file else None
         ),
         method=Method(type="supervised", supervised=supervised),
+        lora=job.lora or {},  # the job's complete `LoraConfig`; none (an older job): defaults
         seed=job.seed,
         output=ctx.store.key_url(layout.job_prefix(job.id)),
         resume_from=ctx.store.key_url(job.resume_from) if job.resume_from else None,

@@ -14,6 +14,12 @@ one yet) and asks the executor how the attempt is:
 Handles live in the database, so a restarted scheduler re-adopts the attempts of an earlier
 one (the executor polls them by handle); attempts the executor runs that no job holds are
 killed.
+
+Each job is watched in its own transaction. An `ExecutorError` (the backend cannot be asked
+now) changes nothing; any other exception rolls back that job's changes and the next job
+goes on. A job whose watch keeps failing is handled once its lease has run out: its attempt
+is killed and ended, and a `running` job is retried (or fails when out of attempts), so no
+attempt holds a slot for ever.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from service.ids import now
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus, RequestedAction
 from service.scheduler.context import SchedulerContext, skip_locked
+from service.scheduler.failures import describe
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +50,34 @@ def watch_attempts(ctx: SchedulerContext) -> None:
             )
         )
         for job in session.scalars(skip_locked(stmt, ctx.on_postgres)).all():
+            job_id = job.id
             try:
                 _watch(ctx, session, job)
+                session.commit()
             except ExecutorError as e:  # the backend cannot be asked now: not a loss
-                log.warning("cannot poll the attempt of %s: %s", job.id, e)
-            session.commit()
+                log.warning("cannot poll the attempt of %s: %s", job_id, e)
+                session.rollback()
+            except Exception as e:
+                session.rollback()
+                log.error("watching the attempt of %s failed", job_id, exc_info=e)
+                _watch_failed(ctx, session, job_id, e)
+
+
+def _watch_failed(ctx: SchedulerContext, session: Session, job_id: str, error: Exception) -> None:
+    """`_watch` raised: once the lease has run out, end the attempt as a lost one."""
+    try:
+        job = session.get(FineTuningJob, job_id)
+        if job is None or not _lease_expired(job):
+            return
+        if job.executor_handle is not None:
+            _kill_once(ctx, job.executor_handle)
+        end_attempt(job)
+        if job.status == JobStatus.RUNNING.value:
+            _retry_or_fail(session, job, f"the scheduler could not watch it ({describe(error)})")
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("cannot end the attempt of %s", job_id)
 
 
 def _watch(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:

@@ -1,44 +1,131 @@
 """`validating_files -> queued`: check the job's files with its base model's tokenizer, then
-record the resolved hyperparameters (`failed` with the file's error otherwise)."""
+record the resolved hyperparameters (`failed` with the file's error otherwise).
+
+Each job is validated in its own transaction, its row locked (`SKIP LOCKED` on Postgres). An
+exception rolls back that job's changes only; then the job fails (`model_not_available` for
+a base model that cannot be loaded, `server_error` for anything unexpected), or, after a
+transient error of the database or the object store, it is tried again later (a `warn`
+event; `failures.TRIES` tries in all), and the next job goes on.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from service.db.repositories.files import file_key
 from service.db.tables import FineTuningJob
+from service.ids import now
 from service.jobs import service as jobs
 from service.jobs.hyperparameters import FineTuneMethod
 from service.jobs.status import JobStatus
 from service.scheduler.context import SchedulerContext, skip_locked
+from service.scheduler.failures import SERVER_ERROR, TRIES, describe, is_transient, retry_delay
 from service.scheduler.hyperparameters import resolve
-from service.scheduler.validation import FileValidationError, chat_tokenizer, check_chat_file
+from service.scheduler.validation import (
+    BaseModelError,
+    FileValidationError,
+    check_chat_file,
+    load_chat_tokenizer,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 8
 
 
 def validate_pending(ctx: SchedulerContext) -> int:
-    """Validate up to `BATCH` jobs waiting in `validating_files`; returns how many."""
-    done = 0
+    """Validate up to `BATCH` jobs waiting in `validating_files`, oldest first; returns how
+    many were validated or failed (a job put off to a later try is not counted)."""
     with ctx.sessions() as session:
-        stmt = (
-            select(FineTuningJob)
-            .where(FineTuningJob.status == JobStatus.VALIDATING_FILES.value)
+        ids = session.scalars(
+            select(FineTuningJob.id)
+            .where(
+                FineTuningJob.status == JobStatus.VALIDATING_FILES.value,
+                or_(
+                    FineTuningJob.lease_expires_at.is_(None),
+                    FineTuningJob.lease_expires_at <= now(),
+                ),
+            )
             .order_by(FineTuningJob.created_at, FineTuningJob.id)
             .limit(BATCH)
-        )
-        for job in session.scalars(skip_locked(stmt, ctx.on_postgres)).all():
+        ).all()
+    return sum(_validate_one(ctx, job_id) for job_id in ids)
+
+
+def _validate_one(ctx: SchedulerContext, job_id: str) -> bool:
+    """One job in its own transaction; an exception is recorded in another one."""
+    with ctx.sessions() as session:
+        try:
+            job = _lock(ctx, session, job_id)
+            if job is None:
+                return False  # another scheduler has it, or it was cancelled
             validate_job(ctx, session, job)
             session.commit()
-            done += 1
-    return done
+            return True
+        except Exception as e:
+            session.rollback()
+            error = e
+        try:
+            job = _lock(ctx, session, job_id)
+            if job is None:
+                return False
+            done = validation_failed(ctx, session, job, error)
+            session.commit()
+            return done
+        except Exception:
+            session.rollback()
+            log.exception("cannot record the validation failure of %s", job_id)
+            return False
+
+
+def _lock(ctx: SchedulerContext, session: Session, job_id: str) -> FineTuningJob | None:
+    stmt = select(FineTuningJob).where(
+        FineTuningJob.id == job_id,
+        FineTuningJob.status == JobStatus.VALIDATING_FILES.value,
+    )
+    return session.scalars(skip_locked(stmt, ctx.on_postgres)).first()
+
+
+def validation_failed(
+    ctx: SchedulerContext, session: Session, job: FineTuningJob, error: Exception
+) -> bool:
+    """After `validate_job` raised: fail the job, or put it off to a later try (returns
+    False then). `job.attempt` counts the tries while the job is `validating_files`."""
+    if is_transient(error):
+        log.warning("validation of %s failed: %s", job.id, describe(error))
+        tries = job.attempt + 1
+        if tries < TRIES:
+            delay = retry_delay(tries)
+            job.attempt = tries
+            job.lease_expires_at = now() + delay
+            jobs.add_event(
+                session, job,
+                f"The files could not be validated yet ({describe(error)}); trying again in "
+                f"{delay} s (try {tries + 1} of {TRIES})", level="warn",
+            )  # fmt: skip
+            return False
+        message = (
+            f"The files could not be validated: the server failed {tries} times, the last "
+            f"time with {describe(error)}. Your files were not the problem; create the job "
+            "again later."
+        )
+    else:
+        log.error("validation of %s failed", job.id, exc_info=error)
+        message = (
+            f"The files could not be validated because of an error on the server "
+            f"({describe(error)}). Create the job again; if it fails the same way, tell the "
+            "server's operator."
+        )
+    job.lease_expires_at = None
+    jobs.mark_failed(session, job, SERVER_ERROR, message, None)
+    return True
 
 
 def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
+    """Check the job's files and queue it, or fail it with the reason; unexpected errors
+    (the database, the store, a bug) raise."""
     method = FineTuneMethod.model_validate(job.method)
     entry = ctx.registry.get(job.base_model)
     if entry is None:
@@ -54,13 +141,10 @@ def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) ->
         )  # fmt: skip
         return
     try:
-        tokenizer = chat_tokenizer(entry.path)
-    except (OSError, ValueError) as e:
-        log.exception("cannot load the tokenizer of %s", entry.name)
-        jobs.mark_failed(
-            session, job, "model_not_available",
-            f"The tokenizer of base model {entry.name} cannot be loaded: {e}", "model",
-        )  # fmt: skip
+        tokenizer = load_chat_tokenizer(entry.name, entry.path)
+    except BaseModelError as e:
+        log.warning("cannot load the tokenizer of %s: %s", entry.name, e, exc_info=e.__cause__)
+        jobs.mark_failed(session, job, "model_not_available", str(e), "model")
         return
     try:
         stats = check_chat_file(
@@ -78,4 +162,5 @@ def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) ->
     given = method.hyperparameters.model_dump(mode="json")
     jobs.record_hyperparameters(job, resolve(given, stats.examples).as_dict())
     job.max_attempts = ctx.settings.scheduler_max_attempts
+    job.attempt, job.lease_expires_at = 0, None  # validation's tries are not training attempts
     jobs.transition(session, job, JobStatus.QUEUED)

@@ -1,11 +1,18 @@
-"""The `Scheduler`: one round is validate -> watch attempts -> claim; `run_forever` loops."""
+"""The `Scheduler`: one round is validate -> watch attempts -> claim; `run_forever` loops.
+
+Each stage handles its jobs one by one, and an exception for one job ends or retries that
+job only (`failures`). A stage that fails as a whole (the database is down) is logged and
+the round goes on with the next stage.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +28,7 @@ from service.settings import Settings
 from trainer.store import ObjectStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,8 @@ class TickReport:
     validated: int
     launched: list[str]
     orphans_killed: list[str]
+    failed_stages: list[str] = field(default_factory=list)
+    """The stages that raised this round (logged), e.g. `["validate"]`."""
 
 
 class Scheduler:
@@ -54,12 +64,27 @@ class Scheduler:
 
     def tick(self) -> TickReport:
         """One round; safe to run in several processes against one Postgres."""
-        orphans = [] if self._adopted else reap_orphans(self.ctx)
-        self._adopted = True
-        validated = validate_pending(self.ctx)
-        watch_attempts(self.ctx)
-        launched = claim_and_launch(self.ctx)
-        return TickReport(validated, launched, orphans)
+        failed: list[str] = []
+        orphans: list[str] = []
+        if not self._adopted:
+            orphans = self._stage("reap", failed, reap_orphans, orphans)
+            self._adopted = not failed
+        validated = self._stage("validate", failed, validate_pending, 0)
+        self._stage("watch", failed, watch_attempts, None)
+        launched: list[str] = self._stage("claim", failed, claim_and_launch, [])
+        return TickReport(validated, launched, orphans, failed)
+
+    def _stage(
+        self, name: str, failed: list[str], run: Callable[[SchedulerContext], T], default: T
+    ) -> T:
+        try:
+            return run(self.ctx)
+        except OperationalError as e:
+            log.warning("scheduler stage %s failed on the database: %s", name, e)
+        except Exception:
+            log.exception("scheduler stage %s failed", name)
+        failed.append(name)
+        return default
 
     def run_forever(self, stop: threading.Event) -> None:
         """Tick every `scheduler_poll_seconds` until `stop` is set; errors are logged, not fatal."""

@@ -4,17 +4,24 @@ A job's files were checked line by line at upload (`clients.formats`); here the 
 checks what only the base model can tell: token counts, examples over its context length,
 special tokens of its tokenizer written literally in the text, and the minimum number of
 examples. The first problem fails the job with `error.code`, a message naming the line and
-the reason, and `error.param` naming the file field. Torch-free: `trainer.chat` needs only
-`tokenizers` and `jinja2`.
+the reason, and `error.param` naming the file field; an example the chat template or the
+tokenizer fails on (any exception, not only `ExampleError`) is such a problem too. A base
+model whose folder, tokenizer or chat template cannot be loaded raises `BaseModelError`.
+Torch-free: `trainer.chat` needs only `tokenizers` and `jinja2`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from types import TracebackType
 from typing import Literal
 
+from jinja2 import TemplateError
+
 from clients.formats import parse_line
+from service.scheduler.failures import describe
 from trainer.chat import ChatTokenizer, ExampleError
 from trainer.store import ObjectNotFound, ObjectStore, numbered_lines
 
@@ -45,10 +52,65 @@ class FileStats:
     longest: int
 
 
-@lru_cache(maxsize=8)
+class BaseModelError(Exception):
+    """A base model whose tokenizer cannot be loaded; the message names the model and why."""
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+
+
+def load_chat_tokenizer(name: str, path: str) -> ChatTokenizer:
+    """The tokenizer of base model `name` in folder `path`, or `BaseModelError`: whatever
+    `tokenizers`, `json` and `jinja2` raise (`tokenizers` raises bare `Exception`)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BaseModelError(f"Base model {name}: folder {folder} is missing.")
+    if not (folder / "tokenizer.json").is_file():
+        raise BaseModelError(f"Base model {name}: {folder / 'tokenizer.json'} is missing.")
+    try:
+        return chat_tokenizer(str(folder))
+    except Exception as e:
+        raise BaseModelError(
+            f"Base model {name}: the tokenizer or chat template in {folder} cannot be loaded "
+            f"({describe(e)})."
+        ) from e
+
+
 def chat_tokenizer(model_path: str) -> ChatTokenizer:
-    """The base model's tokenizer and chat template, loaded once per model folder."""
+    """The base model's tokenizer and chat template, loaded once per version of its files
+    (a folder whose files change is loaded again)."""
+    return _cached_tokenizer(model_path, _stamp(Path(model_path)))
+
+
+@lru_cache(maxsize=8)
+def _cached_tokenizer(model_path: str, stamp: tuple[tuple[str, int, int], ...]) -> ChatTokenizer:
     return ChatTokenizer.from_folder(model_path)
+
+
+def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    stamp = []
+    for name in TOKENIZER_FILES:
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            continue
+        stamp.append((name, stat.st_mtime_ns, stat.st_size))
+    return tuple(stamp)
+
+
+def example_failure(error: Exception) -> str:
+    """Why encoding one example raised something other than `ExampleError`."""
+    if isinstance(error, TemplateError) or _raised_in_template(error.__traceback__):
+        return f"the chat template failed: {describe(error)}"
+    return f"the tokenizer failed: {describe(error)}"
+
+
+def _raised_in_template(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":  # jinja2's compiled templates
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def check_chat_file(
@@ -77,6 +139,10 @@ def check_chat_file(
             except ExampleError as e:
                 raise FileValidationError(
                     param, f"{label} file {file_id}, line {number}: {e.reason}"
+                ) from e
+            except Exception as e:  # a template or tokenizer bug shown by this example
+                raise FileValidationError(
+                    param, f"{label} file {file_id}, line {number}: {example_failure(e)}"
                 ) from e
             examples += 1
             tokens += len(encoded)
