@@ -12,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from service.executors.settings import ExecutorSettings
+from service.gpus import GPU_LIST_PATTERN
 
 TINY_MODEL_NAME = "whetstone-tiny"
 TINY_MODEL_MAX_SEQ_LEN = 1024
@@ -53,6 +54,13 @@ class Settings(ExecutorSettings):
         description="Registry YAML of base models; unset: the built-in `whetstone-tiny` at "
         "`{data_dir}/base-models/whetstone-tiny`.",
     )
+    models_dir: Path | None = Field(
+        default=None,
+        description="Folder of the base models that the registry names only by `source` "
+        "(`hf://ORG/NAME[@REVISION]`): each is downloaded to `{models_dir}/{name}` by "
+        "`whetstone models pull`; default `{data_dir}/models`. On Kubernetes, the models "
+        "volume's mount path (`WHETSTONE_K8S_MODELS_MOUNT_PATH`).",
+    )
 
     # --- Serving: where chat completions go ----------------------------------------------
     vllm_urls: dict[str, str] = Field(
@@ -81,6 +89,23 @@ class Settings(ExecutorSettings):
         "successes are kept; a model deleted through another API replica can still be "
         "routed (to a vLLM that no longer finds it) for this long. 0 checks every request.",
     )
+    vllm_gpus: str = Field(
+        default="auto",
+        pattern=GPU_LIST_PATTERN,
+        description="`whetstone up`: GPUs the local vLLMs of `device: gpu` base models use, in "
+        "turn (`CUDA_VISIBLE_DEVICES` of each): `0,1` (ids as `nvidia-smi` counts them), "
+        "`none`, or `auto`: with one GPU, vLLM and the trainers share it; with more, vLLM "
+        "gets the first ones (one per base model while one is left for the trainers), the "
+        "trainers the rest (`WHETSTONE_TRAINER_GPUS`). No GPU: nothing changes.",
+    )
+    vllm_gpu_share_when_shared: float = Field(
+        default=0.35,
+        gt=0,
+        lt=1,
+        description="`whetstone up`: share of a GPU's memory the vLLMs on it get together "
+        "(`--gpu-memory-utilization`) when trainers use that GPU too; the trainers keep "
+        "the rest.",
+    )
 
     # --- Scheduler: validation, claiming, leases -------------------------------------------
     scheduler_poll_seconds: float = Field(
@@ -105,6 +130,13 @@ class Settings(ExecutorSettings):
         default=None,
         ge=1,
         description="Steps between two step checkpoints; unset: the JobSpec's default.",
+    )
+    trainer_micro_batch_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most tokens (padding included) per forward/backward pass of a trainer; "
+        "a step's examples are split into micro-batches of at most this many. Lower it when "
+        "a large base model runs out of GPU memory. Unset: the JobSpec's default (8192).",
     )
 
     # --- HTTP server ---------------------------------------------------------------------
@@ -137,6 +169,13 @@ class Settings(ExecutorSettings):
             return self.trainer_report_base_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """Where registry entries with only a `source` live: `{models_dir}/{name}`."""
+        if self.models_dir is not None:
+            return self.models_dir.expanduser().resolve()
+        return self.resolved_data_dir / "models"
 
     @property
     def tiny_model_dir(self) -> Path:

@@ -9,9 +9,12 @@ torch), as is a default project with an API key, printed once. Ctrl-C stops ever
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -20,6 +23,8 @@ from fastapi import FastAPI
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.repositories import projects
+from service.gpus import detect_gpus, fit_warnings, plan_devices, weights_bytes
+from service.hub import is_pulled, pull
 from service.registry import load_registry
 from service.settings import Settings
 from serving.launcher import BaseModelEntry, ResolverSettings
@@ -30,8 +35,23 @@ log = logging.getLogger("whetstone")
 
 
 def ensure_base_models(settings: Settings) -> None:
-    """Build the built-in tiny base model when the default registry needs it."""
+    """Build the built-in tiny base model when the default registry needs it, and download
+    the registry's models named by `source` that are not in their folder yet (HubError)."""
     if settings.base_models_file is not None:
+        for entry in load_registry(settings).values():
+            if entry.source is None:
+                continue
+            if is_pulled(entry):
+                log.info("%s: %s is in %s", entry.name, entry.source, entry.path)
+                continue
+            log.info(
+                "Downloading %s from %s into %s (first start only)",
+                entry.name,
+                entry.source,
+                entry.path,
+            )
+            result = pull(entry)
+            log.info("%s: downloaded (commit %s)", entry.name, result.commit[:12])
         return
     path = settings.tiny_model_dir
     if (path / "config.json").exists():
@@ -53,6 +73,50 @@ def ensure_default_key(settings: Settings) -> str | None:
             )
     finally:
         engine.dispose()
+
+
+def apply_device_plan(
+    settings: Settings, models: list[BaseModelEntry], environ: Mapping[str, str] | None = None
+) -> tuple[Settings, list[BaseModelEntry]]:
+    """Split this machine's GPUs between vLLM and the trainers (`service.gpus`), say how, and
+    return the settings (`trainer_gpus`) and registry entries (`serving`) that carry it."""
+    planned = [
+        m for m in models if m.serving.device == "gpu" and m.serving.cuda_visible_devices is None
+    ]
+    trainer_gpus = settings.trainer_gpus
+    if settings.executor != "local" and trainer_gpus.strip() == "auto":
+        trainer_gpus = "none"  # trainers run elsewhere: every GPU here is vLLM's
+    try:
+        plan = plan_devices(
+            detect_gpus(os.environ if environ is None else environ),
+            [m.name for m in planned],
+            settings.trainer_slots,
+            trainer_gpus=trainer_gpus,
+            vllm_gpus=settings.vllm_gpus,
+            share_when_shared=settings.vllm_gpu_share_when_shared,
+            memory_utilization={m.name: m.serving.gpu_memory_utilization for m in planned},
+        )
+    except ValueError as e:
+        raise SystemExit(f"whetstone up: {e}") from e
+    for line in plan.lines:
+        if settings.executor == "local" or not line.startswith("trainers:"):
+            log.info("%s", line)
+    for line in fit_warnings(plan, {m.name: weights_bytes(Path(m.path)) for m in planned}):
+        log.warning("%s", line)
+    entries = []
+    for entry in models:
+        if entry.name in plan.vllm:
+            serving = entry.serving.model_copy(
+                update={
+                    "cuda_visible_devices": plan.vllm[entry.name],
+                    "gpu_memory_utilization": plan.vllm_memory[entry.name],
+                }
+            )
+            entry = entry.model_copy(update={"serving": serving})
+        entries.append(entry)
+    if settings.executor == "local":
+        settings = settings.model_copy(update={"trainer_gpus": plan.trainer_gpus_setting})
+    return settings, entries
 
 
 def make_supervisor(settings: Settings, models: list[BaseModelEntry]) -> Supervisor:
@@ -83,6 +147,7 @@ def run(settings: Settings) -> None:
     ensure_base_models(settings)
     key = ensure_default_key(settings)
     models = list(load_registry(settings).values())
+    settings, models = apply_device_plan(settings, models)
     supervisor = make_supervisor(settings, models)
     supervisor.start()
     for entry in models:

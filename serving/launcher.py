@@ -8,10 +8,12 @@ and the Kubernetes manifests put `vllm_args(...)` in a container's `args` and
 
 from __future__ import annotations
 
+import re
 import sys
+from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 RESOLVER_PLUGIN = "whetstone_lora_resolver"
@@ -32,17 +34,75 @@ class ServingOptions(BaseModel):
     cpu_threads_bind: str | None = Field(default=None, description="VLLM_CPU_OMP_THREADS_BIND.")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     extra_args: tuple[str, ...] = ()
+    cuda_visible_devices: str | None = Field(
+        default=None,
+        description="CUDA_VISIBLE_DEVICES of this vLLM (gpu, local supervisor), e.g. `0`; "
+        "unset: `whetstone up`'s GPU plan picks (service.gpus).",
+    )
+
+
+HUB_SCHEME = "hf://"
+DEFAULT_REVISION = "main"
+_HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_HUB_SOURCE = re.compile(
+    rf"^hf://(?P<repo>(?:{_HUB_PART}/)?{_HUB_PART})(?:@(?P<revision>[A-Za-z0-9._][A-Za-z0-9._/-]*))?$"
+)
+SOURCE_GRAMMAR = "hf://ORG/NAME[@REVISION] (REVISION: a branch, tag or commit; default main)"
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A Hugging Face repository at one revision (a registry entry's `source`)."""
+
+    repo_id: str
+    revision: str = DEFAULT_REVISION
+
+    def __str__(self) -> str:
+        return f"{HUB_SCHEME}{self.repo_id}@{self.revision}"
+
+
+def parse_hub_source(source: str) -> HubSource:
+    """`hf://Qwen/Qwen2.5-7B-Instruct@main` -> HubSource; ValueError naming the grammar."""
+    match = _HUB_SOURCE.match(source)
+    repo = match["repo"] if match else ""
+    revision = (match["revision"] if match else None) or DEFAULT_REVISION
+    rest = source[len(HUB_SCHEME) :]
+    if match is None or len(repo) > 96 or "--" in repo or ".." in rest or "//" in rest:
+        if not source.startswith(HUB_SCHEME):
+            why = f"only Hugging Face repositories ({HUB_SCHEME}) are supported"
+        else:
+            why = "ORG and NAME are letters, digits and ._- (no '--' or '..', 96 at most)"
+        raise ValueError(f"source {source!r}: expected {SOURCE_GRAMMAR}; {why}")
+    return HubSource(repo_id=repo, revision=revision)
 
 
 class BaseModelEntry(BaseModel):
-    """A registered base model: served name, local folder, context length, serving options."""
+    """A registered base model: served name, local folder, context length, serving options.
+
+    `source` (`hf://ORG/NAME[@REVISION]`) names the Hugging Face repository the folder is
+    downloaded from by `whetstone models pull` (`service.hub`); without it, `path` must
+    already hold the model. The registry fills in `path` for an entry with only `source`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$", max_length=64)
     path: str
+    source: str | None = Field(default=None, description=SOURCE_GRAMMAR)
     max_seq_len: int = Field(default=1024, ge=16)
     serving: ServingOptions = ServingOptions()
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_hub_source(value)
+        return value
+
+    @property
+    def hub_source(self) -> HubSource | None:
+        """The parsed `source`, or None for a model that is only a local folder."""
+        return parse_hub_source(self.source) if self.source is not None else None
 
 
 class ResolverSettings(BaseModel):
@@ -95,6 +155,9 @@ def vllm_env(entry: BaseModelEntry, resolver: ResolverSettings) -> dict[str, str
     }
     if resolver.s3_endpoint_url:
         env["WHETSTONE_S3_ENDPOINT_URL"] = resolver.s3_endpoint_url
+    if entry.serving.cuda_visible_devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = entry.serving.cuda_visible_devices
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # count GPUs as nvidia-smi does
     if entry.serving.device == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = str(entry.serving.cpu_kv_cache_gib)
         if entry.serving.cpu_threads_bind is not None:

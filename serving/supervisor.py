@@ -176,6 +176,11 @@ class Supervisor:
         server = self._server(name)
         return server.ready and server.proc is not None and server.proc.poll() is None
 
+    def command(self, name: str) -> tuple[list[str], dict[str, str]]:
+        """(argv, env additions) the vLLM of `name` is started with."""
+        server = self._server(name)
+        return list(server.argv), dict(server.env)
+
     def status(self, name: str) -> ServerStatus:
         s = self._server(name)
         pid = s.proc.pid if s.proc is not None and s.proc.poll() is None else None
@@ -265,7 +270,11 @@ class Supervisor:
                 start_new_session=True,
             )
         name, pid = server.entry.name, server.proc.pid
-        log.info("started vLLM for %s (pid %d, port %d)", name, pid, server.port)
+        gpus = server.env.get("CUDA_VISIBLE_DEVICES")
+        where = "" if gpus is None else f", GPU {gpus or 'none'}"
+        if gpus and server.entry.serving.device == "gpu":
+            where += f" at {server.entry.serving.gpu_memory_utilization:.0%} of its memory"
+        log.info("started vLLM for %s (pid %d, port %d%s)", name, pid, server.port, where)
 
     def _monitor(self) -> None:
         while not self._stopping.wait(self.poll_interval):

@@ -39,10 +39,12 @@ def build_executor(settings: ExecutorSettings, data_dir: Path) -> Executor:
 
         return KubernetesExecutor.from_settings(settings)
     from service.executors.local import LocalExecutor
+    from service.gpus import parse_gpu_list
 
     return LocalExecutor(
         data_dir,
         slots=settings.trainer_slots,
         command=settings.trainer_command,
         kill_grace_seconds=settings.trainer_kill_grace_seconds,
+        gpus=parse_gpu_list(settings.trainer_gpus),
     )

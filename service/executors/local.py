@@ -12,6 +12,10 @@ new session (`start_new_session`), so it outlives a scheduler that crashes or re
 executor on the same data folder polls and kills it through `/proc` and process-group signals.
 A process that is gone without a recorded exit code (its parent died before reaping it) is
 `lost`. Slots count every live attempt in the data folder, whichever executor launched it.
+
+GPUs: given `gpus` (ids as `CUDA_VISIBLE_DEVICES` takes them), each attempt sees one, the one
+fewest live attempts of the data folder use (the first such), recorded in its `.json`; with
+`gpus=[]` it sees none; with None (the default) the environment is left as it is.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from service.executors.base import (
     LiveAttempt,
     Outcome,
 )
+from service.gpus import cuda_env
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _PREFIX = "local:"
@@ -84,6 +89,7 @@ class LocalExecutor:
         slots: int = 1,
         command: Sequence[str] | None = None,
         kill_grace_seconds: float = 30.0,
+        gpus: Sequence[str] | None = None,
     ) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
@@ -91,6 +97,7 @@ class LocalExecutor:
         self._slots = slots
         self._command = list(command) if command else [sys.executable, "-m", "trainer"]
         self._grace = kill_grace_seconds
+        self._gpus = list(gpus) if gpus is not None else None
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
 
@@ -112,7 +119,8 @@ class LocalExecutor:
                 raise ExecutorFull(f"all {self._slots} local trainer slots are busy")
             log = self.log_path(attempt.job_id, attempt.number)
             log.parent.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", **attempt.env}
+            gpu = self._pick_gpu(live)
+            env = self.environment(attempt, gpu)
             command = [*self._command, *attempt.trainer_args()]
             with log.open("ab") as out:
                 try:
@@ -130,7 +138,10 @@ class LocalExecutor:
             handle = _Handle(attempt.job_id, attempt.number, proc.pid, info.start if info else 0)
             self._children[str(handle)] = proc
             shown = [*self._command, *attempt.trainer_args(token="***")]
-            self._write_meta(handle, {"handle": str(handle), "command": shown, "log": str(log)})
+            meta: dict[str, Any] = {"handle": str(handle), "command": shown, "log": str(log)}
+            if gpu is not None:
+                meta["cuda_visible_devices"] = gpu
+            self._write_meta(handle, meta)
             self._marker(handle).parent.mkdir(parents=True, exist_ok=True)
             self._marker(handle).write_text(str(handle))
             return str(handle)
@@ -182,7 +193,27 @@ class LocalExecutor:
                 live.append(LiveAttempt(handle, parsed.job_id, parsed.number))
         return live
 
+    def environment(self, attempt: Attempt, gpu: str | None) -> dict[str, str]:
+        """The trainer's environment: ours, `CUDA_VISIBLE_DEVICES=gpu` (unless None), then
+        the attempt's own variables."""
+        devices = cuda_env(gpu) if gpu is not None else {}
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **devices, **attempt.env}
+
     # --- internals ---------------------------------------------------------------------------
+
+    def _pick_gpu(self, live: Sequence[LiveAttempt]) -> str | None:
+        """The GPU of the next attempt: the least used by `live` ones; "" for none."""
+        if self._gpus is None:
+            return None
+        if not self._gpus:
+            return ""
+        use = dict.fromkeys(self._gpus, 0)
+        for attempt in live:
+            parsed = _Handle.parse(attempt.handle)
+            gpu = self._read_meta(parsed).get("cuda_visible_devices") if parsed else None
+            if isinstance(gpu, str) and gpu in use:
+                use[gpu] += 1
+        return min(use, key=lambda g: use[g])
 
     def _reap(self, handle: _Handle) -> None:
         """Wait up to the grace period for the group to exit, then SIGKILL what is left."""

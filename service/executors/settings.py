@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.gpus import GPU_LIST_PATTERN
+
 
 class Toleration(BaseModel):
     """A Kubernetes toleration, written as in a pod spec (`tolerationSeconds` in camelCase)."""
@@ -58,6 +60,14 @@ class ExecutorSettings(BaseSettings):
         default=None,
         description="Local: the command before `run --spec ...`; default "
         "`[sys.executable, '-m', 'trainer']`.",
+    )
+    trainer_gpus: str = Field(
+        default="auto",
+        pattern=GPU_LIST_PATTERN,
+        description="Local: GPUs trainer attempts may use, one each, in turn (each attempt's "
+        "`CUDA_VISIBLE_DEVICES`): `0,1` (ids as `nvidia-smi` counts them), `none` (the CPU), "
+        "or `auto`: `whetstone up` gives the trainers the GPUs vLLM does not take (see "
+        "`WHETSTONE_VLLM_GPUS`); elsewhere `auto` leaves the environment as it is.",
     )
 
     # --- Kubernetes ----------------------------------------------------------------------------
