@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -34,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DATASET = ROOT / "examples" / "veloria.jsonl"
 WHETSTONE = Path(sys.executable).with_name("whetstone")
 BASE = "whetstone-tiny"
-EPOCHS = 25  # as the demo: the built-in base model has random weights
+EPOCHS = 25  # as the demo: the built-in base model has random weights,
+LR_MULTIPLIER = 10  # and `auto` (multiplier 1) is for pretrained models
+HYPERPARAMETERS: Any = {"n_epochs": EPOCHS, "learning_rate_multiplier": LR_MULTIPLIER}
 
 
 @dataclass
@@ -98,10 +101,11 @@ def alive(pid: int) -> bool:
 
 
 @contextmanager
-def whetstone_up(data_dir: Path) -> Iterator[Up]:
+def whetstone_up(data_dir: Path, *options: str) -> Iterator[Up]:
     """`whetstone up` on a free port; Ctrl-C on exit, then nothing it started may be left."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHETSTONE_")}
-    command = [str(WHETSTONE), "up", "--port", str(free_port()), "--data-dir", str(data_dir)]
+    command = [str(WHETSTONE), "up", "--port", str(free_port()), "--data-dir", str(data_dir),
+               *options]  # fmt: skip
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
@@ -133,7 +137,7 @@ def create_job(client: openai.OpenAI, file_id: str, suffix: str) -> str:
         model=BASE,
         training_file=file_id,
         suffix=suffix,
-        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": EPOCHS}}},
+        method={"type": "supervised", "supervised": {"hyperparameters": HYPERPARAMETERS}},
     ).id
 
 
