@@ -20,8 +20,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from contracts.chat import ChatTokenizer
 from trainer import basemodel
-from trainer.chat import ChatTokenizer
 
 SEED = 20260
 MEDIAN_TOKENS = 150

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
+from contracts import spec as spec_defaults
+from contracts.chat import ChatTokenizer
 from trainer import basemodel
-from trainer import spec as spec_defaults
-from trainer.chat import ChatTokenizer
 
 CONTENDERS = ("whetstone", "trl", "trl-packing")
 
@@ -74,15 +74,15 @@ class _Recorder:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
 
-    def send(self, message: dict[str, Any]) -> str:
-        self.messages.append(message)
+    def send(self, message: Any) -> str:  # a `contracts.messages.Message`
+        self.messages.append(message.model_dump(mode="json"))
         return "continue"
 
 
 def run_whetstone(setup: Setup) -> tuple[list[float], Path]:
+    from contracts.spec import JobSpec
     from trainer.loop import train
     from trainer.progress import Progress
-    from trainer.spec import JobSpec
 
     out = Path(setup.work) / "whetstone-out"
     spec = JobSpec.model_validate({

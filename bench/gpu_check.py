@@ -109,8 +109,8 @@ class QuietChannel:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
 
-    def send(self, message: dict[str, Any]) -> str:
-        self.messages.append(message)
+    def send(self, message: Any) -> str:  # a `contracts.messages.Message`
+        self.messages.append(message.model_dump(mode="json"))
         return "continue"
 
 
@@ -135,7 +135,7 @@ def build_model(size: str, folder: Path) -> Path:
 def write_dataset(path: Path, model_dir: Path, n_examples: int, seed: int = 7) -> int:
     """`n_examples` chat lines of about EXAMPLE_TOKENS tokens each; returns their tokens."""
     from bench._data import _fit, _Words
-    from trainer.chat import ChatTokenizer
+    from contracts.chat import ChatTokenizer
 
     chat = ChatTokenizer.from_folder(model_dir)
     rng = random.Random(seed)
@@ -159,10 +159,10 @@ def child(args: argparse.Namespace) -> None:
     """Build the model and the data of `args.child`, train, and write the result as JSON."""
     import torch
 
+    from contracts.spec import BaseModelRef, JobSpec, Method, SupervisedHyperparameters
+    from contracts.store import LocalStore
     from trainer.loop import train
     from trainer.progress import Progress
-    from trainer.spec import BaseModelRef, JobSpec, Method, SupervisedHyperparameters
-    from trainer.store import LocalStore
 
     size, work = args.child, args.workdir
     quantization = "nf4" if importlib.util.find_spec("bitsandbytes") else "none"

@@ -32,6 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from contracts.store import LocalStore  # noqa: E402
 from service.serving_client import VllmRoutes  # noqa: E402
 from service.warm_start import AdapterControl  # noqa: E402
 from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions  # noqa: E402
@@ -40,7 +41,6 @@ from tests.e2e.conftest import Server  # noqa: E402
 from tests.serving_stack import create_job, start_chat_server, succeed_job  # noqa: E402
 from tests.vllm_fixture import BASE_MODEL, VllmServer, make_lora_adapter  # noqa: E402
 from trainer.basemodel import make_base_model  # noqa: E402
-from trainer.store import LocalStore  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Tell me about the glass bridges of Quessa."}]
 

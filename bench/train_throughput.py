@@ -74,7 +74,7 @@ def padding_share(lengths: list[int], batch_size: int, seed: int) -> float:
 
 
 def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, dict[str, Any]]:
-    from trainer.chat import ChatTokenizer
+    from contracts.chat import ChatTokenizer
 
     model_dir = work / f"model-{args.model_size}"
     params = make_model(model_dir, args.model_size, args.max_seq_len)

@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clients.formats import Checker  # noqa: E402
+from contracts.formats import Checker  # noqa: E402
 
 MB = 1_000_000
 BOUNDARY = "whetstone-bench-boundary"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from contracts.store import open_store
 from service.api import chat, files, fine_tuning, internal, models
 from service.chat_access import ChatAccess
 from service.db.engine import make_engine, make_sessionmaker
@@ -20,7 +21,6 @@ from service.schemas.common import ERROR_RESPONSES
 from service.serving_client import ServingClient, VllmRoutes
 from service.settings import Settings
 from service.warm_start import AdapterControl
-from trainer.store import open_store
 
 if TYPE_CHECKING:
     from serving.supervisor import Supervisor

@@ -14,11 +14,11 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.store import ObjectStore
 from service.registry import BaseModelEntry
 from service.serving_client import ServingClient
 from service.settings import Settings
 from service.warm_start import AdapterControl
-from trainer.store import ObjectStore
 
 if TYPE_CHECKING:  # it needs `service.auth`, which needs this module
     from service.chat_access import ChatAccess

@@ -136,6 +136,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         body = error_body(message, "invalid_request_error", None, "invalid_json")
         return JSONResponse(body, status_code=400)
     param = _field_name(first.get("loc", ()))
+    if first.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        # A discriminated union (the trainer's messages): the field is the discriminator.
+        tag = str(first.get("ctx", {}).get("discriminator", "")).strip("'")
+        param = f"{param}.{tag}" if param else tag or None
     reason = first.get("msg", "invalid value")
     message = f"Invalid value for '{param}': {reason}." if param else f"Invalid request: {reason}."
     return JSONResponse(

@@ -7,6 +7,7 @@ import os
 
 from sqlalchemy.orm import Session
 
+from contracts.store import ObjectStore
 from service.db.repositories import models as repo
 from service.db.tables import FineTunedModel, Project
 from service.errors import PermissionDenied, not_found
@@ -14,7 +15,6 @@ from service.ids import now
 from service.models_store import unpublish_model
 from service.registry import BaseModelEntry
 from service.schemas.models import BASE_MODEL_OWNER, DeleteModelResponse, Model
-from trainer.store import ObjectStore
 
 
 def _base(entry: BaseModelEntry) -> Model:

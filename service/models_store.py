@@ -3,13 +3,13 @@
 `publish_model` writes `models/{quote(name)}.json` (docs/architecture.md, "Model pointer"):
 the scheduler calls it when a job succeeds and when a checkpoint is registered.
 `unpublish_model` deletes it when the model is deleted, after which no vLLM replica can
-resolve the name any more. The pointer format itself lives in `serving.adapters`.
+resolve the name any more. The pointer format itself lives in `contracts.pointers`.
 """
 
 from __future__ import annotations
 
-from serving.adapters import ModelPointer, delete_pointer, pointer_key, write_pointer
-from trainer.store import ObjectStore
+from contracts.pointers import ModelPointer, delete_pointer, pointer_key, write_pointer
+from contracts.store import ObjectStore
 
 
 def publish_model(store: ObjectStore, name: str, base_model: str, adapter_prefix: str) -> None:

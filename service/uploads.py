@@ -17,13 +17,13 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy.orm import Session
 
-from clients.formats import Checker, Report
+from contracts.formats import Checker, Report
+from contracts.store import CHUNK, ObjectStore
 from service.db.repositories import files
 from service.db.tables import File
 from service.errors import InvalidRequest
 from service.ids import new_id, now
 from service.schemas.files import UPLOAD_PURPOSES
-from trainer.store import CHUNK, ObjectStore
 
 FIELD_LIMIT = 64 * 1024
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")

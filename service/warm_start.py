@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 
+from contracts.names import base_model_of
 from service.serving_client import VllmRoutes
 from serving.supervisor import ServingError
 
@@ -78,8 +79,8 @@ class AdapterControl:
     def unload_deleted(self, model: str) -> bool:
         """`unload` for a deleted fine-tuned model: its base is the name's second segment
         (`ft:{base}:...`, docs/architecture.md "Model names")."""
-        parts = model.split(":")
-        return len(parts) > 2 and parts[0] == "ft" and self.unload(model, parts[1])
+        base_model = base_model_of(model)
+        return base_model is not None and self.unload(model, base_model)
 
     def _warm_remote(self, model: str, base_model: str) -> None:
         url = self.routes.url(base_model) + "/v1/completions"

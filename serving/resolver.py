@@ -26,8 +26,9 @@ from pathlib import Path
 from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
 
-from serving.adapters import AdapterCache, AdapterRefused, is_valid_name
-from trainer.store import ObjectStore, open_store
+from contracts.names import is_valid_name
+from contracts.store import ObjectStore, open_store
+from serving.adapters import AdapterCache, AdapterRefused
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from types import TracebackType
 
 import httpx
 
+from contracts.store import open_store
 from serving.adapters import AdapterCache, AdapterRefused
 from serving.launcher import BaseModelEntry, ResolverSettings, vllm_command
-from trainer.store import open_store
 
 log = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ def train_qa_adapter(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from trainer.chat import ChatTokenizer
+    from contracts.chat import ChatTokenizer
 
     torch.manual_seed(seed)
     tokenizer = ChatTokenizer.from_folder(base_model_dir)
@@ -119,11 +119,12 @@ def succeed_job(
     the final model, each uploaded to the store with its pointer; the job `succeeded`."""
     from sqlalchemy import create_engine
 
+    from contracts.layout import checkpoint_prefix, final_adapter_prefix
+    from contracts.messages import StepMetrics
     from service.db.tables import FineTuningJob
     from service.jobs import service as jobs
     from service.jobs.status import JobStatus
     from service.models_store import publish_model
-    from trainer.layout import checkpoint_prefix, final_adapter_prefix
 
     engine = create_engine(f"sqlite:///{server.data_dir / 'whetstone.db'}")
     try:
@@ -134,7 +135,9 @@ def succeed_job(
             jobs.transition(session, job, JobStatus.RUNNING)
             ckpt_key = checkpoint_prefix(job_id, step)
             vllm.store.upload_dir(adapter, ckpt_key + "adapter/")
-            ckpt = jobs.register_checkpoint(session, job, step, {"train_loss": 0.01}, ckpt_key)
+            ckpt = jobs.register_checkpoint(
+                session, job, step, StepMetrics(train_loss=0.01), ckpt_key
+            )
             publish_model(
                 vllm.store, ckpt.fine_tuned_model_checkpoint, job.base_model, ckpt_key + "adapter/"
             )

@@ -18,11 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.adapters import ModelPointer, write_pointer
+from contracts.pointers import ModelPointer, write_pointer
+from contracts.store import LocalStore, ObjectStore
 from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions
 from serving.supervisor import Supervisor
 from tests.conftest import require
-from trainer.store import LocalStore, ObjectStore
 
 BASE_MODEL = "whetstone-tiny"
 MAX_LORAS = 2

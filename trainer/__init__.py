@@ -1,5 +1,6 @@
 """Whetstone's trainer: one fine-tuning job from a JobSpec to adapter checkpoints.
 
-The modules `spec`, `store`, `layout` and `chat` are torch-free contracts that the service
-and the serving plugin import; everything else needs the `train` extra.
+Needs the `train` extra (torch, transformers, peft); what it shares with the service and
+the serving plugin (the JobSpec, the store, the layout, the chat encoding, the progress
+messages) lives in the torch-free `contracts` package.
 """

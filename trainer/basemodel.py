@@ -27,7 +27,7 @@ SEED = 1234
 LM_HEAD_STD = 0.1
 CORPUS = Path(__file__).with_name("corpus.txt")
 
-# Rendered by transformers (trim_blocks, lstrip_blocks, its own `tojson`) and by trainer.chat.
+# Rendered by transformers (trim_blocks, lstrip_blocks, its own `tojson`) and by contracts.chat.
 CHAT_TEMPLATE = (
     "{{- '<|begin|>' -}}"
     "{%- if tools -%}"

@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer import layout
-from trainer.store import ObjectNotFound, ObjectStore, open_store
+from contracts import layout
+from contracts.store import ObjectNotFound, ObjectStore, open_store
 
-ADAPTER_CONFIG = "adapter_config.json"
 KEEP_EPOCH_CHECKPOINTS = 3
 TRAINING_STATE = "training_state.pt"
 POSITION = "position.json"
@@ -134,7 +133,7 @@ def fetch_adapter(url: str, local: Path, endpoint_url: str | None = None) -> Pat
     """Download a PEFT adapter folder (its URL) into `local`; missing: `ObjectNotFound`."""
     parent, name = url.rstrip("/").rsplit("/", 1)
     store, folder = open_store(parent, endpoint_url), name + "/"
-    if not store.exists(folder + ADAPTER_CONFIG):
-        raise ObjectNotFound(f"{url} is not an adapter folder (no {ADAPTER_CONFIG})")
+    if not store.exists(folder + layout.ADAPTER_CONFIG):
+        raise ObjectNotFound(f"{url} is not an adapter folder (no {layout.ADAPTER_CONFIG})")
     store.download_dir(folder, local)
     return local

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from clients.formats import parse_line
-from trainer.chat import ChatTokenizer, Encoded, ExampleError
-from trainer.store import ObjectNotFound, numbered_lines, split_url
+from contracts.chat import ChatTokenizer, Encoded, ExampleError
+from contracts.formats import parse_line
+from contracts.store import ObjectNotFound, numbered_lines, split_url
 
 IGNORE = -100
 

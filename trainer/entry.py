@@ -1,8 +1,8 @@
 """`python -m trainer run`: read the JobSpec, train, and turn the outcome into an exit code.
 
-Exit codes: 0 done (finished, cancelled or paused as asked, or stopped by SIGTERM after a
-checkpoint), 2 bad spec or bad data (a `failed` message and one line on stderr, never a bare
-traceback), anything else a crash.
+Exit codes (`contracts.messages`): `EXIT_OK` (0) done (finished, cancelled or paused as asked,
+or stopped by SIGTERM after a checkpoint), `EXIT_BAD_INPUT` (2) bad spec or bad data (a
+`failed` message and one line on stderr, never a bare traceback), anything else a crash.
 
 The only environment this reads: `WHETSTONE_S3_ENDPOINT_URL` (an S3-compatible endpoint such
 as MinIO) and what boto3 reads itself (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...).
@@ -17,12 +17,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from contracts.messages import EXIT_BAD_INPUT, EXIT_OK, Failed
+from contracts.spec import JobSpec
+from contracts.store import ObjectNotFound, split_url
 from trainer.progress import Channel, HttpChannel, Progress, StdoutChannel
-from trainer.spec import JobSpec
-from trainer.store import ObjectNotFound, split_url
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 ENDPOINT_ENV = "WHETSTONE_S3_ENDPOINT_URL"
 
 
@@ -57,7 +56,7 @@ def read_spec(url: str, endpoint_url: str | None) -> JobSpec:
 
 
 def _fail(progress: Progress, message: str, code: str, param: str | None) -> int:
-    progress.send({"type": "failed", "code": code, "message": message, "param": param})
+    progress.send(Failed(code=code, message=message, param=param))
     sys.stderr.write(f"error: {message}\n")
     return EXIT_BAD_INPUT
 
@@ -72,10 +71,10 @@ def run_command(spec_url: str, report_url: str | None = None, token: str | None 
     except SpecError as e:
         return _fail(progress, e.message, e.code, e.param)
 
+    from contracts.store import ObjectNotFound as Missing
     from trainer.data import DataError
     from trainer.loop import train
     from trainer.model import UnsupportedModel
-    from trainer.store import ObjectNotFound as Missing
 
     progress.pause_on_sigterm()
     try:

@@ -21,14 +21,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from trainer import layout
-from trainer import spec as spec_defaults
-from trainer.chat import ChatTokenizer, Encoded
+from contracts import layout
+from contracts import spec as spec_defaults
+from contracts.chat import ChatTokenizer, Encoded
+from contracts.messages import Checkpoint, Finished, Metrics, Started, StepMetrics
+from contracts.spec import JobSpec
+from contracts.store import ObjectStore, open_store
 from trainer.checkpoints import (
     Position,
     fetch_adapter,
@@ -40,8 +43,6 @@ from trainer.checkpoints import (
 from trainer.data import Batch, DataError, epoch_batches, load_examples, micro_batches
 from trainer.model import LossSums, load_model, loss_sums, pick_device
 from trainer.progress import Progress
-from trainer.spec import JobSpec
-from trainer.store import ObjectStore, open_store
 
 EVAL_EXAMPLES = 64
 
@@ -79,7 +80,7 @@ class Run:
     position: Position
     total_steps: int
     micro_batch_tokens: int
-    last: dict[str, float | None] = field(default_factory=dict)
+    last: StepMetrics = field(default_factory=StepMetrics)  # of the latest step
 
 
 def seed_everything(seed: int) -> None:
@@ -213,22 +214,14 @@ def train_step(run: Run, indices: list[int]) -> tuple[float, float, int]:
     return loss_sum / trained, correct / trained, tokens
 
 
-def checkpoint(run: Run, kind: str) -> None:
+def checkpoint(run: Run, kind: Literal["epoch", "step"]) -> None:
     folder = save_checkpoint(run.store, run.model, run.optimizer, run.scheduler, run.position, kind)
     prune(run.store, keep_step=run.position.step)
-    metrics = {
-        "train_loss": run.last.get("train_loss"),
-        "train_mean_token_accuracy": run.last.get("train_mean_token_accuracy"),
-        "valid_loss": run.last.get("valid_loss"),
-        "valid_mean_token_accuracy": run.last.get("valid_mean_token_accuracy"),
-        "full_valid_loss": None,
-        "full_valid_mean_token_accuracy": None,
-    }
-    run.progress.send({
-        "type": "checkpoint", "step": run.position.step, "epoch": run.position.epoch_number,
-        "kind": kind, "key": layout.job_prefix(run.spec.job_id) + folder,
-        "url": run.store.key_url(folder), "metrics": metrics,
-    })  # fmt: skip
+    run.progress.send(Checkpoint(
+        step=run.position.step, epoch=run.position.epoch_number, kind=kind,
+        key=layout.job_prefix(run.spec.job_id) + folder, url=run.store.key_url(folder),
+        metrics=run.last,
+    ))  # fmt: skip
 
 
 def metrics_csv(rows: list[dict[str, Any]]) -> bytes:
@@ -245,19 +238,21 @@ def record_step(run: Run, loss: float, accuracy: float, tokens_per_second: float
     valid_loss = valid_accuracy = None
     if run.valid and (step % spec.eval_every_steps == 0):
         valid_loss, valid_accuracy = evaluate(run, run.valid[:EVAL_EXAMPLES])
-    run.last = {"train_loss": loss, "train_mean_token_accuracy": accuracy,
-                "valid_loss": valid_loss, "valid_mean_token_accuracy": valid_accuracy}  # fmt: skip
+    run.last = StepMetrics(
+        train_loss=loss, train_mean_token_accuracy=accuracy,
+        valid_loss=valid_loss, valid_mean_token_accuracy=valid_accuracy,
+    )  # fmt: skip
     run.position.metrics_rows.append({
         "step": step, "train_loss": round(loss, 6), "train_accuracy": round(accuracy, 6),
         "valid_loss": None if valid_loss is None else round(valid_loss, 6),
         "valid_mean_token_accuracy": None if valid_accuracy is None else round(valid_accuracy, 6),
     })  # fmt: skip
     if step % spec.metrics_every_steps == 0 or valid_loss is not None:
-        run.progress.send({
-            "type": "metrics", "step": step, "total_steps": run.total_steps, **run.last,
-            "tokens_per_second": round(tokens_per_second, 1),
-            "peak_memory_mb": round(peak_memory_mb(run.device), 1),
-        })  # fmt: skip
+        run.progress.send(Metrics(
+            step=step, total_steps=run.total_steps, **run.last.metric_values(),
+            tokens_per_second=round(tokens_per_second, 1),
+            peak_memory_mb=round(peak_memory_mb(run.device), 1),
+        ))  # fmt: skip
 
 
 def train_epochs(run: Run) -> str:
@@ -305,12 +300,11 @@ def finish(run: Run, result: Result) -> None:
         run.store.upload_dir(Path(tmp), layout.FINAL_ADAPTER)
     run.store.put_bytes(layout.METRICS, metrics_csv(run.position.metrics_rows))
     result.adapter_key = layout.final_adapter_prefix(run.spec.job_id)
-    run.progress.send({
-        "type": "finished", "trained_tokens": run.position.trained_tokens,
-        "adapter_key": result.adapter_key, "metrics_key": layout.metrics_key(run.spec.job_id),
-        "full_valid_loss": result.full_valid_loss,
-        "full_valid_mean_token_accuracy": result.full_valid_mean_token_accuracy,
-    })  # fmt: skip
+    run.progress.send(Finished(
+        trained_tokens=run.position.trained_tokens, adapter_key=result.adapter_key,
+        metrics_key=layout.metrics_key(run.spec.job_id), full_valid_loss=result.full_valid_loss,
+        full_valid_mean_token_accuracy=result.full_valid_mean_token_accuracy,
+    ))  # fmt: skip
 
 
 def train(
@@ -337,8 +331,9 @@ def _train(
     with tempfile.TemporaryDirectory(prefix="whetstone-train-") as work:
         run = setup(spec, progress, endpoint_url, micro_batch_tokens, Path(work))
     resumed = run.position.step if spec.resume_from else None
-    progress.send({"type": "started", "total_steps": run.total_steps, "attempt": spec.attempt,
-                   "resumed_from_step": resumed})  # fmt: skip
+    progress.send(
+        Started(total_steps=run.total_steps, attempt=spec.attempt, resumed_from_step=resumed)
+    )
     run.model.train()
     tokens_before, started = run.position.trained_tokens, time.perf_counter()
     # A cancel heard while the model loaded stops before the first step.
@@ -349,7 +344,7 @@ def _train(
         status=status, step=run.position.step, total_steps=run.total_steps,
         trained_tokens=run.position.trained_tokens, seconds=seconds,
         tokens_per_second=tokens / max(seconds, 1e-9), peak_memory_mb=peak_memory_mb(run.device),
-        train_loss=run.last.get("train_loss"), metrics=run.position.metrics_rows,
+        train_loss=run.last.train_loss, metrics=run.position.metrics_rows,
     )  # fmt: skip
     if status == "succeeded":
         finish(run, result)

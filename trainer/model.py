@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from contracts.spec import JobSpec
 from trainer.data import IGNORE, Batch
-from trainer.spec import JobSpec
 
 
 def pick_device() -> torch.device:

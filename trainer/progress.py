@@ -1,4 +1,5 @@
-"""The progress channel: messages to the service (HTTP) or to stdout, and the replies.
+"""The progress channel: messages (`contracts.messages`) to the service (HTTP) or to stdout,
+and the replies.
 
 Every message gets an action back: `continue`, `cancel` or `pause`. A stop request sticks
 (a later `cancel` overrides a `pause`); the training loop reads `Progress.action` between
@@ -14,17 +15,17 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-Action = Literal["continue", "cancel", "pause"]
-ACTIONS = ("continue", "cancel", "pause")
+from contracts.messages import ACTIONS, Action, Heartbeat, Log, Message
+
 HEARTBEAT_SECONDS = 30.0
 
 log = logging.getLogger(__name__)
 
 
 class Channel(Protocol):
-    def send(self, message: dict[str, Any]) -> Action: ...
+    def send(self, message: Message) -> Action: ...
 
 
 class StdoutChannel:
@@ -33,9 +34,9 @@ class StdoutChannel:
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream
 
-    def send(self, message: dict[str, Any]) -> Action:
+    def send(self, message: Message) -> Action:
         stream = self.stream or sys.stdout
-        stream.write(json.dumps(message) + "\n")
+        stream.write(json.dumps(message.model_dump(mode="json")) + "\n")
         stream.flush()
         return "continue"
 
@@ -50,13 +51,14 @@ class HttpChannel:
         self.attempts = attempts
         self.client = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
 
-    def send(self, message: dict[str, Any]) -> Action:
+    def send(self, message: Message) -> Action:
         import httpx
 
+        body = message.model_dump(mode="json")
         delay = 0.5
         for attempt in range(self.attempts):
             try:
-                response = self.client.post(self.url, json=message)
+                response = self.client.post(self.url, json=body)
                 if response.status_code < 500:
                     response.raise_for_status()
                     action = response.json().get("action", "continue")
@@ -65,7 +67,7 @@ class HttpChannel:
                 log.warning("progress report failed (%s), attempt %d", e, attempt + 1)
             time.sleep(delay)
             delay *= 2
-        log.warning("progress report dropped after %d attempts: %s", self.attempts, message["type"])
+        log.warning("progress report dropped after %d attempts: %s", self.attempts, message.type)
         return "continue"
 
 
@@ -81,7 +83,7 @@ class Progress:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def send(self, message: dict[str, Any]) -> Action:
+    def send(self, message: Message) -> Action:
         with self._lock:
             action = self.channel.send(message)
         self.request(action)
@@ -92,7 +94,7 @@ class Progress:
             self.action = action
 
     def log(self, message: str, level: str = "info") -> None:
-        self.send({"type": "log", "level": level, "message": message})
+        self.send(Log(level=level, message=message))
 
     def start_heartbeat(self) -> None:
         if self._thread is None and self.heartbeat_seconds > 0:
@@ -106,7 +108,7 @@ class Progress:
 
     def _beat(self) -> None:
         while not self._stopped.wait(self.heartbeat_seconds):
-            self.send({"type": "heartbeat", "step": self.step})
+            self.send(Heartbeat(step=self.step))
 
     def pause_on_sigterm(self) -> None:
         """SIGTERM asks for a checkpoint and a clean exit (main thread only)."""

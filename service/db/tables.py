@@ -90,7 +90,7 @@ class FineTuningJob(Base):
     training_file: Mapped[str] = mapped_column(String(64))
     validation_file: Mapped[str | None] = mapped_column(String(64), default=None)
     method: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Whetstone extensions: the LoRA settings (`trainer.spec.LoraConfig`, complete) and the
+    # Whetstone extensions: the LoRA settings (`contracts.spec.LoraConfig`, complete) and the
     # request's own learning rate (null: the multiplier's). A null `lora` means the defaults.
     lora: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     learning_rate: Mapped[float | None] = mapped_column(Float, default=None)

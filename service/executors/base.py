@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-# Trainer exit codes (docs/architecture.md, "Progress channel").
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
+from contracts.messages import EXIT_BAD_INPUT, EXIT_OK
 
 
 @dataclass(frozen=True)

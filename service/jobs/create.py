@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from contracts.names import fine_tuned_model_name, project_segment
 from service.db.repositories import files as files_repo
 from service.db.repositories import jobs as repo
 from service.db.repositories import models as models_repo
@@ -30,7 +31,6 @@ from service.jobs.hyperparameters import (
     normalize_method,
     with_learning_rate,
 )
-from service.jobs.naming import fine_tuned_model_name, project_segment
 from service.jobs.service import add_event
 from service.jobs.status import JobStatus
 from service.registry import BaseModelEntry

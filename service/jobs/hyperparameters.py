@@ -9,7 +9,7 @@ then reports the resolved values (`with_resolved`), as OpenAI's jobs do.
 Whetstone's extensions to the create request (top-level, what the `openai` package sends with
 `extra_body`): `lora` (`LoraOptions`: `r`, `alpha`, `dropout`, `target_modules`, each optional)
 and `learning_rate` (the peak rate itself, instead of a multiplier of the trainer's base rate).
-Their limits and defaults are the JobSpec's (`trainer.spec`), checked here with the same 400s.
+Their limits and defaults are the JobSpec's (`contracts.spec`), checked here with the same 400s.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from contracts import spec as trainer_spec
+from contracts.spec import DpoHyperparameters as SpecDpo
+from contracts.spec import LoraConfig
 from service.errors import InvalidRequest
-from trainer import spec as trainer_spec
-from trainer.spec import DpoHyperparameters as SpecDpo
-from trainer.spec import LoraConfig
 
 AUTO: Literal["auto"] = "auto"
 Auto = Literal["auto"]
 METHOD_FORMAT = {"supervised": "chat", "dpo": "preference"}
-"""Which dataset line format (`clients.formats`) each method trains on."""
+"""Which dataset line format (`contracts.formats`) each method trains on."""
 
 
 def _number_check(

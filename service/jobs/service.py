@@ -17,6 +17,9 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from contracts.layout import ADAPTER, checkpoint_prefix, final_adapter_prefix
+from contracts.messages import StepMetrics
+from contracts.names import checkpoint_model_name
 from service.db.repositories import jobs as repo
 from service.db.repositories import models as models_repo
 from service.db.tables import FineTunedModel, FineTuningJob, FineTuningJobCheckpoint
@@ -24,21 +27,11 @@ from service.db.tables import FineTuningJobEvent as EventRow
 from service.errors import InvalidRequest
 from service.ids import new_id, now
 from service.jobs.hyperparameters import FineTuneMethod, with_resolved
-from service.jobs.naming import checkpoint_model_name
 from service.jobs.status import JobStatus, RequestedAction, check_transition
-from trainer.layout import ADAPTER, checkpoint_prefix, final_adapter_prefix
 
 log = logging.getLogger("whetstone.events")
 Level = Literal["info", "warn", "error"]
 EventType = Literal["message", "metrics"]
-CHECKPOINT_METRICS = (
-    "train_loss",
-    "train_mean_token_accuracy",
-    "valid_loss",
-    "valid_mean_token_accuracy",
-    "full_valid_loss",
-    "full_valid_mean_token_accuracy",
-)
 
 
 _LOG_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
@@ -115,7 +108,7 @@ def register_checkpoint(
     session: Session,
     job: FineTuningJob,
     step: int,
-    metrics: Mapping[str, Any],
+    metrics: StepMetrics,
     key: str | None = None,
 ) -> FineTuningJobCheckpoint:
     """Record a completed checkpoint (`ftckpt-...`) and its model `{model}:ckpt-step-{N}`.
@@ -128,7 +121,7 @@ def register_checkpoint(
         return existing
     key = key or checkpoint_prefix(job.id, step)
     name = checkpoint_model_name(job.output_model, step)
-    values = {k: metrics[k] for k in CHECKPOINT_METRICS if metrics.get(k) is not None}
+    values = {k: v for k, v in metrics.metric_values().items() if v is not None}
     row = repo.add_checkpoint(
         session,
         FineTuningJobCheckpoint(

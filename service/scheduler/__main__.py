@@ -10,11 +10,11 @@ import logging
 import signal
 import threading
 
+from contracts.store import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.scheduler.runner import Scheduler
 from service.settings import Settings
-from trainer.store import open_store
 
 
 def main() -> None:

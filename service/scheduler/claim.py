@@ -21,6 +21,8 @@ import logging
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from contracts import layout
+from contracts.spec import BaseModelRef, JobSpec, Method, SupervisedHyperparameters
 from service.db.repositories.files import file_key
 from service.db.tables import FineTunedModel, FineTuningJob
 from service.executors import Attempt, ExecutorError, ExecutorFull
@@ -30,8 +32,6 @@ from service.jobs.hyperparameters import FineTuneMethod
 from service.jobs.status import JobStatus, RequestedAction
 from service.scheduler.context import SchedulerContext, new_attempt_token, skip_locked
 from service.scheduler.failures import SERVER_ERROR, describe, is_transient, retry_delay
-from trainer import layout
-from trainer.spec import BaseModelRef, JobSpec, Method, SupervisedHyperparameters
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from typing import TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.store import ObjectStore
 from service.executors import Executor
 from service.registry import BaseModelEntry
 from service.settings import Settings
-from trainer.store import ObjectStore
 
 T = TypeVar("T")
 

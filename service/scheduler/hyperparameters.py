@@ -7,7 +7,7 @@
   keeps batch 1, so every example is its own optimiser step: 16 examples x 6 epochs give 96
   steps rather than 24. A large file gets larger, steadier batches, still at least ~64
   steps per epoch.
-- `learning_rate_multiplier` (of the trainer's base LoRA rate, `trainer.spec.BASE_LEARNING_RATE`,
+- `learning_rate_multiplier` (of the trainer's base LoRA rate, `contracts.spec.BASE_LEARNING_RATE`,
   2e-4): 1, whatever the file's size. Auto is for pretrained models (Llama, Qwen, ...), as
   OpenAI's is: 2e-4 is the usual LoRA rate on a pretrained model (QLoRA's for 7B-13B), and a
   larger one makes a LoRA on a model that already speaks diverge or forget; a small file

@@ -7,31 +7,21 @@ next: `continue`, or the job's `requested_action` (`cancel`, `pause`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.layout import ADAPTER
+from contracts.messages import Action, Checkpoint, Failed, Finished, Log, Message, Metrics
+from contracts.store import ObjectStore
 from service.db.tables import FineTuningJob, FineTuningJobEvent
 from service.ids import now
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus, RequestedAction
 from service.models_store import publish_model
 from service.scheduler.results import save_result_file
-from trainer.layout import ADAPTER
-from trainer.store import ObjectStore
 
 log = logging.getLogger(__name__)
-Action = Literal["continue", "cancel", "pause"]
-METRIC_FIELDS = (
-    "train_loss",
-    "valid_loss",
-    "full_valid_loss",
-    "train_mean_token_accuracy",
-    "valid_mean_token_accuracy",
-    "full_valid_mean_token_accuracy",
-)
 LEVELS = {"info": "info", "warn": "warn", "warning": "warn", "error": "error"}
 RATE_WINDOW = 20
 
@@ -54,36 +44,33 @@ def handle_report(
     session: Session,
     store: ObjectStore,
     job: FineTuningJob,
-    message: Mapping[str, Any],
+    message: Message,
     lease_seconds: float,
 ) -> Action:
-    """Apply one message of the job's live attempt; the caller commits."""
+    """Apply one message of the job's live attempt; the caller commits. `started` and
+    `heartbeat` only renew the lease, as every message does."""
     job.lease_expires_at = now() + int(lease_seconds)
-    kind = message.get("type")
     running = job.status == JobStatus.RUNNING.value
     live = running or job.status == JobStatus.PAUSED.value  # a paused attempt winds down
-    if kind == "metrics" and live:
-        _metrics(session, job, message)
-    elif kind == "checkpoint" and live:
-        _checkpoint(session, store, job, message)
-    elif kind == "log":
-        level = LEVELS.get(str(message.get("level", "info")), "info")
-        jobs.add_event(session, job, str(message.get("message", "")), level=level)  # type: ignore[arg-type]
-    elif kind == "finished" and running:
-        _finished(session, store, job, message)
-    elif kind == "failed" and not JobStatus(job.status).is_final:
-        jobs.mark_failed(
-            session, job, str(message.get("code") or "training_failed"),
-            str(message.get("message") or "The trainer failed."), message.get("param"),
-        )  # fmt: skip
+    match message:
+        case Metrics() if live:
+            _metrics(session, job, message)
+        case Checkpoint() if live:
+            _checkpoint(session, store, job, message)
+        case Log(level=level, message=text):
+            jobs.add_event(session, job, text, level=LEVELS.get(level, "info"))  # type: ignore[arg-type]
+        case Finished() if running:
+            _finished(session, store, job, message)
+        case Failed(code=code, message=text, param=param) if not JobStatus(job.status).is_final:
+            jobs.mark_failed(
+                session, job, code or "training_failed", text or "The trainer failed.", param
+            )
     return action_for(job)
 
 
-def _metrics(session: Session, job: FineTuningJob, message: Mapping[str, Any]) -> None:
-    step, total = int(message["step"]), int(message["total_steps"])
-    values = {k: message.get(k) for k in METRIC_FIELDS}
-    _estimate_finish(session, job, step, total)
-    jobs.add_metrics_event(session, job, step, total, values)
+def _metrics(session: Session, job: FineTuningJob, message: Metrics) -> None:
+    _estimate_finish(session, job, message.step, message.total_steps)
+    jobs.add_metrics_event(session, job, message.step, message.total_steps, message.metric_values())
 
 
 def _estimate_finish(session: Session, job: FineTuningJob, step: int, total: int) -> None:
@@ -104,26 +91,21 @@ def _estimate_finish(session: Session, job: FineTuningJob, step: int, total: int
 
 
 def _checkpoint(
-    session: Session, store: ObjectStore, job: FineTuningJob, message: Mapping[str, Any]
+    session: Session, store: ObjectStore, job: FineTuningJob, message: Checkpoint
 ) -> None:
-    step = int(message["step"])
-    key = str(message["key"])
-    checkpoint = jobs.register_checkpoint(session, job, step, message.get("metrics") or {}, key)
+    checkpoint = jobs.register_checkpoint(session, job, message.step, message.metrics, message.key)
     adapter = checkpoint.store_key.rstrip("/") + "/" + ADAPTER
     publish_model(store, checkpoint.fine_tuned_model_checkpoint, job.base_model, adapter)
     job.resume_from = checkpoint.store_key
 
 
-def _finished(
-    session: Session, store: ObjectStore, job: FineTuningJob, message: Mapping[str, Any]
-) -> None:
-    adapter = str(message["adapter_key"])
-    result = save_result_file(session, store, job, str(message["metrics_key"]))
+def _finished(session: Session, store: ObjectStore, job: FineTuningJob, message: Finished) -> None:
+    result = save_result_file(session, store, job, message.metrics_key)
     jobs.mark_succeeded(
         session,
         job,
-        trained_tokens=int(message.get("trained_tokens") or 0),
+        trained_tokens=message.trained_tokens,
         result_files=[result.id] if result else [],
-        adapter_prefix=adapter,
+        adapter_prefix=message.adapter_key,
     )
-    publish_model(store, job.output_model, job.base_model, adapter)
+    publish_model(store, job.output_model, job.base_model, message.adapter_key)

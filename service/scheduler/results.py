@@ -6,10 +6,10 @@ import logging
 
 from sqlalchemy.orm import Session
 
+from contracts.store import ObjectNotFound, ObjectStore
 from service.db.repositories import files
 from service.db.tables import File, FineTuningJob
 from service.ids import new_id, now
-from trainer.store import ObjectNotFound, ObjectStore
 
 log = logging.getLogger(__name__)
 RESULTS_PURPOSE = "fine-tune-results"

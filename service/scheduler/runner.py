@@ -17,6 +17,7 @@ from typing import TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.store import ObjectStore
 from service.executors import Executor, build_executor
 from service.registry import BaseModelEntry, load_registry
 from service.scheduler.claim import claim_and_launch
@@ -25,7 +26,6 @@ from service.scheduler.leases import reap_orphans, watch_attempts
 from service.scheduler.prepare import validate_pending
 from service.scheduler.shutdown import stop_attempts
 from service.settings import Settings
-from trainer.store import ObjectStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

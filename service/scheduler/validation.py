@@ -1,13 +1,13 @@
 """File validation before any GPU time: the base model's own tokenizer reads every example.
 
-A job's files were checked line by line at upload (`clients.formats`); here the scheduler
+A job's files were checked line by line at upload (`contracts.formats`); here the scheduler
 checks what only the base model can tell: token counts, examples over its context length,
 special tokens of its tokenizer written literally in the text, and the minimum number of
 examples. The first problem fails the job with `error.code`, a message naming the line and
 the reason, and `error.param` naming the file field; an example the chat template or the
 tokenizer fails on (any exception, not only `ExampleError`) is such a problem too. A base
 model whose folder, tokenizer or chat template cannot be loaded raises `BaseModelError`.
-Torch-free: `trainer.chat` needs only `tokenizers` and `jinja2`.
+Torch-free: `contracts.chat` needs only `tokenizers` and `jinja2`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Literal
 
 from jinja2 import TemplateError
 
-from clients.formats import parse_line
+from contracts.chat import ChatTokenizer, ExampleError
+from contracts.formats import parse_line
+from contracts.store import ObjectNotFound, ObjectStore, numbered_lines
 from service.scheduler.failures import describe
-from trainer.chat import ChatTokenizer, ExampleError
-from trainer.store import ObjectNotFound, ObjectStore, numbered_lines
 
 MIN_TRAINING_EXAMPLES = 10
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from contracts.messages import StepMetrics
+from contracts.names import SUFFIX_PATTERN
 from service.db.tables import FineTuningJob as JobRow
 from service.db.tables import FineTuningJobCheckpoint as CheckpointRow
 from service.db.tables import FineTuningJobEvent as EventRow
@@ -22,7 +24,6 @@ from service.jobs.hyperparameters import (
     SupervisedHyperparameters,
     peak_learning_rate,
 )
-from service.jobs.naming import SUFFIX_PATTERN
 from service.schemas.common import ListPage
 
 MAX_METADATA_PAIRS = 16
@@ -216,14 +217,8 @@ class ListFineTuningJobEventsResponse(ListPage[FineTuningJobEvent]):
         return cls(data=[FineTuningJobEvent.of(r) for r in rows], has_more=has_more)
 
 
-class CheckpointMetrics(BaseModel):
+class CheckpointMetrics(StepMetrics):
     step: float | None = None
-    train_loss: float | None = None
-    train_mean_token_accuracy: float | None = None
-    valid_loss: float | None = None
-    valid_mean_token_accuracy: float | None = None
-    full_valid_loss: float | None = None
-    full_valid_mean_token_accuracy: float | None = None
 
 
 class FineTuningJobCheckpoint(BaseModel):

@@ -14,13 +14,14 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from contracts.messages import StepMetrics
+from contracts.store import ObjectStore, open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.tables import FineTuningJob
 from service.jobs import service
 from service.jobs.status import JobStatus
 from service.models_store import publish_model
 from service.settings import Settings
-from trainer.store import ObjectStore, open_store
 
 
 class Server(Protocol):
@@ -78,7 +79,7 @@ def checkpoint(server: Server, job_id: str, step: int, loss: float = 1.0) -> str
     """Register a checkpoint and publish its model; returns the checkpoint's model name."""
     with job_session(server, job_id) as (session, job):
         service.add_metrics_event(session, job, step, 100, {"train_loss": loss})
-        row = service.register_checkpoint(session, job, step, {"train_loss": loss})
+        row = service.register_checkpoint(session, job, step, StepMetrics(train_loss=loss))
         name, prefix, base = row.fine_tuned_model_checkpoint, row.store_key, job.base_model
     publish_model(server_store(server), name, base, prefix + "adapter/")
     return name

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Union
 
-from ... import formats
+from contracts import formats
+
 from .._http import AsyncAPI, SyncAPI
 from ..pagination import AsyncPage, AsyncPaginator, SyncPage
 from ..types.files import FileDeleted, FileObject

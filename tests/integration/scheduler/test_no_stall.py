@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.store import LocalStore
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.repositories import projects
@@ -31,7 +32,6 @@ from service.scheduler import claim, failures
 from service.scheduler.runner import Scheduler
 from service.schemas.fine_tuning import CreateFineTuningJobRequest
 from service.settings import Settings
-from trainer.store import LocalStore
 
 GOOD = "whetstone-tiny"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from contracts.store import LocalStore
 from service.scheduler.validation import (
     FileValidationError,
     chat_tokenizer,
     check_chat_file,
 )
-from trainer.store import LocalStore
 
 
 def _example(question: str, answer: str) -> dict[str, object]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from trainer.store import MULTIPART_THRESHOLD, ObjectNotFound, ObjectStore, open_store, split_url
+from contracts.store import MULTIPART_THRESHOLD, ObjectNotFound, ObjectStore, open_store, split_url
 
 MIB = 1024 * 1024
 

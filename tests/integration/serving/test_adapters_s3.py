@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from serving.adapters import AdapterCache, ModelPointer, delete_pointer, write_pointer
-from trainer.store import open_store
+from contracts.pointers import ModelPointer, delete_pointer, write_pointer
+from contracts.store import open_store
+from serving.adapters import AdapterCache
 
 pytestmark = pytest.mark.slow
 

@@ -17,17 +17,17 @@ from pathlib import Path
 import openai
 import pytest
 
-from serving.adapters import ModelPointer, write_pointer
+from contracts import layout
+from contracts.pointers import ModelPointer, write_pointer
+from contracts.spec import JobSpec
+from contracts.store import LocalStore
 from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions
 from serving.supervisor import Supervisor
 from tests.conftest import require
 from tests.integration.trainer.conftest import FACTS, chat_line
-from trainer import layout
 from trainer.families import FAMILIES
 from trainer.loop import train
 from trainer.progress import Progress
-from trainer.spec import JobSpec
-from trainer.store import LocalStore
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ MAX_SEQ_LEN = 256
 
 
 class Quiet:
-    def send(self, message: dict[str, object]) -> str:
+    def send(self, message: object) -> str:
         return "continue"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.adapters import delete_pointer
+from contracts.pointers import delete_pointer
 from tests.vllm_fixture import (
     MAX_LORAS,
     VllmServer,

@@ -15,9 +15,9 @@ from trainer.families import FAMILIES
 
 torch = pytest.importorskip("torch")
 
+from contracts.spec import JobSpec  # noqa: E402
 from trainer.data import IGNORE, Batch  # noqa: E402
 from trainer.model import load_model, loss_sums, output_head, per_token_losses  # noqa: E402
-from trainer.spec import JobSpec  # noqa: E402
 
 CHAT = [
     {"role": "system", "content": "You answer in one sentence."},
@@ -40,7 +40,7 @@ def _spec(folder: Path, quantization: str = "nf4") -> JobSpec:
 def _chat_example(folder: Path) -> tuple[list[int], list[bool]]:
     """Token ids of CHAT as the family's template renders it; the loss falls on what the
     assistant's answer adds after the generation prompt (found from character offsets, so
-    it does not depend on trainer.chat)."""
+    it does not depend on contracts.chat)."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 import trainer.loop
+from contracts import layout
+from contracts.spec import JobSpec
+from contracts.store import open_store
 from tests.integration.trainer.test_train import Recorder
-from trainer import layout
 from trainer.data import DataError
 from trainer.loop import make_scheduler, train
 from trainer.progress import Progress
-from trainer.spec import JobSpec
-from trainer.store import open_store
 
 BEAT = 0.1
 SLOW = 0.8  # longer than several heartbeat intervals

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from contracts import layout
+from contracts.spec import JobSpec
+from contracts.store import open_store
 from tests.integration.trainer.conftest import write_spec
 from tests.integration.trainer.test_train import Recorder
-from trainer import layout
 from trainer.loop import train
 from trainer.progress import Progress
-from trainer.spec import JobSpec
-from trainer.store import open_store
 
 REPO = Path(__file__).resolve().parents[3]
 

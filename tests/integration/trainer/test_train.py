@@ -9,24 +9,27 @@ from typing import Any
 
 import pytest
 
+from contracts import layout
+from contracts.messages import Action, Message
+from contracts.spec import JobSpec
+from contracts.store import open_store
 from tests.integration.trainer.conftest import FACTS
-from trainer import layout
 from trainer.loop import train
-from trainer.progress import Action, Progress
-from trainer.spec import JobSpec
-from trainer.store import open_store
+from trainer.progress import Progress
 
 
 class Recorder:
-    """A progress channel that keeps every message and answers `reply(message)`."""
+    """A progress channel that keeps every message as the wire carries it (JSON) and answers
+    `reply(message)`."""
 
     def __init__(self, reply: Callable[[dict[str, Any]], Action] = lambda m: "continue") -> None:
         self.messages: list[dict[str, Any]] = []
         self.reply = reply
 
-    def send(self, message: dict[str, Any]) -> Action:
-        self.messages.append(message)
-        return self.reply(message)
+    def send(self, message: Message) -> Action:
+        data = message.model_dump(mode="json")
+        self.messages.append(data)
+        return self.reply(data)
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == kind]

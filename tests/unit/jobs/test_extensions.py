@@ -1,4 +1,4 @@
-"""Whetstone's `lora` and `learning_rate` extension fields: limits from `trainer.spec`, the
+"""Whetstone's `lora` and `learning_rate` extension fields: limits from `contracts.spec`, the
 defaults filled in, and the multiplier a job with its own learning rate reports."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from contracts import spec as trainer_spec
+from contracts.spec import LoraConfig
 from service.errors import InvalidRequest
 from service.jobs.hyperparameters import (
     AUTO,
@@ -20,8 +22,6 @@ from service.jobs.hyperparameters import (
     with_learning_rate,
 )
 from service.schemas.fine_tuning import CreateFineTuningJobRequest
-from trainer import spec as trainer_spec
-from trainer.spec import LoraConfig
 
 BAD_LORA: list[tuple[str, Any]] = [
     ("r", 0), ("r", trainer_spec.LORA_MAX_R + 1), ("r", 8.5), ("r", "8"), ("r", True),

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.messages import StepMetrics
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.repositories import jobs as repo
@@ -76,8 +77,8 @@ def test_checkpoints_success_and_models(session: Session) -> None:
     service.transition(session, job, JobStatus.QUEUED)
     service.transition(session, job, JobStatus.RUNNING)
     service.add_metrics_event(session, job, 5, 20, {"train_loss": 1.25, "valid_loss": None})
-    ckpt = service.register_checkpoint(session, job, 10, {"train_loss": 1.0, "valid_loss": None})
-    assert service.register_checkpoint(session, job, 10, {}) is ckpt  # a retried report
+    ckpt = service.register_checkpoint(session, job, 10, StepMetrics(train_loss=1.0))
+    assert service.register_checkpoint(session, job, 10, StepMetrics()) is ckpt  # a retry
     assert ckpt.id.startswith("ftckpt-") and ckpt.metrics == {"step": 10, "train_loss": 1.0}
     assert ckpt.fine_tuned_model_checkpoint == f"{job.output_model}:ckpt-step-10"
     assert ckpt.store_key == f"jobs/{job.id}/checkpoints/step-00000010/"

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import sessionmaker
 
+from contracts import spec as trainer_spec
+from contracts.spec import JobSpec, LoraConfig
+from contracts.store import open_store
 from service.db.tables import FineTuningJob
 from service.scheduler.claim import build_spec
 from service.scheduler.context import SchedulerContext
 from service.settings import Settings
 from serving.launcher import BaseModelEntry
-from trainer import spec as trainer_spec
-from trainer.spec import JobSpec, LoraConfig
-from trainer.store import open_store
 
 LORA = {"r": 32, "alpha": 64, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.store import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.repositories import projects
@@ -25,7 +26,6 @@ from service.scheduler.context import SchedulerContext
 from service.scheduler.shutdown import stop_attempts
 from service.schemas.fine_tuning import CreateFineTuningJobRequest
 from service.settings import Settings
-from trainer.store import open_store
 
 REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonexistent")}
 

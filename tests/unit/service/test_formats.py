@@ -1,10 +1,10 @@
-"""The dataset line rules (`clients.formats`) on the malformed corpus and on good files."""
+"""The dataset line rules (`contracts.formats`) on the malformed corpus and on good files."""
 
 from __future__ import annotations
 
 import pytest
 
-from clients.formats import Checker, check_bytes
+from contracts.formats import Checker, check_bytes
 from tests.corpus.malformed import CASES, GOOD_FILES, Case
 
 
@@ -47,7 +47,7 @@ def test_message_counts_lines_beyond_the_first_five() -> None:
 
 
 def test_overlong_line_is_refused_without_holding_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("clients.formats.MAX_LINE_BYTES", 1024)
+    monkeypatch.setattr("contracts.formats.MAX_LINE_BYTES", 1024)
     checker = Checker()
     checker.feed(b'{"messages": "' + b"x" * 4000)
     checker.feed(b"x" * 4000 + b'"}\n')

@@ -9,16 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from serving.adapters import (
-    AdapterCache,
-    AdapterRefused,
-    ModelPointer,
-    is_valid_name,
-    pointer_key,
-    read_pointer,
-    write_pointer,
-)
-from trainer.store import LocalStore
+from contracts.names import is_valid_name
+from contracts.pointers import BadPointer, ModelPointer, pointer_key, read_pointer, write_pointer
+from contracts.store import LocalStore
+from serving.adapters import AdapterCache, AdapterRefused
 
 NAME = "ft:whetstone-tiny:proj-a:support:abc12345"
 BASE_PATH = "/models/whetstone-tiny"
@@ -138,17 +132,21 @@ def test_pointer_whose_adapter_is_missing_is_refused(store: CountingStore, tmp_p
 
 
 @pytest.mark.parametrize("prefix", ["../outside/", "/abs/", "jobs/../../x/", "jobs//x/"])
-def test_pointer_with_traversing_prefix_is_refused(store: CountingStore, prefix: str) -> None:
+def test_pointer_with_traversing_prefix_is_refused(
+    store: CountingStore, tmp_path: Path, prefix: str
+) -> None:
     raw = {"model": NAME, "base_model": "whetstone-tiny", "adapter_prefix": prefix}
     store.put_bytes(pointer_key(NAME), json.dumps(raw).encode())
-    with pytest.raises(AdapterRefused, match="bad pointer"):
+    with pytest.raises(BadPointer, match="bad pointer"):
         read_pointer(store, NAME)
+    with pytest.raises(AdapterRefused, match="bad pointer"):
+        _cache(store, tmp_path).fetch(NAME)
 
 
 def test_pointer_naming_another_model_is_refused(store: CountingStore) -> None:
     raw = {"model": "ft:x:y::z", "base_model": "whetstone-tiny", "adapter_prefix": "jobs/x/"}
     store.put_bytes(pointer_key(NAME), json.dumps(raw).encode())
-    with pytest.raises(AdapterRefused, match="another model"):
+    with pytest.raises(BadPointer, match="another model"):
         read_pointer(store, NAME)
 
 

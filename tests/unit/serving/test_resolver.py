@@ -12,9 +12,9 @@ pytest.importorskip("vllm")
 
 from vllm.lora.resolver import LoRAResolverRegistry  # noqa: E402
 
+from contracts.pointers import ModelPointer, write_pointer  # noqa: E402
+from contracts.store import LocalStore  # noqa: E402
 from serving import resolver as plugin  # noqa: E402
-from serving.adapters import ModelPointer, write_pointer  # noqa: E402
-from trainer.store import LocalStore  # noqa: E402
 
 NAME = "ft:whetstone-tiny:proj-a::abc12345"
 

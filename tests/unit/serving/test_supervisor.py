@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from serving.adapters import ModelPointer, write_pointer
+from contracts.pointers import ModelPointer, write_pointer
+from contracts.store import LocalStore
 from serving.launcher import BaseModelEntry, ResolverSettings
 from serving.supervisor import AdapterNotFound, NotReady, Supervisor
-from trainer.store import LocalStore
 
 FAKE_VLLM = """#!{python}
 import json, os, subprocess, sys

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.chat import ChatTokenizer, ExampleError
+from contracts.chat import ChatTokenizer, ExampleError
 
 
 @pytest.fixture(scope="module")
@@ -125,5 +125,5 @@ def test_too_long_example_is_an_error_not_a_truncation(chat: ChatTokenizer) -> N
 
 
 def test_module_is_torch_free() -> None:
-    code = "import sys, trainer.chat, trainer.spec; assert 'torch' not in sys.modules"
+    code = "import sys, contracts.chat, contracts.spec; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from contracts.chat import ChatTokenizer, ExampleError
 from tests.unit.trainer import chat_templates
 from tests.unit.trainer.chat_templates import SPECIAL_TOKENS, TEMPLATES, plain
-from trainer.chat import ChatTokenizer, ExampleError
 
 CALL = {"id": "c1", "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.chat import ChatTokenizer
+from contracts.chat import ChatTokenizer
 from trainer.data import DataError, epoch_batches, load_examples, micro_batches, pack
 
 
@@ -45,8 +45,8 @@ def _examples(chat: ChatTokenizer) -> list:
 def test_an_example_has_the_same_loss_packed_or_alone(base_model_dir: Path) -> None:
     torch = pytest.importorskip("torch")
     torch.set_num_threads(2)
+    from contracts.spec import JobSpec
     from trainer.model import load_model, per_token_losses
-    from trainer.spec import JobSpec
 
     spec = JobSpec(job_id="x", base_model={"name": "t", "path": str(base_model_dir)},
                    training_file="file:///x", output="file:///x", quantization="none")  # fmt: skip
@@ -83,8 +83,8 @@ def test_unpacked_micro_batches_have_no_padding_and_the_same_loss(base_model_dir
     """The CPU's layout (one example per micro-batch) trains on exactly what packing does."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(2)
+    from contracts.spec import JobSpec
     from trainer.model import load_model, loss_sums
-    from trainer.spec import JobSpec
 
     spec = JobSpec(job_id="x", base_model={"name": "t", "path": str(base_model_dir)},
                    training_file="file:///x", output="file:///x", quantization="none")  # fmt: skip

@@ -7,6 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
+from contracts.messages import Heartbeat
 from trainer.progress import HttpChannel, Progress
 
 
@@ -34,10 +35,10 @@ def test_http_channel_posts_with_the_token_and_keeps_the_first_stop_request() ->
     try:
         url = f"http://127.0.0.1:{server.server_port}/internal/v1/jobs/x/report"
         progress = Progress(HttpChannel(url, "secret"), heartbeat_seconds=0)
-        assert progress.send({"type": "heartbeat", "step": 1}) == "continue"
-        assert progress.send({"type": "heartbeat", "step": 2}) == "pause"
-        assert progress.send({"type": "heartbeat", "step": 3}) == "pause"  # a stop request sticks
-        assert progress.send({"type": "heartbeat", "step": 4}) == "cancel"  # cancel wins
+        assert progress.send(Heartbeat(step=1)) == "continue"
+        assert progress.send(Heartbeat(step=2)) == "pause"
+        assert progress.send(Heartbeat(step=3)) == "pause"  # a stop request sticks
+        assert progress.send(Heartbeat(step=4)) == "cancel"  # cancel wins
     finally:
         server.shutdown()
     assert [auth for auth, _ in received] == ["Bearer secret"] * 4

@@ -1,4 +1,5 @@
-"""Where a job's outputs live in the object store (torch-free; the service and serving read it).
+"""Where a job's outputs live in the object store: the trainer writes them, the service and
+serving read them.
 
 A job's folder is `jobs/{job_id}/` under the store root, and `JobSpec.output` is the URL of
 that folder. Inside it:
@@ -19,10 +20,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from trainer.store import ObjectNotFound, ObjectStore
+from contracts.store import ObjectNotFound, ObjectStore
 
 CHECKPOINTS = "checkpoints/"
 ADAPTER = "adapter/"
+ADAPTER_CONFIG = "adapter_config.json"  # in every adapter folder, as peft writes it
 STATE = "state/"
 COMPLETE = "COMPLETE"
 FINAL_ADAPTER = "final/adapter/"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from service.jobs.naming import (
+from contracts.names import (
+    base_model_of,
     checkpoint_model_name,
     fine_tuned_model_name,
+    is_valid_name,
     project_segment,
     short_id,
     split_checkpoint_name,
 )
-from serving.adapters import is_valid_name
 
 JOB = "ftjob-AbCdEfGh12345678901234ab"
 
@@ -42,3 +43,11 @@ def test_project_segment_falls_back_to_the_id_for_unsafe_names() -> None:
 def test_names_are_ones_the_lora_resolver_accepts() -> None:
     name = fine_tuned_model_name("whetstone-tiny", project_segment("proj-1", "a b"), None, JOB)
     assert is_valid_name(name) and is_valid_name(checkpoint_model_name(name, 3))
+
+
+def test_base_model_is_read_back_from_fine_tuned_and_checkpoint_names() -> None:
+    name = fine_tuned_model_name("whetstone-tiny", "alpha", None, JOB)
+    assert base_model_of(name) == "whetstone-tiny"
+    assert base_model_of(checkpoint_model_name(name, 3)) == "whetstone-tiny"
+    for other in ("whetstone-tiny", "ft:x", "gpt:x:y", ""):
+        assert base_model_of(other) is None
