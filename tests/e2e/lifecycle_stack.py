@@ -87,13 +87,20 @@ class Stack:
 
 @contextmanager
 def start_stack(
-    data_dir: Path, base_model_dir: Path, database_url: str | None = None, **settings: str
+    data_dir: Path,
+    base_model_dir: Path,
+    database_url: str | None = None,
+    more_models: dict[str, Path] | None = None,
+    **settings: str,
 ) -> Iterator[Stack]:
+    """The stack with `whetstone-tiny` (and `more_models`, name -> folder) registered."""
     port = free_port()
     registry = data_dir / "models.yaml"
-    registry.write_text(
-        f"models:\n  - name: whetstone-tiny\n    path: {base_model_dir}\n    max_seq_len: 1024\n"
-    )
+    models = {"whetstone-tiny": base_model_dir, **(more_models or {})}
+    registry.write_text("models:\n" + "".join(
+        f"  - name: {name}\n    path: {path}\n    max_seq_len: 1024\n"
+        for name, path in models.items()
+    ))  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHETSTONE_")}
     env.update(
         WHETSTONE_DATA_DIR=str(data_dir),
