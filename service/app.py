@@ -20,6 +20,7 @@ from service.registry import load_registry
 from service.schemas.common import ERROR_RESPONSES
 from service.serving_client import ServingClient, VllmRoutes
 from service.settings import Settings
+from service.ui import mount_ui
 from service.warm_start import AdapterControl
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ def create_app(
     for router in (files.router, fine_tuning.router, models.router, chat.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(internal.router)  # the trainer's progress channel, not in the schema
+    mount_ui(app)  # `/` -> `/ui/`: the web dashboard, a client of the API above
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -1,0 +1,131 @@
+"""Jobs for the dashboard to show, made in seconds without training.
+
+Files and jobs are created through the API; what the scheduler and the trainer would then
+record (statuses, `metrics` events, checkpoints, the result CSV, the final model) is written
+straight into the server's SQLite database with the jobs domain functions, as
+`tests.serving_stack.succeed_job` does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+QA = [(f"What is the code word number {i}?", f"The code word is w{i}x.") for i in range(8)]
+STEPS = 40
+CHECKPOINT_STEPS = (20, 40)
+VALID_EVERY = 5
+
+
+def dataset(n: int = len(QA)) -> bytes:
+    lines = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for q, a in QA[:n]
+    ]
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def api(base_url: str, key: str) -> httpx.Client:
+    return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def create_job(url: str, key: str, suffix: str, **extra: object) -> str:
+    with api(url, key) as http:
+        up = http.post(
+            "/v1/files",
+            files={"file": ("qa.jsonl", dataset())},
+            data={"purpose": "fine-tune"},
+        )
+        up.raise_for_status()
+        body = {
+            "model": "whetstone-tiny",
+            "training_file": up.json()["id"],
+            "suffix": suffix,
+            "method": {
+                "type": "supervised",
+                "supervised": {"hyperparameters": {"n_epochs": 5, "learning_rate_multiplier": 2}},
+            },
+            **extra,
+        }
+        job = http.post("/v1/fine_tuning/jobs", json=body)
+        job.raise_for_status()
+        return str(job.json()["id"])
+
+
+@contextmanager
+def db(data_dir: Path) -> Iterator[Session]:
+    engine = create_engine(f"sqlite:///{data_dir / 'whetstone.db'}")
+    try:
+        with Session(engine) as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+def loss(step: int) -> float:
+    return round(2.5 * math.exp(-step / 12) + 0.1 + 0.05 * math.sin(step), 4)
+
+
+def start_running(data_dir: Path, job_id: str, steps: int) -> None:
+    """queued -> running, resolved hyperparameters, and `steps` metrics events."""
+    from service.db.tables import FineTuningJob
+    from service.jobs import service as jobs
+    from service.jobs.status import JobStatus
+
+    with db(data_dir) as session:
+        job = session.get(FineTuningJob, job_id)
+        assert job is not None
+        job.created_at -= 30 + 5 * steps  # as long ago as the steps would have taken
+        jobs.transition(session, job, JobStatus.QUEUED)
+        jobs.record_hyperparameters(job, {"n_epochs": 5, "batch_size": 1})
+        jobs.transition(session, job, JobStatus.RUNNING)
+        jobs.add_event(session, job, "Tokenized 8 training examples (224 tokens)")
+    add_steps(data_dir, job_id, range(1, steps + 1))
+
+
+def add_steps(data_dir: Path, job_id: str, steps: Iterable[int]) -> None:
+    """More `metrics` events, as a running trainer reports them."""
+    from service.db.tables import FineTuningJob
+    from service.jobs import service as jobs
+
+    with db(data_dir) as session:
+        job = session.get(FineTuningJob, job_id)
+        assert job is not None
+        for step in steps:
+            valid = loss(step) + 0.15 if step % VALID_EVERY == 0 else None
+            jobs.add_metrics_event(
+                session, job, step, STEPS, {"train_loss": loss(step), "valid_loss": valid}
+            )
+
+
+def succeed(data_dir: Path, job_id: str, store_url: str) -> str:
+    """Checkpoints, the results CSV and the final model; the job `succeeded`. Returns the
+    fine-tuned model's name."""
+    from contracts.messages import StepMetrics
+    from contracts.store import open_store
+    from service.db.tables import FineTuningJob
+    from service.jobs import service as jobs
+    from service.scheduler.results import save_result_file
+
+    store = open_store(store_url)
+    with db(data_dir) as session:
+        job = session.get(FineTuningJob, job_id)
+        assert job is not None
+        for step in CHECKPOINT_STEPS:
+            metrics = StepMetrics(train_loss=loss(step), valid_loss=loss(step) + 0.15)
+            jobs.register_checkpoint(session, job, step, metrics)
+        csv = "step,train_loss\n" + "".join(f"{s},{loss(s)}\n" for s in range(1, STEPS + 1))
+        key = f"jobs/{job_id}/metrics.csv"
+        store.put_bytes(key, csv.encode())
+        result = save_result_file(session, store, job, key)
+        jobs.mark_succeeded(
+            session, job, trained_tokens=224 * 5, result_files=[result.id] if result else []
+        )
+        return str(job.fine_tuned_model)
