@@ -8,26 +8,91 @@ by Hugging Face repository, `service.hub`); run alone as
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from service.db.engine import make_engine, make_sessionmaker
-from service.db.migrate import upgrade
-from service.db.repositories import projects
-from service.registry import BaseModelEntry, RegistryError
-from service.settings import Settings
+if TYPE_CHECKING:
+    from service.registry import BaseModelEntry
+
+# The `server` extra; without it (`pip install whetstone`: the CLI only) these commands
+# are still listed, and say how to install what they need.
+SERVER_MODULES = (
+    "fastapi",
+    "uvicorn",
+    "sqlalchemy",
+    "alembic",
+    "pydantic_settings",
+    "yaml",
+    "huggingface_hub",
+)
+SERVER_EXTRA = "pip install 'whetstone[server]'"
+REPORT_COLOUR = {"ok": "green", "warning": "yellow", "note": "blue"}
 
 keys = typer.Typer(help="API keys.", no_args_is_help=True)
+
+# The defaults are service.settings.Settings' (tests/unit/service/test_cli.py checks them);
+# not read from it here, so that --help works without the server extra.
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="Data folder (env WHETSTONE_DATA_DIR).", show_default="./.whetstone"),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="SQLAlchemy URL (env WHETSTONE_DATABASE_URL).",
+        show_default="sqlite:///{data_dir}/whetstone.db",
+    ),
+]
+BaseModelsFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="Base-model registry YAML (env WHETSTONE_BASE_MODELS_FILE).",
+        show_default="the built-in whetstone-tiny",
+    ),
+]
+
+
+def _flag(*names: str, help: str) -> Any:
+    """An on/off option, off unless given (no `<bool>` value shown: it takes none)."""
+    return typer.Option(*names, help=help, show_default="off", metavar="")
+
+
+def require_server(command: str) -> None:
+    """Exit with a one-line hint when the `server` extra is not installed."""
+    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        typer.echo(
+            f"error: `whetstone {command}` runs the server side, which is not installed "
+            f"(no {', '.join(missing)}): {SERVER_EXTRA}",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @keys.command("create")
 def create_key(
     project: Annotated[str, typer.Option("--project", help="Project name; created if new.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Create an API key for PROJECT and print it. The key is shown only this once."""
-    settings = Settings()
+    """Create an API key for PROJECT and print it. The key is shown only this once.
+
+    The key is written to the database of the data folder (or --database-url): a server
+    started from another folder does not know it. Says which one, and warns when a running
+    `whetstone up` it can see uses a different database.
+    """
+    require_server("keys create")
+    from service.db.engine import make_engine, make_sessionmaker
+    from service.db.migrate import upgrade
+    from service.db.repositories import projects
+    from service.running import describe_database, key_database_report
+    from service.settings import Settings
+
+    overrides: dict[str, Any] = {"data_dir": data_dir, "database_url": database_url}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     engine = make_engine(settings.resolved_database_url)
     try:
         upgrade(engine)
@@ -38,38 +103,51 @@ def create_key(
         engine.dispose()
     typer.echo(key)
     typer.echo(f"Project: {project}. Store this key now: it cannot be shown again.", err=True)
+    typer.echo(
+        f"Key written to database {describe_database(settings.resolved_database_url)} "
+        f"(data folder {settings.resolved_data_dir})",
+        err=True,
+    )
+    for kind, line in key_database_report(settings):
+        typer.secho(f"{kind}: {line}", err=True, fg=REPORT_COLOUR[kind])
 
 
 def serve() -> None:
     """Run the API server (host and port from WHETSTONE_HOST / WHETSTONE_PORT)."""
+    require_server("server")
     from service.__main__ import main
 
     main()
 
 
 def up(
-    host: Annotated[str | None, typer.Option(help="Bind address (env WHETSTONE_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="API port (env WHETSTONE_PORT).")] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Data folder (env WHETSTONE_DATA_DIR).")
+    host: Annotated[
+        str | None,
+        typer.Option(help="Bind address (env WHETSTONE_HOST).", show_default="127.0.0.1"),
     ] = None,
-    base_models_file: Annotated[
-        Path | None,
-        typer.Option(help="Base-model registry YAML (env WHETSTONE_BASE_MODELS_FILE)."),
+    port: Annotated[
+        int | None, typer.Option(help="API port (env WHETSTONE_PORT).", show_default="8000")
     ] = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL (env WHETSTONE_DATABASE_URL).")
-    ] = None,
+    data_dir: DataDir = None,
+    base_models_file: BaseModelsFile = None,
+    database_url: DatabaseUrl = None,
     object_store_url: Annotated[
         str | None,
-        typer.Option(help="file:///path or s3://bucket/prefix (env WHETSTONE_OBJECT_STORE_URL)."),
+        typer.Option(
+            help="file:///path or s3://bucket/prefix (env WHETSTONE_OBJECT_STORE_URL).",
+            show_default="file://{data_dir}/objects",
+        ),
     ] = None,
     trainer_slots: Annotated[
-        int | None, typer.Option(help="Jobs training at once (env WHETSTONE_TRAINER_SLOTS).")
+        int | None,
+        typer.Option(help="Jobs training at once (env WHETSTONE_TRAINER_SLOTS).", show_default="1"),
     ] = None,
 ) -> None:
     """Start the whole stack on this machine: API, scheduler, trainer slots and vLLM."""
+    require_server("up")
     from service.hub import HubError  # huggingface_hub: imported only by the commands using it
+    from service.registry import RegistryError
+    from service.settings import Settings
     from service.up import run
 
     overrides: dict[str, Any] = {
@@ -94,19 +172,14 @@ def pull(
         typer.Argument(metavar="NAME", help="Base models of the registry.", show_default=False),
     ] = None,
     all_models: Annotated[
-        bool, typer.Option("--all", help="Every base model of the registry with a `source`.")
+        bool, _flag("--all", help="Every base model of the registry with a `source`.")
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Ask the Hub again even if the folder is complete.")
+        bool, _flag("--force", help="Ask the Hub again even if the folder is complete.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Data folder (env WHETSTONE_DATA_DIR).")
-    ] = None,
-    base_models_file: Annotated[
-        Path | None,
-        typer.Option(help="Base-model registry YAML (env WHETSTONE_BASE_MODELS_FILE)."),
-    ] = None,
+    quiet: Annotated[bool, _flag("--quiet", "-q", help="No progress bars.")] = False,
+    data_dir: DataDir = None,
+    base_models_file: BaseModelsFile = None,
 ) -> None:
     """Download base models named by Hugging Face repository (their registry `source`).
 
@@ -114,7 +187,9 @@ def pull(
 
     Honours HF_TOKEN (gated models), HF_ENDPOINT (a mirror) and HF_HUB_OFFLINE.
     """
-    from service.registry import load_registry
+    require_server("models pull")
+    from service.registry import RegistryError, load_registry
+    from service.settings import Settings
 
     if bool(names) == all_models:
         typer.echo("error: name base models to pull, or give --all", err=True)

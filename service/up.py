@@ -26,6 +26,7 @@ from service.db.repositories import projects
 from service.gpus import detect_gpus, fit_warnings, plan_devices, weights_bytes
 from service.hub import is_pulled, pull
 from service.registry import load_registry
+from service.running import remove_server_file, write_server_file
 from service.settings import Settings
 from serving.launcher import BaseModelEntry, ResolverSettings
 from serving.supervisor import Supervisor
@@ -157,6 +158,7 @@ def run(settings: Settings) -> None:
     try:
         _serve(settings, supervisor, key)
     finally:
+        remove_server_file(settings)
         supervisor.stop()
         log.info("Stopped.")
 
@@ -204,6 +206,7 @@ def _serve(settings: Settings, supervisor: Supervisor, key: str | None) -> None:
         while not server.started and not server.should_exit:
             threading.Event().wait(0.05)
         if server.started:
+            write_server_file(settings, url)  # for `whetstone keys create`: which folder
             log.info("API at %s", url)
             if key:
                 log.info("API key for project %r: %s (shown once)", DEFAULT_PROJECT, key)

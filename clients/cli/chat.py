@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from clients.sdk import Whetstone
 
-from .state import JSON_HELP, State, state
+from .state import JsonFlag, State, state
 
 EXIT_WORDS = {"exit", "quit", "/exit", "/quit"}
 
@@ -61,12 +61,24 @@ def chat(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name, e.g. ft:whetstone-tiny:...")],
     prompt: Annotated[str | None, typer.Argument(help="The prompt; none: interactive.")] = None,
-    system: Annotated[str | None, typer.Option(help="System message.")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Longest answer, in tokens.")] = None,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    system: Annotated[str | None, typer.Option(help="System message.", show_default="none")] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(help="Longest answer, in tokens.", show_default="the server's limit"),
+    ] = None,
+    temperature: Annotated[
+        float,
+        typer.Option(
+            help="Sampling temperature. 0: greedy, the most likely answer, the same every time "
+            "(a tuned model's learned answer word for word); higher: more varied."
+        ),
+    ] = 0.0,
+    json_out: JsonFlag = False,
 ) -> None:
-    """Chat with a model: stream the answer to PROMPT, or talk when no prompt is given."""
+    """Chat with a model: stream the answer to PROMPT, or talk when no prompt is given.
+
+    Greedy by default (--temperature 0); --temperature 0.7 or so for varied answers.
+    """
     st = state(ctx, json_out)
     client = st.client()
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []

@@ -12,11 +12,11 @@ from clients.sdk.types import FineTuningJob, FineTuningJobCheckpoint, FineTuning
 
 from . import output
 from .follow import follow_job
-from .state import JSON_HELP, state
+from .state import JsonFlag, flag, state
 
 app = typer.Typer(help="Create, watch and control fine-tuning jobs.", no_args_is_help=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+AUTO = "auto"
 Interval = Annotated[float, typer.Option("--interval", help="Seconds between polls.")]
 
 
@@ -47,7 +47,7 @@ COLUMNS = [
     ("STATUS", lambda j: output.status(j.status)),
     ("MODEL", lambda j: j.model),
     ("FINE-TUNED MODEL", lambda j: output.text(j.fine_tuned_model)),
-    ("CREATED", lambda j: output.timestamp(j.created_at)),
+    ("CREATED", lambda j: output.minute(j.created_at)),
 ]
 
 
@@ -76,17 +76,23 @@ def create(
     ctx: typer.Context,
     model: Annotated[str, typer.Option(help="Base model (or own fine-tuned model).")],
     training_file: Annotated[str, typer.Option(help="Training file id (file-...).")],
-    validation_file: Annotated[str | None, typer.Option(help="Validation file id.")] = None,
-    suffix: Annotated[str | None, typer.Option(help="Added to the model name.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="n_epochs (default auto).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="batch_size (default auto).")] = None,
+    validation_file: Annotated[
+        str | None, typer.Option(help="Validation file id.", show_default="none")
+    ] = None,
+    suffix: Annotated[
+        str | None, typer.Option(help="Added to the model name.", show_default="none")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="n_epochs.", show_default=AUTO)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch_size.", show_default=AUTO)] = None,
     lr_multiplier: Annotated[
-        float | None, typer.Option(help="learning_rate_multiplier (default auto).")
+        float | None, typer.Option(help="learning_rate_multiplier.", show_default=AUTO)
     ] = None,
     method: Annotated[MethodType, typer.Option(help="Fine-tuning method.")] = MethodType.supervised,
-    beta: Annotated[float | None, typer.Option(help="DPO beta (with --method dpo).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
-    follow: Annotated[bool, typer.Option("--follow", help="Then follow it to the end.")] = False,
+    beta: Annotated[
+        float | None, typer.Option(help="DPO beta (with --method dpo).", show_default=AUTO)
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed.", show_default="random")] = None,
+    follow: Annotated[bool, flag("--follow", help="Then follow it to the end.")] = False,
     interval: Interval = 2.0,
     json_out: JsonFlag = False,
 ) -> None:
@@ -105,7 +111,9 @@ def create(
 @app.command("list")
 def list_jobs(
     ctx: typer.Context,
-    limit: Annotated[int | None, typer.Option(help="At most this many (default all).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="At most this many.", show_default="all")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """List fine-tuning jobs, newest first."""
@@ -193,7 +201,7 @@ def checkpoints(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> 
         ("MODEL", lambda c: c.fine_tuned_model_checkpoint),
         ("TRAIN LOSS", loss),
         ("VALID LOSS", lambda c: output.text(c.metrics.valid_loss)),
-        ("CREATED", lambda c: output.timestamp(c.created_at)),
+        ("CREATED", lambda c: output.minute(c.created_at)),
     ]
     output.show_many(st, items, columns)
 

@@ -18,7 +18,7 @@ from clients.sdk import APIConnectionError, APIError, APIStatusError, WhetstoneE
 
 from . import files, jobs, models
 from .chat import chat
-from .state import JSON_HELP, State
+from .state import JsonFlag, State
 
 app = typer.Typer(
     name="whetstone",
@@ -38,12 +38,16 @@ def root(
     ctx: typer.Context,
     base_url: Annotated[
         str | None,
-        typer.Option(envvar="WHETSTONE_BASE_URL", help="API address, e.g. http://127.0.0.1:8000"),
+        typer.Option(
+            envvar="WHETSTONE_BASE_URL",
+            help="API address; /v1 is added when missing.",
+            show_default="http://127.0.0.1:8000",
+        ),
     ] = None,
     api_key: Annotated[
-        str | None, typer.Option(envvar="WHETSTONE_API_KEY", help="API key.", show_default=False)
+        str | None, typer.Option(envvar="WHETSTONE_API_KEY", help="API key.", show_default="none")
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     ctx.obj = State(base_url=base_url, api_key=api_key, json=json_out)
     ctx.call_on_close(ctx.obj.close)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from rich.text import Text
 
 from . import output
-from .state import JSON_HELP, state
+from .state import JsonFlag, state
 
 app = typer.Typer(help="Base models and fine-tuned models.", no_args_is_help=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 FIELDS: list[output.Field] = [
     ("id", output.text),
@@ -28,7 +24,7 @@ def list_models(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     columns = [
         ("ID", lambda m: m.id),
         ("OWNED BY", lambda m: m.owned_by),
-        ("CREATED", lambda m: output.timestamp(m.created)),
+        ("CREATED", lambda m: output.minute(m.created)),
     ]
     output.show_many(st, list(st.client().models.list()), columns)
 

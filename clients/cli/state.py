@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -43,3 +44,12 @@ def state(ctx: typer.Context, json_flag: bool = False) -> State:
 
 
 JSON_HELP = "Print JSON (for scripts) instead of tables."
+
+
+def flag(*names: str, help: str) -> Any:
+    """An on/off option that is off unless given: says so in --help, and shows no `<bool>`
+    value (a flag takes none)."""
+    return typer.Option(*names, help=help, show_default="off", metavar="")
+
+
+JsonFlag = Annotated[bool, flag("--json", help=JSON_HELP)]

@@ -6,11 +6,12 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY contracts ./contracts
 COPY service ./service
 COPY trainer ./trainer
 COPY serving ./serving
 COPY clients ./clients
-RUN pip install . && useradd --uid 10001 --user-group --no-create-home whetstone
+RUN pip install '.[server]' && useradd --uid 10001 --user-group --no-create-home whetstone
 
 USER 10001
 EXPOSE 8000

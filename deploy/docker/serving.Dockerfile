@@ -7,6 +7,7 @@ FROM vllm/vllm-openai:v0.32.0
 ENV PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1
 WORKDIR /opt/whetstone
 COPY pyproject.toml README.md ./
+COPY contracts ./contracts
 COPY service ./service
 COPY trainer ./trainer
 COPY serving ./serving

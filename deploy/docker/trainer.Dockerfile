@@ -7,6 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLI
 WORKDIR /app
 RUN pip install torch==2.13.0
 COPY pyproject.toml README.md ./
+COPY contracts ./contracts
 COPY service ./service
 COPY trainer ./trainer
 COPY serving ./serving

@@ -68,6 +68,14 @@ def test_files_list_prints_a_table_and_json(standin: StandIn) -> None:
     assert standin.requests[0].headers["authorization"] == "Bearer wh-k"
 
 
+def test_files_list_in_a_terminal_is_a_table(standin: StandIn) -> None:
+    page = {"object": "list", "data": [FILE], "has_more": False}
+    standin.script("GET", "/files", Reply(200, page))
+    code, shown = run_in_pty(standin, "files", "list")
+    assert code == 0, shown
+    assert "file-abc" in shown and "┃" in shown  # rich's box, as on a person's terminal
+
+
 def test_jobs_create_sends_the_hyperparameters(standin: StandIn) -> None:
     standin.script("POST", "/fine_tuning/jobs", Reply(200, JOB))
     args = ["jobs", "create", "--model", "whetstone-tiny", "--training-file", "file-abc",
@@ -182,8 +190,9 @@ def test_upload_of_a_bad_file_shows_every_problem_and_sends_nothing(
     path.write_text(GOOD + bad[0] + GOOD + bad[1] + GOOD * 3 + bad[0] * 6)
     result = run(standin, "files", "upload", str(path))
     assert result.returncode == 1
-    rows = [line for line in result.stdout.splitlines() if "│" in line and "LINE" not in line]
+    rows = result.stdout.splitlines()[2:]  # piped: a title, a header, then one line each
     assert len(rows) == 8  # every bad line, not only the first five
+    assert [row.split()[0] for row in rows] == ["2", "4", "8", "9", "10", "11", "12", "13"]
     assert "unknown role 'wizard'" in result.stdout and "invalid JSON" in result.stdout
     assert standin.requests == []
 

@@ -4,6 +4,7 @@ another only as docs/architecture.md ("Packages and dependency rules") allows.""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -124,3 +125,66 @@ print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})))
         cwd=ROOT,
     )  # fmt: skip
     assert out.stdout.strip() == "", f"contracts imported: {out.stdout.strip()}"
+
+
+# --- The CLI-only install (`pip install whetstone`): the clients need no server package ---
+
+SERVER_ONLY = ("fastapi", "starlette", "sqlalchemy", "alembic", "psycopg", "uvicorn", "boto3",
+               "botocore", "kubernetes", "pydantic_settings", "huggingface_hub")  # fmt: skip
+CLIENT_THIRD_PARTY = {"httpx", "pydantic", "typer", "rich", "orjson"}
+
+
+def _third_party(path: Path) -> set[str]:
+    tops = {name.split(".")[0] for name in _imports(path)}
+    return {t for t in tops if t and t not in sys.stdlib_module_names and t not in OURS}
+
+
+def test_clients_import_no_server_package() -> None:
+    """Read from the code (lazy imports count): clients/ and the one module of ours they
+    use, contracts/formats.py, import only the base dependencies."""
+    files = [*sorted((ROOT / "clients").rglob("*.py")), ROOT / "contracts" / "formats.py"]
+    found = {str(p.relative_to(ROOT)): _third_party(p) for p in files}
+    assert {f: sorted(m) for f, m in found.items() if m & set(SERVER_ONLY)} == {}
+    assert {
+        f: sorted(m - CLIENT_THIRD_PARTY) for f, m in found.items() if m - CLIENT_THIRD_PARTY
+    } == {}
+
+
+def test_base_dependencies_are_what_the_clients_import() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = {re.split(r"[\[<>=~!; ]", d, maxsplit=1)[0].lower() for d in project["dependencies"]}
+    assert base == CLIENT_THIRD_PARTY
+    server = {re.split(r"[\[<>=~!; ]", d, maxsplit=1)[0].lower().replace("-", "_")
+              for d in project["optional-dependencies"]["server"]}  # fmt: skip
+    assert {
+        "fastapi",
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "uvicorn",
+        "kubernetes",
+        "boto3",
+    } <= server
+    for extra in ("train", "serve"):
+        assert "whetstone[server]" in project["optional-dependencies"][extra]
+
+
+def test_the_cli_with_its_plugins_loads_no_server_package() -> None:
+    """`whetstone --help` (which loads the `whetstone.cli` entry points, service.cli among
+    them) imports no server package: without the server extra it still starts."""
+    code = f"""
+import sys
+from typer.testing import CliRunner
+from clients.cli.main import app, load_plugins
+load_plugins(app)
+result = CliRunner().invoke(app, ["--help"])
+assert result.exit_code == 0 and " up " in result.stdout, result.output
+print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in {SERVER_ONLY!r})))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert out.stdout.strip() == "", f"the CLI imported: {out.stdout.strip()}"
