@@ -13,9 +13,6 @@ from typing import Annotated, Any
 
 import typer
 
-from service.db.engine import make_engine, make_sessionmaker
-from service.db.migrate import upgrade
-from service.db.repositories import projects
 from service.registry import BaseModelEntry, RegistryError
 from service.settings import Settings
 
@@ -27,15 +24,11 @@ def create_key(
     project: Annotated[str, typer.Option("--project", help="Project name; created if new.")],
 ) -> None:
     """Create an API key for PROJECT and print it. The key is shown only this once."""
-    settings = Settings()
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        upgrade(engine)
-        with make_sessionmaker(engine)() as session, session.begin():
-            row = projects.get_or_create_project(session, project)
-            key = projects.create_api_key(session, row)
-    finally:
-        engine.dispose()
+    from service.db.repositories import projects
+    from service.runtime import Runtime
+
+    with Runtime(Settings()) as runtime, runtime.sessions() as session, session.begin():
+        key = projects.create_api_key(session, projects.get_or_create_project(session, project))
     typer.echo(key)
     typer.echo(f"Project: {project}. Store this key now: it cannot be shown again.", err=True)
 
@@ -114,7 +107,7 @@ def pull(
 
     Honours HF_TOKEN (gated models), HF_ENDPOINT (a mirror) and HF_HUB_OFFLINE.
     """
-    from service.registry import load_registry
+    from service.runtime import Runtime
 
     if bool(names) == all_models:
         typer.echo("error: name base models to pull, or give --all", err=True)
@@ -122,7 +115,7 @@ def pull(
     overrides: dict[str, Any] = {"data_dir": data_dir, "base_models_file": base_models_file}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     try:
-        registry = load_registry(settings)
+        registry = Runtime(settings).registry  # the registry only: nothing to close
     except (RegistryError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e
