@@ -100,9 +100,9 @@ def end_to_end(folder: Path, args: argparse.Namespace) -> list[float]:
 def overhead(folder: Path, args: argparse.Namespace) -> tuple[float, float]:
     """Seconds per job of validation and of claiming, in-process, with a no-op executor."""
     sys.path.insert(0, str(ROOT))
-    from service.app import build_services
     from service.db.repositories import projects
     from service.executors import AttemptState, LiveAttempt
+    from service.runtime import Runtime
     from service.scheduler.runner import Scheduler
     from service.settings import Settings
 
@@ -124,7 +124,7 @@ def overhead(folder: Path, args: argparse.Namespace) -> tuple[float, float]:
     (folder / "base-models").symlink_to(folder.parent / "e2e" / "base-models")
     settings = Settings(data_dir=folder, database_url=args.database_url,
                         scheduler_start_seconds=3600)  # fmt: skip
-    services = build_services(settings)
+    services = Runtime(settings).services  # the process exits when the bench is done
     ids = _insert_jobs(services, args.jobs, projects)
     scheduler = Scheduler(settings, services.sessions, services.store,
                           registry=services.registry, executor=NoExecutor())  # fmt: skip

@@ -9,59 +9,25 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from contracts.store import open_store
 from service.api import chat, files, fine_tuning, internal, models
-from service.chat_access import ChatAccess
-from service.db.engine import make_engine, make_sessionmaker
-from service.db.migrate import upgrade
-from service.deps import Services
 from service.errors import install_error_handlers
-from service.registry import load_registry
+from service.runtime import Runtime
 from service.schemas.common import ERROR_RESPONSES
-from service.serving_client import ServingClient, VllmRoutes
 from service.settings import Settings
 from service.ui import mount_ui
-from service.warm_start import AdapterControl
 
 if TYPE_CHECKING:
+    from service.scheduler.runner import Scheduler
     from serving.supervisor import Supervisor
 
 API_PREFIX = "/v1"
 
 
-def build_services(settings: Settings, supervisor: Supervisor | None = None) -> Services:
-    """Engine (migrated to head), session factory, object store, registry, and the clients
-    of the vLLMs (configured URLs, else the local `supervisor`'s)."""
-    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
-    routes = VllmRoutes(settings.vllm_urls, supervisor)
-    registry = load_registry(settings)
-    return Services(
-        settings=settings,
-        engine=engine,
-        sessions=make_sessionmaker(engine),
-        store=open_store(settings.resolved_object_store_url, settings.s3_endpoint_url),
-        registry=registry,
-        serving=ServingClient(
-            routes,
-            connect_timeout=settings.vllm_connect_timeout,
-            read_timeout=settings.vllm_read_timeout,
-        ),
-        chat_access=ChatAccess(engine, registry, ttl=settings.chat_access_cache_seconds),
-        adapters=AdapterControl(routes),
-    )
-
-
 class BackgroundScheduler:
     """The scheduler loop in a thread of the API process (`whetstone up`)."""
 
-    def __init__(self, services: Services) -> None:
-        from service.scheduler.runner import Scheduler
-
-        self.scheduler = Scheduler(
-            services.settings, services.sessions, services.store, registry=services.registry
-        )
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self.scheduler.run_forever, args=(self._stop,), name="scheduler", daemon=True
@@ -90,19 +56,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = build_services(settings, supervisor)
-        app.state.services = services
-        # Background work that lives as long as the app: the scheduler (`whetstone up`).
-        background = BackgroundScheduler(services) if run_scheduler else None
-        app.state.background = background
-        try:
-            yield
-        finally:
-            if background is not None:
-                background.stop()
-            await services.serving.aclose()
-            services.adapters.close()
-            services.engine.dispose()
+        async with Runtime(settings, supervisor=supervisor) as runtime:
+            app.state.services = runtime.services
+            # Background work that lives as long as the app: the scheduler (`whetstone up`).
+            background = BackgroundScheduler(runtime.scheduler()) if run_scheduler else None
+            app.state.background = background
+            try:
+                yield
+            finally:
+                if background is not None:
+                    background.stop()
 
     app = FastAPI(
         title="Whetstone",

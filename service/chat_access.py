@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 
 from service.auth import unknown_key
 from service.db.repositories import models as models_repo
-from service.db.repositories.projects import hash_key
 from service.errors import not_found
+from service.hashing import secret_hash
 
 
 class ChatAccess:
@@ -38,7 +38,7 @@ class ChatAccess:
 
     def recent(self, key: str, model: str) -> str | None:
         """The base model of a yes given less than `ttl` seconds ago, else None."""
-        answer = self._answers.get((hash_key(key), model))
+        answer = self._answers.get((secret_hash(key), model))
         if answer is None or answer[1] < time.monotonic():
             return None
         return answer[0]
@@ -48,7 +48,7 @@ class ChatAccess:
         `model` for the key's project: itself for a registered base model, else the base of
         the project's live fine-tuned or checkpoint model. 401 for an unknown key; another
         project's model, a deleted one and an unknown one are the same 404."""
-        key_hash = hash_key(key)
+        key_hash = secret_hash(key)
         with self.engine.connect() as connection:
             known, base_model = models_repo.key_and_model(connection, key_hash, model)
         if not known:

@@ -85,22 +85,15 @@ def create_key(
     `whetstone up` it can see uses a different database.
     """
     require_server("keys create")
-    from service.db.engine import make_engine, make_sessionmaker
-    from service.db.migrate import upgrade
     from service.db.repositories import projects
     from service.running import describe_database, key_database_report
+    from service.runtime import Runtime
     from service.settings import Settings
 
     overrides: dict[str, Any] = {"data_dir": data_dir, "database_url": database_url}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        upgrade(engine)
-        with make_sessionmaker(engine)() as session, session.begin():
-            row = projects.get_or_create_project(session, project)
-            key = projects.create_api_key(session, row)
-    finally:
-        engine.dispose()
+    with Runtime(settings) as runtime, runtime.sessions() as session, session.begin():
+        key = projects.create_api_key(session, projects.get_or_create_project(session, project))
     typer.echo(key)
     typer.echo(f"Project: {project}. Store this key now: it cannot be shown again.", err=True)
     typer.echo(
@@ -188,7 +181,8 @@ def pull(
     Honours HF_TOKEN (gated models), HF_ENDPOINT (a mirror) and HF_HUB_OFFLINE.
     """
     require_server("models pull")
-    from service.registry import RegistryError, load_registry
+    from service.registry import RegistryError
+    from service.runtime import Runtime
     from service.settings import Settings
 
     if bool(names) == all_models:
@@ -197,7 +191,7 @@ def pull(
     overrides: dict[str, Any] = {"data_dir": data_dir, "base_models_file": base_models_file}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     try:
-        registry = load_registry(settings)
+        registry = Runtime(settings).registry  # the registry only: nothing to close
     except (RegistryError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e

@@ -1,7 +1,8 @@
 """What routes get injected: the per-process services built in `create_app`'s lifespan.
 
-`Services` is created once at start-up and kept on `app.state.services`; routes reach it
-only through these dependencies, so tests can build an app with any settings.
+`Services` is created once at start-up (`service.runtime.Runtime.services`) and kept on
+`app.state.services`; routes reach it only through these dependencies, so tests can build
+an app with any settings.
 """
 
 from __future__ import annotations

@@ -19,14 +19,13 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.engine import make_engine, make_sessionmaker
-from service.db.migrate import upgrade
 from service.db.repositories import projects
 from service.gpus import detect_gpus, fit_warnings, plan_devices, weights_bytes
 from service.hub import is_pulled, pull
-from service.registry import load_registry
 from service.running import remove_server_file, write_server_file
+from service.runtime import Runtime
 from service.settings import Settings
 from serving.launcher import BaseModelEntry, ResolverSettings
 from serving.supervisor import Supervisor
@@ -35,11 +34,12 @@ DEFAULT_PROJECT = "default"
 log = logging.getLogger("whetstone")
 
 
-def ensure_base_models(settings: Settings) -> None:
+def ensure_base_models(runtime: Runtime) -> None:
     """Build the built-in tiny base model when the default registry needs it, and download
     the registry's models named by `source` that are not in their folder yet (HubError)."""
+    settings = runtime.settings
     if settings.base_models_file is not None:
-        for entry in load_registry(settings).values():
+        for entry in runtime.registry.values():
             if entry.source is None:
                 continue
             if is_pulled(entry):
@@ -61,19 +61,14 @@ def ensure_base_models(settings: Settings) -> None:
     subprocess.run([sys.executable, "-m", "trainer", "make-base-model", str(path)], check=True)
 
 
-def ensure_default_key(settings: Settings) -> str | None:
+def ensure_default_key(sessions: sessionmaker[Session]) -> str | None:
     """On first start, the default project and its key (returned once); later None."""
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        upgrade(engine)
-        with make_sessionmaker(engine)() as session, session.begin():
-            if projects.find_project(session, DEFAULT_PROJECT) is not None:
-                return None
-            return projects.create_api_key(
-                session, projects.get_or_create_project(session, DEFAULT_PROJECT)
-            )
-    finally:
-        engine.dispose()
+    with sessions() as session, session.begin():
+        if projects.find_project(session, DEFAULT_PROJECT) is not None:
+            return None
+        return projects.create_api_key(
+            session, projects.get_or_create_project(session, DEFAULT_PROJECT)
+        )
 
 
 def apply_device_plan(
@@ -145,9 +140,10 @@ def run(settings: Settings) -> None:
     for chatty in ("httpx", "alembic"):  # a line per request or migration step: not for people
         logging.getLogger(chatty).setLevel(logging.WARNING)
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_base_models(settings)
-    key = ensure_default_key(settings)
-    models = list(load_registry(settings).values())
+    with Runtime(settings) as runtime:  # the app opens its own, with the planned settings
+        ensure_base_models(runtime)
+        key = ensure_default_key(runtime.sessions)
+        models = list(runtime.registry.values())
     settings, models = apply_device_plan(settings, models)
     supervisor = make_supervisor(settings, models)
     supervisor.start()

@@ -83,7 +83,7 @@ class AttemptState:
     def from_exit_code(cls, code: int, reason: str = "") -> AttemptState:
         """0 succeeded; 2 failed for good (bad spec or data); anything else a retryable crash."""
         if code == EXIT_OK:
-            return cls(Outcome.SUCCEEDED, exit_code=0, reason=reason or "exit code 0")
+            return cls(Outcome.SUCCEEDED, exit_code=code, reason=reason or "exit code 0")
         if code == EXIT_BAD_INPUT:
             return cls(Outcome.FAILED, code, reason or "exit code 2 (bad spec or data)", False)
         return cls(Outcome.FAILED, code, reason or describe_exit(code), True)

@@ -25,6 +25,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from contracts.messages import EXIT_OK
 from service.executors.base import (
     Attempt,
     AttemptState,
@@ -276,7 +277,7 @@ class KubernetesExecutor:
         status = job.status or k8s.V1JobStatus()
         true = {c.type: c for c in status.conditions or [] if c.status == "True"}
         if "Complete" in true or (status.succeeded or 0) > 0:
-            return AttemptState.from_exit_code(0)
+            return AttemptState.from_exit_code(EXIT_OK)
         if "Failed" in true or (status.failed or 0) > 0:
             return self._failed(namespace, name, true.get("Failed"))
         if (status.active or 0) > 0:

@@ -19,12 +19,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
     model_serializer,
 )
 from pydantic_core import PydanticCustomError
@@ -32,6 +32,7 @@ from pydantic_core import PydanticCustomError
 from contracts import spec as trainer_spec
 from contracts.spec import DpoHyperparameters as SpecDpo
 from contracts.spec import LoraConfig
+from contracts.spec import SupervisedHyperparameters as SpecSupervised
 from service.errors import InvalidRequest
 
 AUTO: Literal["auto"] = "auto"
@@ -40,15 +41,25 @@ METHOD_FORMAT = {"supervised": "chat", "dpo": "preference"}
 """Which dataset line format (`contracts.formats`) each method trains on."""
 
 
+def _spec_limits(model: type[BaseModel], name: str) -> annotated_types.Interval:
+    """The bounds the JobSpec (`contracts.spec`) puts on `model.name`: the request's own."""
+    bounds: dict[str, Any] = {}
+    for constraint in model.model_fields[name].metadata:
+        for bound in ("gt", "ge", "lt", "le"):
+            if isinstance(constraint, getattr(annotated_types, bound.capitalize())):
+                bounds[bound] = getattr(constraint, bound)
+    return annotated_types.Interval(**bounds)
+
+
 def _number_check(
-    low: float,
-    high: float,
-    *,
-    integer: bool,
-    exclusive_low: bool = False,
-    exclusive_high: bool = False,
-    auto: bool = True,
+    limits: annotated_types.Interval, *, integer: bool, auto: bool = True
 ) -> Callable[[Any], Any]:
+    """A check of `limits` with OpenAI's 400 message ("must be 'auto' or an integer from 1
+    to 50, got 0"); `auto` also takes `"auto"` (and a missing value) as `AUTO`."""
+    exclusive_low, exclusive_high = limits.gt is not None, limits.lt is not None
+    low = limits.gt if exclusive_low else limits.ge
+    high = limits.lt if exclusive_high else limits.le
+    assert isinstance(low, int | float) and isinstance(high, int | float), limits
     kind = "an integer" if integer else "a number"
     low_word = "greater than" if exclusive_low else "from"
     up_to = "up to " if exclusive_low else "to "
@@ -72,22 +83,27 @@ def _number_check(
     return check
 
 
+# Each request type takes its bounds from the JobSpec field it becomes.
+_BATCH_SIZE = _spec_limits(SpecSupervised, "batch_size")
+_N_EPOCHS = _spec_limits(SpecSupervised, "n_epochs")
+_MULTIPLIER = _spec_limits(SpecSupervised, "learning_rate_multiplier")
+_BETA = _spec_limits(SpecDpo, "beta")
 BatchSize = Annotated[
-    Annotated[int, Field(ge=1, le=256)] | Auto,
-    BeforeValidator(_number_check(1, 256, integer=True)),
+    Annotated[int, _BATCH_SIZE] | Auto,
+    BeforeValidator(_number_check(_BATCH_SIZE, integer=True)),
 ]
 NEpochs = Annotated[
-    Annotated[int, Field(ge=1, le=50)] | Auto,
-    BeforeValidator(_number_check(1, 50, integer=True)),
+    Annotated[int, _N_EPOCHS] | Auto,
+    BeforeValidator(_number_check(_N_EPOCHS, integer=True)),
 ]
 _MAX_MULTIPLIER = trainer_spec.MAX_LEARNING_RATE_MULTIPLIER
 LearningRateMultiplier = Annotated[
-    Annotated[float, Field(gt=0, le=_MAX_MULTIPLIER)] | Auto,
-    BeforeValidator(_number_check(0, _MAX_MULTIPLIER, integer=False, exclusive_low=True)),
+    Annotated[float, _MULTIPLIER] | Auto,
+    BeforeValidator(_number_check(_MULTIPLIER, integer=False)),
 ]
 Beta = Annotated[
-    Annotated[float, Field(gt=0, le=2)] | Auto,
-    BeforeValidator(_number_check(0, 2, integer=False, exclusive_low=True)),
+    Annotated[float, _BETA] | Auto,
+    BeforeValidator(_number_check(_BETA, integer=False)),
 ]
 
 
@@ -196,24 +212,25 @@ def with_resolved(method: FineTuneMethod, values: Mapping[str, Any]) -> FineTune
 # --- Extensions: per-job LoRA settings and learning rate ---------------------------------
 
 _LORA = LoraConfig.model_fields
+_LEARNING_RATE = _spec_limits(SpecSupervised, "learning_rate")
+_LORA_R = _spec_limits(LoraConfig, "r")
+_LORA_ALPHA = _spec_limits(LoraConfig, "alpha")
+_LORA_DROPOUT = _spec_limits(LoraConfig, "dropout")
 LearningRate = Annotated[
-    Annotated[float, Field(gt=0, le=trainer_spec.MAX_LEARNING_RATE)] | None,
-    BeforeValidator(
-        _number_check(0, trainer_spec.MAX_LEARNING_RATE, integer=False, exclusive_low=True,
-                      auto=False)
-    ),
-]  # fmt: skip
+    Annotated[float, _LEARNING_RATE] | None,
+    BeforeValidator(_number_check(_LEARNING_RATE, integer=False, auto=False)),
+]
 LoraRank = Annotated[
-    Annotated[int, Field(ge=1, le=trainer_spec.LORA_MAX_R)] | None,
-    BeforeValidator(_number_check(1, trainer_spec.LORA_MAX_R, integer=True, auto=False)),
+    Annotated[int, _LORA_R] | None,
+    BeforeValidator(_number_check(_LORA_R, integer=True, auto=False)),
 ]
 LoraAlpha = Annotated[
-    Annotated[int, Field(ge=1, le=trainer_spec.LORA_MAX_ALPHA)] | None,
-    BeforeValidator(_number_check(1, trainer_spec.LORA_MAX_ALPHA, integer=True, auto=False)),
+    Annotated[int, _LORA_ALPHA] | None,
+    BeforeValidator(_number_check(_LORA_ALPHA, integer=True, auto=False)),
 ]
 LoraDropout = Annotated[
-    Annotated[float, Field(ge=0, lt=1)] | None,
-    BeforeValidator(_number_check(0, 1, integer=False, exclusive_high=True, auto=False)),
+    Annotated[float, _LORA_DROPOUT] | None,
+    BeforeValidator(_number_check(_LORA_DROPOUT, integer=False, auto=False)),
 ]
 _MODULE = re.compile(trainer_spec.LORA_TARGET_MODULE_PATTERN)
 
@@ -238,16 +255,10 @@ def _check_target_modules(value: Any) -> Any:
     return value
 
 
-_ModuleName = Annotated[
-    str,
-    StringConstraints(
-        max_length=trainer_spec.LORA_MAX_MODULE_NAME,
-        pattern=trainer_spec.LORA_TARGET_MODULE_PATTERN,
-    ),
-]
 TargetModules = Annotated[
     Annotated[
-        list[_ModuleName], Field(min_length=1, max_length=trainer_spec.LORA_MAX_TARGET_MODULES)
+        list[trainer_spec.TargetModule],
+        Field(min_length=1, max_length=trainer_spec.LORA_MAX_TARGET_MODULES),
     ]
     | Literal["all-linear"]
     | None,

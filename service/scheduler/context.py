@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -13,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.store import ObjectStore
 from service.executors import Executor
+from service.hashing import secret_hash, secret_matches
 from service.registry import BaseModelEntry
 from service.settings import Settings
 
@@ -43,12 +42,8 @@ def skip_locked(stmt: Select[T], on_postgres: bool) -> Select[T]:
 def new_attempt_token() -> tuple[str, str]:
     """A fresh per-attempt bearer token and the hash that is all the database keeps."""
     token = "wsat-" + secrets.token_urlsafe(32)
-    return token, hash_token(token)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return token, secret_hash(token)
 
 
 def token_matches(token: str, token_hash: str | None) -> bool:
-    return token_hash is not None and hmac.compare_digest(hash_token(token), token_hash)
+    return secret_matches(token, token_hash)

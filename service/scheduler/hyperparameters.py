@@ -24,7 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-AUTO = "auto"
+from service.jobs.hyperparameters import AUTO
+
 MIN_EPOCHS_TARGET = 100
 MAX_EPOCHS_TARGET = 25_000
 DEFAULT_EPOCHS = 3

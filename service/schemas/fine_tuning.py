@@ -17,6 +17,7 @@ from service.db.tables import FineTuningJob as JobRow
 from service.db.tables import FineTuningJobCheckpoint as CheckpointRow
 from service.db.tables import FineTuningJobEvent as EventRow
 from service.jobs.hyperparameters import (
+    Auto,
     FineTuneMethod,
     LearningRate,
     LoraOptions,
@@ -112,9 +113,9 @@ class JobError(BaseModel):
 class JobHyperparameters(BaseModel):
     """The top-level `hyperparameters` of a job: the method's, without `beta`."""
 
-    batch_size: int | Literal["auto"] | None
-    learning_rate_multiplier: float | Literal["auto"]
-    n_epochs: int | Literal["auto"]
+    batch_size: int | Auto | None
+    learning_rate_multiplier: float | Auto
+    n_epochs: int | Auto
 
 
 class FineTuningJob(BaseModel):

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.tables import ApiKey, Project
+from service.hashing import secret_hash
 from service.ids import new_id, now, random_part
 
 KEY_PREFIX = "sk-whet-"
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def get_or_create_project(session: Session, name: str) -> Project:
@@ -41,7 +36,7 @@ def create_api_key(session: Session, project: Project) -> str:
         ApiKey(
             id=new_id("key"),
             project_id=project.id,
-            key_hash=hash_key(key),
+            key_hash=secret_hash(key),
             prefix=key[: len(KEY_PREFIX) + 4],
             created_at=now(),
         )
@@ -54,6 +49,6 @@ def project_for_key(session: Session, key: str) -> Project | None:
     stmt = (
         select(Project)
         .join(ApiKey, ApiKey.project_id == Project.id)
-        .where(ApiKey.key_hash == hash_key(key))
+        .where(ApiKey.key_hash == secret_hash(key))
     )
     return session.scalar(stmt)

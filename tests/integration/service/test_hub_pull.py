@@ -42,6 +42,7 @@ from typer.testing import CliRunner
 from service.cli import register
 from service.hub import MARKER, HubAccess, HubError, is_pulled, pull
 from service.registry import load_registry
+from service.runtime import Runtime
 from service.settings import Settings
 from service.up import ensure_base_models
 from serving.launcher import BaseModelEntry
@@ -391,8 +392,8 @@ def test_up_pulls_missing_models_before_starting(
         f"{{name: local, path: '{tmp_path / 'elsewhere'}'}}",
     )
     with caplog.at_level(logging.INFO, logger="whetstone"):
-        ensure_base_models(settings)
-        ensure_base_models(settings)
+        ensure_base_models(Runtime(settings))
+        ensure_base_models(Runtime(settings))
     lines = [r.getMessage() for r in caplog.records]
     path = settings.resolved_models_dir / "tiny"
     assert lines[0] == f"Downloading tiny from hf://org/tiny@main into {path} (first start only)"
