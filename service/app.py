@@ -11,16 +11,17 @@ from fastapi import FastAPI
 
 from contracts.store import open_store
 from service.api import chat, files, fine_tuning, internal, models
-from service.chat_access import ChatAccess
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.deps import Services
 from service.errors import install_error_handlers
+from service.models.access import ChatAccess
+from service.models.routes import VllmRoutes
+from service.models.warm_start import AdapterControl
 from service.registry import load_registry
 from service.schemas.common import ERROR_RESPONSES
-from service.serving_client import ServingClient, VllmRoutes
+from service.serving_client import ServingClient
 from service.settings import Settings
-from service.warm_start import AdapterControl
 
 if TYPE_CHECKING:
     from serving.supervisor import Supervisor
