@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contracts.store import LocalStore  # noqa: E402
-from service.serving_client import VllmRoutes  # noqa: E402
-from service.warm_start import AdapterControl  # noqa: E402
+from service.models.routes import VllmRoutes  # noqa: E402
+from service.models.warm_start import AdapterControl  # noqa: E402
 from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions  # noqa: E402
 from serving.supervisor import Supervisor  # noqa: E402
 from tests.e2e.conftest import Server  # noqa: E402

@@ -16,13 +16,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.store import ObjectStore
+from service.models.warm_start import AdapterControl
 from service.registry import BaseModelEntry
 from service.serving_client import ServingClient
 from service.settings import Settings
-from service.warm_start import AdapterControl
 
 if TYPE_CHECKING:  # it needs `service.auth`, which needs this module
-    from service.chat_access import ChatAccess
+    from service.models.access import ChatAccess
 
 
 @dataclass

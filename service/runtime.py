@@ -81,10 +81,11 @@ class Runtime:
         """What the API's routes are given: the parts above and the clients of the vLLMs
         (configured URLs, else the supervisor's)."""
         # The API's clients (fastapi, aiohttp, httpx): imported by the processes that serve.
-        from service.chat_access import ChatAccess
         from service.deps import Services
-        from service.serving_client import ServingClient, VllmRoutes
-        from service.warm_start import AdapterControl
+        from service.models.access import ChatAccess
+        from service.models.routes import VllmRoutes
+        from service.models.warm_start import AdapterControl
+        from service.serving_client import ServingClient
 
         engine, registry = self.engine, self.registry
         routes = VllmRoutes(self.settings.vllm_urls, self.supervisor)

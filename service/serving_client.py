@@ -1,11 +1,10 @@
-"""How the service reaches the vLLM of a base model, and the chat proxy over it.
+"""The chat proxy to the vLLM of a base model.
 
-`VllmRoutes` answers "where is the vLLM of base model X": a configured URL
-(`WHETSTONE_VLLM_URLS`, e.g. a Kubernetes ClusterIP Service per base model) or the local
-supervisor's loopback port (`whetstone up`). `ServingClient` forwards a chat completion there
-over one pool of kept-alive connections: the request body goes out untouched (the name the
-user asked for is the name vLLM serves: the base model's served name or the adapter's
-`lora_name`), the answer comes back as it is, JSON or SSE chunk by chunk. Failures become
+`ServingClient` forwards a chat completion to the vLLM of its base model (where it is:
+`service.models.routes.VllmRoutes`) over one pool of kept-alive connections: the request
+body goes out untouched (the name the user asked for is the name vLLM serves: the base
+model's served name or the adapter's `lora_name`), the answer comes back as it is, JSON or
+SSE chunk by chunk. Failures become
 `ServiceError`s in OpenAI's shape: vLLM unreachable or not ready is 503 at once (short
 connect timeout), vLLM dying mid-request is 502 (or an error event when the stream has
 already begun), vLLM's own errors keep their status.
@@ -14,17 +13,15 @@ already begun), vLLM's own errors keep their status.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from service.errors import InvalidRequest, NotFound, ServiceError, Unavailable
-
-if TYPE_CHECKING:
-    from serving.supervisor import Supervisor
+from service.errors import InvalidRequest, NotFound, ServiceError
+from service.models.routes import VllmRoutes, not_ready
 
 log = logging.getLogger(__name__)
 
@@ -42,46 +39,6 @@ class BadGateway(ServiceError):
 class GatewayTimeout(ServiceError):
     status_code = 504
     type = "server_error"
-
-
-class VllmRoutes:
-    """The vLLM of each base model: configured URLs first, then the local supervisor's."""
-
-    def __init__(self, urls: Mapping[str, str], supervisor: Supervisor | None = None) -> None:
-        self.urls = {name: url.rstrip("/") for name, url in urls.items()}
-        self.supervisor = supervisor
-
-    def supervises(self, base_model: str) -> bool:
-        """True when the local supervisor runs this base model's vLLM (and no URL overrides)."""
-        sup = self.supervisor
-        return base_model not in self.urls and sup is not None and base_model in sup.names
-
-    def serves(self, base_model: str) -> bool:
-        return base_model in self.urls or self.supervises(base_model)
-
-    def url(self, base_model: str) -> str:
-        """`http://host:port` of the vLLM of `base_model`; 503 when it cannot take requests."""
-        if base_model in self.urls:
-            return self.urls[base_model]
-        sup = self.supervisor
-        if sup is None or base_model not in sup.names:
-            raise Unavailable(
-                f"The model {base_model} is registered but not served by this deployment "
-                "(no vLLM configured for it: see WHETSTONE_VLLM_URLS).",
-                param="model",
-                code="model_not_served",
-            )
-        if not sup.is_ready(base_model):
-            raise not_ready(base_model)
-        return sup.base_url(base_model)
-
-
-def not_ready(base_model: str) -> Unavailable:
-    return Unavailable(
-        f"The model server for {base_model} is not ready (starting or restarting). "
-        "Please retry in a few seconds.",
-        code="model_not_ready",
-    )
 
 
 class ServingClient:

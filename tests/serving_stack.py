@@ -124,7 +124,7 @@ def succeed_job(
     from service.db.tables import FineTuningJob
     from service.jobs import service as jobs
     from service.jobs.status import JobStatus
-    from service.models_store import publish_model
+    from service.models import lifecycle
 
     engine = create_engine(f"sqlite:///{server.data_dir / 'whetstone.db'}")
     try:
@@ -138,12 +138,13 @@ def succeed_job(
             ckpt = jobs.register_checkpoint(
                 session, job, step, StepMetrics(train_loss=0.01), ckpt_key
             )
-            publish_model(
-                vllm.store, ckpt.fine_tuned_model_checkpoint, job.base_model, ckpt_key + "adapter/"
-            )
+            name = ckpt.fine_tuned_model_checkpoint
+            lifecycle.publish(session, vllm.store, job, name, "checkpoint", ckpt_key + "adapter/")
             vllm.store.upload_dir(adapter, final_adapter_prefix(job_id))
-            final = jobs.mark_succeeded(session, job, trained_tokens=100)
-            publish_model(vllm.store, final.id, job.base_model, final.adapter_prefix)
+            jobs.mark_succeeded(session, job, trained_tokens=100)
+            final = lifecycle.publish(
+                session, vllm.store, job, job.output_model, "final", final_adapter_prefix(job_id)
+            )
             return TunedModel(final.id, ckpt.fine_tuned_model_checkpoint, job_id)
     finally:
         engine.dispose()

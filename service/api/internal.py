@@ -15,12 +15,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
-from contracts.messages import Finished, Message, Reply
+from contracts.messages import Message, Reply
 from service.auth import bearer_key
 from service.db.tables import FineTuningJob
 from service.deps import ServicesDep
 from service.errors import Authentication, InvalidRequest
-from service.jobs.status import JobStatus
 from service.scheduler.context import token_matches
 from service.scheduler.progress import handle_report
 
@@ -56,14 +55,15 @@ def report(
             raise _not_this_attempt()
         try:
             action = handle_report(
-                session, services.store, job, message, services.settings.scheduler_lease_seconds
+                session,
+                services.store,
+                job,
+                message,
+                services.settings.scheduler_lease_seconds,
+                services.adapters,  # warm-starts a succeeded job's model once committed
             )
         except (KeyError, TypeError, ValueError) as e:
             session.rollback()
             raise InvalidRequest(f"Malformed {message.type} message: {e!r}.") from e
         session.commit()
-        succeeded = isinstance(message, Finished) and job.status == JobStatus.SUCCEEDED.value
-        model, base = job.fine_tuned_model, job.base_model
-    if succeeded and model:
-        services.adapters.warm_start_later(model, base)
     return Reply(action=action)

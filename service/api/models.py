@@ -7,7 +7,8 @@ from fastapi import APIRouter
 
 from service.auth import ProjectDep
 from service.deps import ServicesDep, SessionDep
-from service.model_catalog import delete_model, list_models, retrieve_model
+from service.models import lifecycle
+from service.models.catalog import list_models, retrieve_model
 from service.schemas.common import ErrorResponse
 from service.schemas.models import DeleteModelResponse, ListModelsResponse, Model
 
@@ -35,7 +36,12 @@ def delete(
     model: str, project: ProjectDep, session: SessionDep, services: ServicesDep
 ) -> DeleteModelResponse:
     """Delete one of this project's fine-tuned models; vLLM can no longer resolve it."""
-    deleted = delete_model(session, services.store, services.registry, project, model)
-    services.chat_access.forget_model(model)
-    services.adapters.unload_deleted(model)  # after its pointer is gone: not loaded again
-    return deleted
+    return lifecycle.delete(
+        session,
+        services.store,
+        services.registry,
+        project,
+        model,
+        access=services.chat_access,
+        adapters=services.adapters,
+    )

@@ -5,8 +5,8 @@ request or the scheduler's task commits).
 Scheduler's view, in order: `transition(job, QUEUED)` once files are valid (after setting
 `record_hyperparameters`), `transition(job, RUNNING)` when an
 attempt starts, `add_metrics_event` as steps go, `register_checkpoint` for each checkpoint
-(then `models_store.publish_model` for the checkpoint's model), and finally
-`mark_succeeded` (then `publish_model` for the final model) or `mark_failed`.
+(then `service.models.lifecycle.publish` for the checkpoint's model), and finally
+`mark_succeeded` (then `lifecycle.publish` for the final model) or `mark_failed`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from contracts.layout import ADAPTER, checkpoint_prefix, final_adapter_prefix
+from contracts.layout import checkpoint_prefix
 from contracts.messages import StepMetrics
 from contracts.names import checkpoint_model_name
 from service.db.repositories import jobs as repo
-from service.db.repositories import models as models_repo
-from service.db.tables import FineTunedModel, FineTuningJob, FineTuningJobCheckpoint
+from service.db.tables import FineTuningJob, FineTuningJobCheckpoint
 from service.db.tables import FineTuningJobEvent as EventRow
 from service.errors import InvalidRequest
 from service.ids import new_id, now
@@ -111,7 +110,8 @@ def register_checkpoint(
     metrics: StepMetrics,
     key: str | None = None,
 ) -> FineTuningJobCheckpoint:
-    """Record a completed checkpoint (`ftckpt-...`) and its model `{model}:ckpt-step-{N}`.
+    """Record a completed checkpoint (`ftckpt-...`) of the model `{model}:ckpt-step-{N}`
+    (the model itself appears through `service.models.lifecycle.publish`).
 
     `key` is the checkpoint's folder in the store (default: the documented layout). The
     same step registered twice (a retried report) returns the existing checkpoint.
@@ -134,7 +134,6 @@ def register_checkpoint(
             store_key=key,
         ),
     )
-    _add_model(session, job, name, "checkpoint", key.rstrip("/") + "/" + ADAPTER)
     add_event(session, job, f"Checkpoint created at step {step} with Snapshot ID: {name}")
     return row
 
@@ -146,17 +145,15 @@ def mark_succeeded(
     trained_tokens: int,
     result_files: Sequence[str] = (),
     fine_tuned_model: str | None = None,
-    adapter_prefix: str | None = None,
-) -> FineTunedModel:
-    """Record the final model (default name: the job's `ft:...` name) and finish the job."""
+) -> None:
+    """Finish the job with its final model (default name: the job's `ft:...` name); the
+    model itself is `service.models.lifecycle.publish`'s."""
     name = fine_tuned_model or job.output_model
-    model = _add_model(session, job, name, "final", adapter_prefix or final_adapter_prefix(job.id))
     job.fine_tuned_model = name
     job.trained_tokens = trained_tokens
     job.result_files = list(result_files)
     add_event(session, job, f"New fine-tuned model created: {name}")
     transition(session, job, JobStatus.SUCCEEDED)
-    return model
 
 
 def mark_failed(
@@ -165,23 +162,6 @@ def mark_failed(
     """Fail the job with OpenAI's `error` fields; the event carries the message."""
     job.error_code, job.error_message, job.error_param = code, message, param
     return transition(session, job, JobStatus.FAILED, message, level="error")
-
-
-def _add_model(
-    session: Session, job: FineTuningJob, name: str, kind: str, adapter_prefix: str
-) -> FineTunedModel:
-    return models_repo.add_model(
-        session,
-        FineTunedModel(
-            id=name,
-            project_id=job.project_id,
-            job_id=job.id,
-            kind=kind,
-            base_model=job.base_model,
-            adapter_prefix=adapter_prefix,
-            created_at=now(),
-        ),
-    )
 
 
 # --- The API's actions ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ next: `continue`, or the job's `requested_action` (`cancel`, `pause`).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,8 +19,11 @@ from service.db.tables import FineTuningJob, FineTuningJobEvent
 from service.ids import now
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus, RequestedAction
-from service.models_store import publish_model
+from service.models import lifecycle
 from service.scheduler.results import save_result_file
+
+if TYPE_CHECKING:
+    from service.models.warm_start import AdapterControl
 
 log = logging.getLogger(__name__)
 LEVELS = {"info": "info", "warn": "warn", "warning": "warn", "error": "error"}
@@ -46,9 +50,11 @@ def handle_report(
     job: FineTuningJob,
     message: Message,
     lease_seconds: float,
+    adapters: AdapterControl | None = None,
 ) -> Action:
     """Apply one message of the job's live attempt; the caller commits. `started` and
-    `heartbeat` only renew the lease, as every message does."""
+    `heartbeat` only renew the lease, as every message does. With `adapters`, a final model
+    is warm-started once the caller commits."""
     job.lease_expires_at = now() + int(lease_seconds)
     running = job.status == JobStatus.RUNNING.value
     live = running or job.status == JobStatus.PAUSED.value  # a paused attempt winds down
@@ -60,7 +66,7 @@ def handle_report(
         case Log(level=level, message=text):
             jobs.add_event(session, job, text, level=LEVELS.get(level, "info"))  # type: ignore[arg-type]
         case Finished() if running:
-            _finished(session, store, job, message)
+            _finished(session, store, job, message, adapters)
         case Failed(code=code, message=text, param=param) if not JobStatus(job.status).is_final:
             jobs.mark_failed(
                 session, job, code or "training_failed", text or "The trainer failed.", param
@@ -95,17 +101,24 @@ def _checkpoint(
 ) -> None:
     checkpoint = jobs.register_checkpoint(session, job, message.step, message.metrics, message.key)
     adapter = checkpoint.store_key.rstrip("/") + "/" + ADAPTER
-    publish_model(store, checkpoint.fine_tuned_model_checkpoint, job.base_model, adapter)
+    name = checkpoint.fine_tuned_model_checkpoint
+    lifecycle.publish(session, store, job, name, "checkpoint", adapter)
     job.resume_from = checkpoint.store_key
 
 
-def _finished(session: Session, store: ObjectStore, job: FineTuningJob, message: Finished) -> None:
+def _finished(
+    session: Session,
+    store: ObjectStore,
+    job: FineTuningJob,
+    message: Finished,
+    adapters: AdapterControl | None,
+) -> None:
     result = save_result_file(session, store, job, message.metrics_key)
     jobs.mark_succeeded(
         session,
         job,
         trained_tokens=message.trained_tokens,
         result_files=[result.id] if result else [],
-        adapter_prefix=message.adapter_key,
     )
-    publish_model(store, job.output_model, job.base_model, message.adapter_key)
+    model = job.output_model
+    lifecycle.publish(session, store, job, model, "final", message.adapter_key, adapters=adapters)

@@ -108,10 +108,12 @@ def add_steps(data_dir: Path, job_id: str, steps: Iterable[int]) -> None:
 def succeed(data_dir: Path, job_id: str, store_url: str) -> str:
     """Checkpoints, the results CSV and the final model; the job `succeeded`. Returns the
     fine-tuned model's name."""
+    from contracts.layout import ADAPTER, final_adapter_prefix
     from contracts.messages import StepMetrics
     from contracts.store import open_store
     from service.db.tables import FineTuningJob
     from service.jobs import service as jobs
+    from service.models import lifecycle
     from service.scheduler.results import save_result_file
 
     store = open_store(store_url)
@@ -120,12 +122,17 @@ def succeed(data_dir: Path, job_id: str, store_url: str) -> str:
         assert job is not None
         for step in CHECKPOINT_STEPS:
             metrics = StepMetrics(train_loss=loss(step), valid_loss=loss(step) + 0.15)
-            jobs.register_checkpoint(session, job, step, metrics)
+            row = jobs.register_checkpoint(session, job, step, metrics)
+            name, adapter = row.fine_tuned_model_checkpoint, row.store_key + ADAPTER
+            lifecycle.publish(session, store, job, name, "checkpoint", adapter)
         csv = "step,train_loss\n" + "".join(f"{s},{loss(s)}\n" for s in range(1, STEPS + 1))
         key = f"jobs/{job_id}/metrics.csv"
         store.put_bytes(key, csv.encode())
         result = save_result_file(session, store, job, key)
         jobs.mark_succeeded(
             session, job, trained_tokens=224 * 5, result_files=[result.id] if result else []
+        )
+        lifecycle.publish(
+            session, store, job, job.output_model, "final", final_adapter_prefix(job.id)
         )
         return str(job.fine_tuned_model)

@@ -1,7 +1,7 @@
 """Drive a job of a running test server through the state machine, as the scheduler will.
 
 The scheduler is not part of these tests: this module calls the same domain functions
-(`service.jobs.service`, `service.models_store`) on the server's own database and object
+(`service.jobs.service`, `service.models.lifecycle`) on the server's own database and object
 store, so the API can be tested on running, paused, checkpointed and succeeded jobs.
 """
 
@@ -14,13 +14,14 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from contracts.layout import ADAPTER, final_adapter_prefix
 from contracts.messages import StepMetrics
 from contracts.store import ObjectStore, open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.tables import FineTuningJob
 from service.jobs import service
 from service.jobs.status import JobStatus
-from service.models_store import publish_model
+from service.models import lifecycle
 from service.settings import Settings
 
 
@@ -80,15 +81,15 @@ def checkpoint(server: Server, job_id: str, step: int, loss: float = 1.0) -> str
     with job_session(server, job_id) as (session, job):
         service.add_metrics_event(session, job, step, 100, {"train_loss": loss})
         row = service.register_checkpoint(session, job, step, StepMetrics(train_loss=loss))
-        name, prefix, base = row.fine_tuned_model_checkpoint, row.store_key, job.base_model
-    publish_model(server_store(server), name, base, prefix + "adapter/")
+        name, adapter = row.fine_tuned_model_checkpoint, row.store_key + ADAPTER
+        lifecycle.publish(session, server_store(server), job, name, "checkpoint", adapter)
     return name
 
 
 def succeed(server: Server, job_id: str, trained_tokens: int = 4096) -> str:
     """Finish the job successfully and publish its model; returns the model's name."""
     with job_session(server, job_id) as (session, job):
-        model = service.mark_succeeded(session, job, trained_tokens=trained_tokens)
-        name, base, prefix = model.id, model.base_model, model.adapter_prefix
-    publish_model(server_store(server), name, base, prefix)
+        service.mark_succeeded(session, job, trained_tokens=trained_tokens)
+        name, prefix = job.output_model, final_adapter_prefix(job.id)
+        lifecycle.publish(session, server_store(server), job, name, "final", prefix)
     return name

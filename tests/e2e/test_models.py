@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from service.models_store import is_published
+from service.models.pointers import is_published
 
 from . import jobdriver
 from .conftest import Server

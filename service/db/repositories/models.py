@@ -14,6 +14,11 @@ def add_model(session: Session, row: FineTunedModel) -> FineTunedModel:
     return row
 
 
+def find_model(session: Session, name: str) -> FineTunedModel | None:
+    """The model `name` whatever its project, live or deleted (a name is never reused)."""
+    return session.get(FineTunedModel, name)
+
+
 def get_model(session: Session, project_id: str, name: str) -> FineTunedModel | None:
     """The live (not deleted) model `name` of this project; anything else is `None`."""
     return session.scalar(

@@ -1,4 +1,4 @@
-"""The service's warm start and unload (`service.warm_start.AdapterControl`) against the real
+"""The service's warm start and unload (`service.models.warm_start.AdapterControl`) against the real
 vLLM: through the local supervisor (`whetstone up`) and through a configured URL (Kubernetes)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.serving_client import VllmRoutes
-from service.warm_start import AdapterControl
+from service.models.routes import VllmRoutes
+from service.models.warm_start import AdapterControl
 from tests.vllm_fixture import VllmServer, make_lora_adapter, publish_adapter
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

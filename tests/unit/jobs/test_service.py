@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.layout import ADAPTER, final_adapter_prefix
 from contracts.messages import StepMetrics
+from contracts.store import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.repositories import jobs as repo
@@ -21,6 +23,7 @@ from service.ids import new_id, now
 from service.jobs import service
 from service.jobs.create import create_job
 from service.jobs.status import InvalidTransition, JobStatus
+from service.models import lifecycle
 from service.registry import BaseModelEntry
 from service.schemas.fine_tuning import CreateFineTuningJobRequest
 
@@ -72,7 +75,9 @@ def test_every_transition_writes_an_event(session: Session) -> None:
     assert job.status == "queued" and len(_messages(session, job)) == 6
 
 
-def test_checkpoints_success_and_models(session: Session) -> None:
+def test_checkpoints_success_and_models(session: Session, tmp_path: Path) -> None:
+    """The job's side, with each model published as the scheduler does."""
+    store = open_store((tmp_path / "objects").as_uri())
     job = _job(session)
     service.transition(session, job, JobStatus.QUEUED)
     service.transition(session, job, JobStatus.RUNNING)
@@ -82,7 +87,11 @@ def test_checkpoints_success_and_models(session: Session) -> None:
     assert ckpt.id.startswith("ftckpt-") and ckpt.metrics == {"step": 10, "train_loss": 1.0}
     assert ckpt.fine_tuned_model_checkpoint == f"{job.output_model}:ckpt-step-10"
     assert ckpt.store_key == f"jobs/{job.id}/checkpoints/step-00000010/"
-    model = service.mark_succeeded(session, job, trained_tokens=1234, result_files=["file-r"])
+    name = ckpt.fine_tuned_model_checkpoint
+    lifecycle.publish(session, store, job, name, "checkpoint", ckpt.store_key + ADAPTER)
+    service.mark_succeeded(session, job, trained_tokens=1234, result_files=["file-r"])
+    prefix = final_adapter_prefix(job.id)
+    model = lifecycle.publish(session, store, job, job.output_model, "final", prefix)
     assert (job.status, job.fine_tuned_model, job.trained_tokens) == (
         "succeeded", job.output_model, 1234,
     )  # fmt: skip

@@ -19,11 +19,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from contracts.layout import final_adapter_prefix
 from service.app import create_app
 from service.db.tables import FineTunedModel, FineTuningJob
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus
-from service.serving_client import ServingClient, VllmRoutes
+from service.models import lifecycle
+from service.models.routes import VllmRoutes
+from service.serving_client import ServingClient
 from service.settings import Settings
 from tests.conftest import free_port
 from tests.unit.service.conftest import ApiClient, create_key
@@ -146,7 +149,9 @@ def tuned_model(api: ApiClient) -> str:
         row = session.get(FineTuningJob, job["id"])
         jobs.transition(session, row, JobStatus.QUEUED)
         jobs.transition(session, row, JobStatus.RUNNING)
-        name: str = jobs.mark_succeeded(session, row, trained_tokens=10).id
+        jobs.mark_succeeded(session, row, trained_tokens=10)
+        name = row.output_model
+        lifecycle.publish(session, services.store, row, name, "final", final_adapter_prefix(row.id))
     return name
 
 

@@ -10,7 +10,9 @@ pointer is gone first, so it cannot be resolved again) and calls `/v1/unload_lor
 
 Both are best effort: a vLLM that is down has nothing loaded, and the API refuses deleted
 or foreign models before any request reaches vLLM, so a failure is logged, never raised.
-`warm_start_later` runs the warm start in a background thread: the scheduler's callable.
+`warm_start_later` runs the warm start in a background thread; `service.models.lifecycle`
+calls it once a job's final model is published and committed, and `unload` once a model is
+deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import httpx
 
 from contracts.names import base_model_of
-from service.serving_client import VllmRoutes
+from service.models.routes import VllmRoutes
 from serving.supervisor import ServingError
 
 log = logging.getLogger(__name__)

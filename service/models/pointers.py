@@ -1,9 +1,10 @@
 """Model pointers in the object store: what lets vLLM's resolver serve a fine-tuned model.
 
 `publish_model` writes `models/{quote(name)}.json` (docs/architecture.md, "Model pointer"):
-the scheduler calls it when a job succeeds and when a checkpoint is registered.
-`unpublish_model` deletes it when the model is deleted, after which no vLLM replica can
-resolve the name any more. The pointer format itself lives in `contracts.pointers`.
+`service.models.lifecycle.publish` calls it when a job succeeds and when a checkpoint is
+registered. `unpublish_model` deletes it when the model is deleted (`lifecycle.delete`),
+after which no vLLM replica can resolve the name any more. The pointer format itself lives
+in `contracts.pointers`.
 """
 
 from __future__ import annotations

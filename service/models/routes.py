@@ -1,0 +1,54 @@
+"""Where the vLLM of each base model is: a configured URL (`WHETSTONE_VLLM_URLS`, e.g. a
+Kubernetes ClusterIP Service per base model) or the local supervisor's loopback port
+(`whetstone up`). The chat proxy (`service.serving_client`) and the warm start
+(`service.models.warm_start`) both ask `VllmRoutes`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from service.errors import Unavailable
+
+if TYPE_CHECKING:
+    from serving.supervisor import Supervisor
+
+
+class VllmRoutes:
+    """The vLLM of each base model: configured URLs first, then the local supervisor's."""
+
+    def __init__(self, urls: Mapping[str, str], supervisor: Supervisor | None = None) -> None:
+        self.urls = {name: url.rstrip("/") for name, url in urls.items()}
+        self.supervisor = supervisor
+
+    def supervises(self, base_model: str) -> bool:
+        """True when the local supervisor runs this base model's vLLM (and no URL overrides)."""
+        sup = self.supervisor
+        return base_model not in self.urls and sup is not None and base_model in sup.names
+
+    def serves(self, base_model: str) -> bool:
+        return base_model in self.urls or self.supervises(base_model)
+
+    def url(self, base_model: str) -> str:
+        """`http://host:port` of the vLLM of `base_model`; 503 when it cannot take requests."""
+        if base_model in self.urls:
+            return self.urls[base_model]
+        sup = self.supervisor
+        if sup is None or base_model not in sup.names:
+            raise Unavailable(
+                f"The model {base_model} is registered but not served by this deployment "
+                "(no vLLM configured for it: see WHETSTONE_VLLM_URLS).",
+                param="model",
+                code="model_not_served",
+            )
+        if not sup.is_ready(base_model):
+            raise not_ready(base_model)
+        return sup.base_url(base_model)
+
+
+def not_ready(base_model: str) -> Unavailable:
+    return Unavailable(
+        f"The model server for {base_model} is not ready (starting or restarting). "
+        "Please retry in a few seconds.",
+        code="model_not_ready",
+    )
