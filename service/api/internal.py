@@ -13,14 +13,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 
 from contracts.messages import Message, Reply
 from service.auth import bearer_key
+from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
 from service.deps import ServicesDep
 from service.errors import Authentication, InvalidRequest
-from service.scheduler.context import token_matches
+from service.jobs import attempts
 from service.scheduler.progress import handle_report
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
@@ -36,7 +36,7 @@ def attempt_token(job_id: str, request: Request, services: ServicesDep) -> str:
     token = bearer_key(request)
     with services.sessions() as session:
         job = session.get(FineTuningJob, job_id)
-        if job is None or not token_matches(token, job.attempt_token_hash):
+        if job is None or not attempts.is_current(job, token):
             raise _not_this_attempt()
     return token
 
@@ -49,9 +49,8 @@ def report(
     services: ServicesDep,
 ) -> Reply:
     with services.sessions() as session:
-        stmt = select(FineTuningJob).where(FineTuningJob.id == job_id)
-        job = session.scalars(stmt.with_for_update()).first()
-        if job is None or not token_matches(token, job.attempt_token_hash):
+        job = repo.lock_job(session, job_id)
+        if job is None or not attempts.is_current(job, token):
             raise _not_this_attempt()
         try:
             action = handle_report(

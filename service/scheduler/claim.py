@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from contracts import layout
 from contracts.spec import BaseModelRef, JobSpec, Method, SupervisedHyperparameters
+from service.db.repositories import jobs as repo
 from service.db.repositories.files import file_key
 from service.db.tables import FineTunedModel, FineTuningJob
 from service.executors import Attempt, ExecutorError, ExecutorFull
-from service.ids import now
-from service.jobs import service as jobs
+from service.jobs import attempts
 from service.jobs.hyperparameters import FineTuneMethod
-from service.jobs.status import JobStatus, RequestedAction
-from service.scheduler.context import SchedulerContext, new_attempt_token, skip_locked
+from service.jobs.status import JobStatus
+from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import SERVER_ERROR, describe, is_transient, retry_delay
 
 log = logging.getLogger(__name__)
@@ -40,16 +39,8 @@ def free_slots(ctx: SchedulerContext) -> int:
     """Capacity left: the executor's capacity less the jobs holding an attempt and the
     attempts still winding down (a killed trainer saving its checkpoint)."""
     with ctx.sessions() as session:
-        busy = session.scalars(
-            select(FineTuningJob.id).where(FineTuningJob.executor_handle.is_not(None))
-        ).all()
-        claimed = session.scalars(
-            select(FineTuningJob.id).where(
-                FineTuningJob.status == JobStatus.RUNNING.value,
-                FineTuningJob.executor_handle.is_(None),
-            )
-        ).all()
-    in_use = max(len(busy) + len(claimed), len(ctx.executor.running()))
+        busy = repo.count_busy(session)
+    in_use = max(busy, len(ctx.executor.running()))
     return max(0, ctx.executor.capacity - in_use)
 
 
@@ -97,21 +88,7 @@ def _claim_one(ctx: SchedulerContext) -> tuple[str, Attempt | None] | None:
     claimed (another scheduler took it first, or claiming raised and the failure was
     recorded on the job); None when no job waits."""
     with ctx.sessions() as session:
-        stmt = (
-            select(FineTuningJob)
-            .where(
-                FineTuningJob.status == JobStatus.QUEUED.value,
-                FineTuningJob.requested_action == RequestedAction.NONE.value,
-                FineTuningJob.executor_handle.is_(None),
-                or_(  # a job whose start failed waits until then
-                    FineTuningJob.lease_expires_at.is_(None),
-                    FineTuningJob.lease_expires_at <= now(),
-                ),
-            )
-            .order_by(FineTuningJob.created_at, FineTuningJob.id)
-            .limit(1)
-        )
-        job = session.scalars(skip_locked(stmt, ctx.on_postgres)).first()
+        job = repo.next_claimable(session, skip_locked=ctx.on_postgres)
         if job is None:
             return None
         job_id, number = job.id, job.attempt + 1
@@ -129,28 +106,15 @@ def _claim(
 ) -> Attempt | None:
     """Take `job` for attempt `number`, write its JobSpec and commit; None if another
     scheduler took it first."""
-    token, token_hash = new_attempt_token()
-    taken = session.execute(
-        update(FineTuningJob)
-        .where(
-            FineTuningJob.id == job.id,
-            FineTuningJob.status == JobStatus.QUEUED.value,
-            FineTuningJob.attempt == job.attempt,
-        )
-        .values(attempt=number, attempt_token_hash=token_hash)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+    token, token_hash = attempts.new_token()
+    if attempts.take(session, job, token_hash) is None:
         session.rollback()
         return None
-    session.refresh(job)
     if job.base_model not in ctx.registry:
         raise BaseModelGone(job.base_model)
     spec = build_spec(ctx, session, job, number)
     ctx.store.put_bytes(layout.spec_key(job.id), spec.encode())
-    job.spec = spec
-    job.lease_expires_at = now() + int(ctx.settings.scheduler_start_seconds)
-    _announce_start(session, job, number)
+    attempts.start(session, job, spec, ctx.settings.scheduler_start_seconds)
     session.commit()
     attempt = Attempt(
         job_id=job.id,
@@ -190,54 +154,35 @@ def _record_start_failure(
 def _start_failed(
     session: Session, job: FineTuningJob, number: int, error: Exception, transient: bool
 ) -> None:
-    job.attempt = max(job.attempt, number)
-    job.attempt_token_hash = None
-    job.lease_expires_at = None
+    attempts.start_failed(job, number)
     if isinstance(error, BaseModelGone):
-        jobs.mark_failed(session, job, "model_not_available", str(error), "model")
+        attempts.fail(session, job, "model_not_available", str(error), "model")
         return
     if not transient:
         log.error("the start of %s failed", job.id, exc_info=error)
-        jobs.mark_failed(
+        attempts.fail(
             session, job, SERVER_ERROR,
             f"Attempt {number} of the job could not be started because of an error on the "
             f"server ({describe(error)}). Create the job again; if it fails the same way, "
-            "tell the server's operator.", None,
+            "tell the server's operator.",
         )  # fmt: skip
         return
     if job.attempt >= job.max_attempts:
         log.error("the start of %s failed", job.id, exc_info=error)
-        jobs.mark_failed(
+        attempts.fail(
             session, job, SERVER_ERROR,
             f"The job could not be started in {job.attempt} attempts; the last one failed "
             f"with {describe(error)}. Your data was not the problem; create the job again "
-            "later, or tell the server's operator.", None,
+            "later, or tell the server's operator.",
         )  # fmt: skip
         return
     log.warning("the start of %s failed: %s", job.id, describe(error))
     delay = retry_delay(job.attempt)
-    job.lease_expires_at = now() + delay
-    message = (
+    attempts.retry_later(
+        session, job, job.attempt, delay,
         f"Attempt {number} of {job.max_attempts} could not be started ({describe(error)}); "
-        f"the job is queued to try again in {delay} s"
-    )
-    if job.status == JobStatus.RUNNING.value:
-        jobs.transition(session, job, JobStatus.QUEUED, message, level="warn")
-    else:
-        jobs.add_event(session, job, message, level="warn")
-
-
-def _announce_start(session: Session, job: FineTuningJob, number: int) -> None:
-    """`Fine-tuning job started`; a later attempt says where it resumes, at warn level."""
-    if number == 1 and not job.resume_from:
-        jobs.transition(session, job, JobStatus.RUNNING)
-        return
-    of = f"(attempt {number} of {job.max_attempts})"
-    if job.resume_from:
-        message = f"Resuming from checkpoint at step {layout.step_of(job.resume_from)} {of}"
-    else:
-        message = f"Starting again from the beginning, no checkpoint was saved yet {of}"
-    jobs.transition(session, job, JobStatus.RUNNING, message, level="warn")
+        f"the job is queued to try again in {delay} s",
+    )  # fmt: skip
 
 
 def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, number: int) -> str:
@@ -284,11 +229,7 @@ def _trainer_env(ctx: SchedulerContext) -> dict[str, str]:
 
 def _record_handle(ctx: SchedulerContext, job_id: str, number: int, handle: str) -> None:
     with ctx.sessions() as session:
-        session.execute(
-            update(FineTuningJob)
-            .where(FineTuningJob.id == job_id, FineTuningJob.attempt == number)
-            .values(executor_handle=handle)
-        )
+        attempts.record_handle(session, job_id, number, handle)
         session.commit()
 
 
@@ -299,11 +240,7 @@ def _unclaim(ctx: SchedulerContext, job_id: str, number: int, error: ExecutorErr
         job = session.get(FineTuningJob, job_id)
         if job is None or job.attempt != number or job.status != JobStatus.RUNNING.value:
             return
-        job.attempt = number - 1
-        job.attempt_token_hash = None
-        job.lease_expires_at = None
-        jobs.transition(
-            session, job, JobStatus.QUEUED,
-            f"No trainer could be started yet ({error}); the job stays queued", level="warn",
-        )  # fmt: skip
+        attempts.unclaim(
+            session, job, f"No trainer could be started yet ({error}); the job stays queued"
+        )
         session.commit()

@@ -5,8 +5,9 @@ there ends that job or retries it; it never stops the round or the jobs behind i
 the job's own inputs (its files, its base model's folder) fail it at once with the cause. A
 transient error of the infrastructure (the database, the object store) is retried: the
 count is the job's `attempt`, and the time of the next try is its `lease_expires_at` (both
-unused while a job is `validating_files` or waiting `queued` without an attempt). Any other
-exception is a server problem: the job fails with `server_error` and the exception.
+unused while a job is `validating_files` or waiting `queued` without an attempt), written by
+`service.jobs.attempts.retry_later`; this module decides the delays. Any other exception is a
+server problem: the job fails with `server_error` and the exception.
 """
 
 from __future__ import annotations

@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
 from service.executors import AttemptState, ExecutorError, Outcome
-from service.ids import now
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus, RequestedAction
-from service.scheduler.context import SchedulerContext, skip_locked
+from service.jobs import attempts
+from service.jobs.status import JobStatus
+from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import describe
 
 log = logging.getLogger(__name__)
@@ -43,13 +42,7 @@ log = logging.getLogger(__name__)
 def watch_attempts(ctx: SchedulerContext) -> None:
     """One pass over every job that holds an attempt."""
     with ctx.sessions() as session:
-        stmt = select(FineTuningJob).where(
-            or_(
-                FineTuningJob.executor_handle.is_not(None),
-                FineTuningJob.status == JobStatus.RUNNING.value,
-            )
-        )
-        for job in session.scalars(skip_locked(stmt, ctx.on_postgres)).all():
+        for job in repo.jobs_holding_attempts(session, skip_locked=ctx.on_postgres):
             job_id = job.id
             try:
                 _watch(ctx, session, job)
@@ -67,13 +60,15 @@ def _watch_failed(ctx: SchedulerContext, session: Session, job_id: str, error: E
     """`_watch` raised: once the lease has run out, end the attempt as a lost one."""
     try:
         job = session.get(FineTuningJob, job_id)
-        if job is None or not _lease_expired(job):
+        if job is None or not attempts.lease_expired(job):
             return
         if job.executor_handle is not None:
             _kill_once(ctx, job.executor_handle)
-        end_attempt(job)
+        attempts.end(job)
         if job.status == JobStatus.RUNNING.value:
-            _retry_or_fail(session, job, f"the scheduler could not watch it ({describe(error)})")
+            attempts.retry_or_fail(
+                session, job, f"the scheduler could not watch it ({describe(error)})"
+            )
         session.commit()
     except Exception:
         session.rollback()
@@ -83,20 +78,20 @@ def _watch_failed(ctx: SchedulerContext, session: Session, job_id: str, error: E
 def _watch(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
     status = JobStatus(job.status)
     if job.executor_handle is None:
-        if status is JobStatus.RUNNING and _lease_expired(job):
-            _retry_or_fail(session, job, "the trainer was never started")
+        if status is JobStatus.RUNNING and attempts.lease_expired(job):
+            attempts.retry_or_fail(session, job, "the trainer was never started")
         return
     state = ctx.executor.poll(job.executor_handle)
     if state.outcome is Outcome.RUNNING:
-        if status is JobStatus.CANCELLED or (status.is_final and _lease_expired(job)):
+        if status is JobStatus.CANCELLED or (status.is_final and attempts.lease_expired(job)):
             _kill_once(ctx, job.executor_handle)
-        elif _lease_expired(job):
+        elif attempts.lease_expired(job):
             log.warning("attempt %d of %s lost its lease; killing it", job.attempt, job.id)
             _kill_once(ctx, job.executor_handle)
-            end_attempt(job)
+            attempts.end(job)
             if status is JobStatus.RUNNING:
                 seconds = int(ctx.settings.scheduler_lease_seconds)
-                _retry_or_fail(session, job, f"no message from the trainer for {seconds} s")
+                attempts.retry_or_fail(session, job, f"no message from the trainer for {seconds} s")
         return
     _attempt_ended(session, job, status, state)
 
@@ -104,20 +99,17 @@ def _watch(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
 def _attempt_ended(
     session: Session, job: FineTuningJob, status: JobStatus, state: AttemptState
 ) -> None:
-    paused = job.requested_action == RequestedAction.PAUSE.value
-    end_attempt(job)
-    if paused and state.outcome is Outcome.SUCCEEDED:
-        job.max_attempts += 1  # a pause is not a failed attempt
+    attempts.end(job, stopped_as_asked=state.outcome is Outcome.SUCCEEDED)
     if status is not JobStatus.RUNNING:
         return  # succeeded, failed or cancelled by a report or the user; paused: resumable
     if state.outcome is Outcome.FAILED and not state.retryable:
-        jobs.mark_failed(
+        attempts.fail(
             session, job, "training_failed",
-            f"The trainer refused the job ({state.reason}); see the job's events.", None,
+            f"The trainer refused the job ({state.reason}); see the job's events.",
         )  # fmt: skip
         return
     reason = "it stopped before finishing" if state.outcome is Outcome.SUCCEEDED else state.reason
-    _retry_or_fail(session, job, reason)
+    attempts.retry_or_fail(session, job, reason)
 
 
 def _kill_once(ctx: SchedulerContext, handle: str) -> None:
@@ -126,50 +118,13 @@ def _kill_once(ctx: SchedulerContext, handle: str) -> None:
         ctx.executor.kill(handle)
 
 
-def end_attempt(job: FineTuningJob) -> None:
-    """The attempt is over: its handle, lease and token stop counting."""
-    job.executor_handle = None
-    job.attempt_token_hash = None
-    job.lease_expires_at = None
-    job.requested_action = RequestedAction.NONE.value
-
-
-def _retry_or_fail(session: Session, job: FineTuningJob, reason: str) -> None:
-    """Back to `queued` to resume from the last checkpoint, or `failed` when out of attempts."""
-    end_attempt(job)
-    if job.attempt >= job.max_attempts:
-        jobs.mark_failed(
-            session, job, "training_failed",
-            f"Training failed after {job.attempt} attempts; the last one ended because "
-            f"{reason}.", None,
-        )  # fmt: skip
-        return
-    jobs.transition(
-        session, job, JobStatus.QUEUED,
-        f"Training attempt {job.attempt} ended because {reason}; the job is queued to resume",
-        level="warn",
-    )  # fmt: skip
-
-
-def _lease_expired(job: FineTuningJob) -> bool:
-    return job.lease_expires_at is not None and job.lease_expires_at < now()
-
-
 def reap_orphans(ctx: SchedulerContext) -> list[str]:
     """Kill attempts the executor runs that no job holds any more (after a restart)."""
     live = ctx.executor.running()
     if not live:
         return []
     with ctx.sessions() as session:
-        rows = session.execute(
-            select(FineTuningJob.id, FineTuningJob.attempt).where(
-                or_(
-                    FineTuningJob.executor_handle.is_not(None),
-                    FineTuningJob.status == JobStatus.RUNNING.value,
-                )
-            )
-        ).all()
-    held = {(job_id, attempt) for job_id, attempt in rows}
+        held = repo.held_attempts(session)
     orphans = [a.handle for a in live if (a.job_id, a.number) not in held]
     for handle in orphans:
         log.warning("killing attempt %s: no job holds it", handle)

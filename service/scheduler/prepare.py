@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from service.db.repositories import jobs as repo
 from service.db.repositories.files import file_key
 from service.db.tables import FineTuningJob
-from service.ids import now
+from service.jobs import attempts
 from service.jobs import service as jobs
 from service.jobs.hyperparameters import FineTuneMethod
-from service.jobs.status import JobStatus
-from service.scheduler.context import SchedulerContext, skip_locked
+from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import SERVER_ERROR, TRIES, describe, is_transient, retry_delay
 from service.scheduler.hyperparameters import resolve
 from service.scheduler.validation import (
@@ -39,18 +38,7 @@ def validate_pending(ctx: SchedulerContext) -> int:
     """Validate up to `BATCH` jobs waiting in `validating_files`, oldest first; returns how
     many were validated or failed (a job put off to a later try is not counted)."""
     with ctx.sessions() as session:
-        ids = session.scalars(
-            select(FineTuningJob.id)
-            .where(
-                FineTuningJob.status == JobStatus.VALIDATING_FILES.value,
-                or_(
-                    FineTuningJob.lease_expires_at.is_(None),
-                    FineTuningJob.lease_expires_at <= now(),
-                ),
-            )
-            .order_by(FineTuningJob.created_at, FineTuningJob.id)
-            .limit(BATCH)
-        ).all()
+        ids = repo.validating_job_ids(session, BATCH)
     return sum(_validate_one(ctx, job_id) for job_id in ids)
 
 
@@ -81,11 +69,7 @@ def _validate_one(ctx: SchedulerContext, job_id: str) -> bool:
 
 
 def _lock(ctx: SchedulerContext, session: Session, job_id: str) -> FineTuningJob | None:
-    stmt = select(FineTuningJob).where(
-        FineTuningJob.id == job_id,
-        FineTuningJob.status == JobStatus.VALIDATING_FILES.value,
-    )
-    return session.scalars(skip_locked(stmt, ctx.on_postgres)).first()
+    return repo.lock_validating(session, job_id, skip_locked=ctx.on_postgres)
 
 
 def validation_failed(
@@ -98,12 +82,10 @@ def validation_failed(
         tries = job.attempt + 1
         if tries < TRIES:
             delay = retry_delay(tries)
-            job.attempt = tries
-            job.lease_expires_at = now() + delay
-            jobs.add_event(
-                session, job,
+            attempts.retry_later(
+                session, job, tries, delay,
                 f"The files could not be validated yet ({describe(error)}); trying again in "
-                f"{delay} s (try {tries + 1} of {TRIES})", level="warn",
+                f"{delay} s (try {tries + 1} of {TRIES})",
             )  # fmt: skip
             return False
         message = (
@@ -118,8 +100,7 @@ def validation_failed(
             f"({describe(error)}). Create the job again; if it fails the same way, tell the "
             "server's operator."
         )
-    job.lease_expires_at = None
-    jobs.mark_failed(session, job, SERVER_ERROR, message, None)
+    attempts.fail(session, job, SERVER_ERROR, message)
     return True
 
 
@@ -161,6 +142,4 @@ def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) ->
         return
     given = method.hyperparameters.model_dump(mode="json")
     jobs.record_hyperparameters(job, resolve(given, stats.examples).as_dict())
-    job.max_attempts = ctx.settings.scheduler_max_attempts
-    job.attempt, job.lease_expires_at = 0, None  # validation's tries are not training attempts
-    jobs.transition(session, job, JobStatus.QUEUED)
+    attempts.queue_validated(session, job, ctx.settings.scheduler_max_attempts)

@@ -17,6 +17,7 @@ from contracts.messages import Action, Checkpoint, Failed, Finished, Log, Messag
 from contracts.store import ObjectStore
 from service.db.tables import FineTuningJob, FineTuningJobEvent
 from service.ids import now
+from service.jobs import attempts
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus, RequestedAction
 from service.models import lifecycle
@@ -55,7 +56,7 @@ def handle_report(
     """Apply one message of the job's live attempt; the caller commits. `started` and
     `heartbeat` only renew the lease, as every message does. With `adapters`, a final model
     is warm-started once the caller commits."""
-    job.lease_expires_at = now() + int(lease_seconds)
+    attempts.renew(job, lease_seconds)
     running = job.status == JobStatus.RUNNING.value
     live = running or job.status == JobStatus.PAUSED.value  # a paused attempt winds down
     match message:

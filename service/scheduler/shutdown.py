@@ -10,10 +10,9 @@ import time
 
 from service.db.tables import FineTuningJob
 from service.executors import Outcome
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus, RequestedAction
+from service.jobs import attempts
+from service.jobs.status import JobStatus
 from service.scheduler.context import SchedulerContext
-from service.scheduler.leases import end_attempt
 
 log = logging.getLogger(__name__)
 EXTRA_WAIT_SECONDS = 10.0  # beyond the executor's own grace period before SIGKILL
@@ -39,17 +38,13 @@ def stop_attempts(ctx: SchedulerContext, grace_seconds: float) -> list[str]:
             job = session.get(FineTuningJob, attempt.job_id)
             if job is None or job.executor_handle != attempt.handle:
                 continue
-            pausing = job.requested_action == RequestedAction.PAUSE.value
-            end_attempt(job)
-            if pausing:
-                job.max_attempts += 1  # as after any pause: resuming is not a new try
+            attempts.end(job, stopped_as_asked=True)  # a pause: resuming is not a new try
             if job.status != JobStatus.RUNNING.value:
                 continue  # paused, or ended meanwhile: it stays as it is
-            job.attempt -= 1
-            jobs.transition(
-                session, job, JobStatus.QUEUED,
+            attempts.requeue(
+                session, job,
                 "Whetstone was stopped while the job was running; it resumes from its last "
-                "checkpoint on the next start", level="warn",
+                "checkpoint on the next start", counts_attempt=False,
             )  # fmt: skip
             requeued.append(job.id)
         session.commit()

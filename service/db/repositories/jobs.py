@@ -1,10 +1,12 @@
-"""Fine-tuning jobs, their metadata pairs, events and checkpoints."""
+"""Fine-tuning jobs, their metadata pairs, events and checkpoints, and the scheduler's queue
+queries (the jobs it validates, claims and watches)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.repositories.pagination import CursorNotFound, Page, paginate
@@ -14,6 +16,10 @@ from service.db.tables import (
     FineTuningJobEvent,
     FineTuningJobMetadata,
 )
+from service.ids import now
+from service.jobs.status import JobStatus, RequestedAction
+
+T = TypeVar("T")
 
 
 def add_job(session: Session, job: FineTuningJob) -> FineTuningJob:
@@ -121,3 +127,115 @@ def list_checkpoints(
         stmt = stmt.where(ckpt.step_number < step)
     rows = list(session.scalars(stmt.order_by(ckpt.step_number.desc()).limit(limit + 1)))
     return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+# --- The scheduler's queue -----------------------------------------------------------------
+# `skip_locked`: lock the rows returned with `FOR UPDATE SKIP LOCKED`, so that scheduler
+# replicas never take the same job (Postgres); SQLite has a single writer and no row locks.
+
+
+def _locked(stmt: Select[T], skip_locked: bool) -> Select[T]:
+    return stmt.with_for_update(skip_locked=True) if skip_locked else stmt
+
+
+def _due() -> ColumnElement[bool]:
+    """No retry waiting, or its time has come (`lease_expires_at` holds the next try's time
+    while a job is `validating_files`, or `queued` after a failed start)."""
+    return or_(FineTuningJob.lease_expires_at.is_(None), FineTuningJob.lease_expires_at <= now())
+
+
+def _holds_attempt() -> ColumnElement[bool]:
+    """An executor handle, or `running` without one yet (claimed, not launched)."""
+    return or_(
+        FineTuningJob.executor_handle.is_not(None),
+        FineTuningJob.status == JobStatus.RUNNING.value,
+    )
+
+
+def validating_job_ids(session: Session, limit: int) -> list[str]:
+    """Jobs in `validating_files` due for a try, oldest first."""
+    return list(
+        session.scalars(
+            select(FineTuningJob.id)
+            .where(FineTuningJob.status == JobStatus.VALIDATING_FILES.value, _due())
+            .order_by(FineTuningJob.created_at, FineTuningJob.id)
+            .limit(limit)
+        )
+    )
+
+
+def lock_validating(session: Session, job_id: str, *, skip_locked: bool) -> FineTuningJob | None:
+    """The job if it is still `validating_files` and no other scheduler holds its row."""
+    stmt = select(FineTuningJob).where(
+        FineTuningJob.id == job_id, FineTuningJob.status == JobStatus.VALIDATING_FILES.value
+    )
+    return session.scalars(_locked(stmt, skip_locked)).first()
+
+
+def next_claimable(session: Session, *, skip_locked: bool) -> FineTuningJob | None:
+    """The oldest `queued` job that may start an attempt now: no requested action, no
+    attempt still winding down, no retry waiting."""
+    stmt = (
+        select(FineTuningJob)
+        .where(
+            FineTuningJob.status == JobStatus.QUEUED.value,
+            FineTuningJob.requested_action == RequestedAction.NONE.value,
+            FineTuningJob.executor_handle.is_(None),
+            _due(),
+        )
+        .order_by(FineTuningJob.created_at, FineTuningJob.id)
+        .limit(1)
+    )
+    return session.scalars(_locked(stmt, skip_locked)).first()
+
+
+def take_attempt(session: Session, job_id: str, attempt: int, token_hash: str) -> bool:
+    """`attempt + 1` begins, if the job is still `queued` at `attempt` (the claim's guard
+    when two schedulers race, or a caller holds a stale row); False if it is not."""
+    taken = session.execute(
+        update(FineTuningJob)
+        .where(
+            FineTuningJob.id == job_id,
+            FineTuningJob.status == JobStatus.QUEUED.value,
+            FineTuningJob.attempt == attempt,
+        )
+        .values(attempt=attempt + 1, attempt_token_hash=token_hash)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def set_executor_handle(session: Session, job_id: str, attempt: int, handle: str) -> None:
+    """Record the handle of attempt `attempt`; nothing if the job has moved on to another."""
+    session.execute(
+        update(FineTuningJob)
+        .where(FineTuningJob.id == job_id, FineTuningJob.attempt == attempt)
+        .values(executor_handle=handle)
+    )
+
+
+def jobs_holding_attempts(session: Session, *, skip_locked: bool) -> list[FineTuningJob]:
+    """Every job with an attempt to watch."""
+    stmt = select(FineTuningJob).where(_holds_attempt())
+    return list(session.scalars(_locked(stmt, skip_locked)).all())
+
+
+def held_attempts(session: Session) -> set[tuple[str, int]]:
+    """`(job id, attempt number)` of every attempt a job holds (the rest are orphans)."""
+    rows = session.execute(
+        select(FineTuningJob.id, FineTuningJob.attempt).where(_holds_attempt())
+    ).all()
+    return {(job_id, attempt) for job_id, attempt in rows}
+
+
+def count_busy(session: Session) -> int:
+    """Jobs taking an executor slot: those with a handle and those claimed without one yet."""
+    stmt = select(func.count()).select_from(FineTuningJob).where(_holds_attempt())
+    return int(session.scalar(stmt) or 0)
+
+
+def lock_job(session: Session, job_id: str) -> FineTuningJob | None:
+    """The job, its row locked until the transaction ends (Postgres)."""
+    return session.scalars(
+        select(FineTuningJob).where(FineTuningJob.id == job_id).with_for_update()
+    ).first()

@@ -26,10 +26,10 @@ from service.db.repositories import projects
 from service.db.tables import File, FineTuningJob
 from service.ids import new_id, now
 from service.jobs import service as jobs
+from service.jobs.attempts import new_token
 from service.jobs.create import create_job
 from service.jobs.status import JobStatus
 from service.registry import BaseModelEntry
-from service.scheduler.context import new_attempt_token
 from service.schemas.fine_tuning import CreateFineTuningJobRequest
 from tests.unit.service.conftest import ApiClient
 
@@ -98,7 +98,7 @@ REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonex
 def _running_job(api: ApiClient) -> tuple[str, str]:
     """A running job with a live attempt: (job id, the attempt's token)."""
     services = api.http.app.state.services  # type: ignore[attr-defined]
-    token, token_hash = new_attempt_token()
+    token, token_hash = new_token()
     with services.sessions() as session, session.begin():
         project = projects.get_or_create_project(session, "alpha")
         file = File(
