@@ -42,8 +42,11 @@ def chromium_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One chromium for the browser tests. Package-scoped: Playwright's sync API runs an
+    event loop in this thread while it is open, and `asyncio.run` in the tests after these
+    would refuse to start beside it."""
     missing = chromium_missing()
     require(missing is None, missing or "")
     from playwright.sync_api import sync_playwright
