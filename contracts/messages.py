@@ -62,6 +62,10 @@ class Metrics(StepMetrics):
     tokens_per_second: float | None = None
     peak_memory_mb: float | None = None
 
+    def event_data(self) -> dict[str, float | int | None]:
+        """A metrics event's `data`: every number of the message (OpenAI's fields first)."""
+        return self.model_dump(exclude={"type"})
+
 
 class Checkpoint(_Frozen):
     """A complete checkpoint in the store: `key` its folder from the store root, `url` the

@@ -77,7 +77,7 @@ def handle_report(
 
 def _metrics(session: Session, job: FineTuningJob, message: Metrics) -> None:
     _estimate_finish(session, job, message.step, message.total_steps)
-    jobs.add_metrics_event(session, job, message.step, message.total_steps, message.metric_values())
+    jobs.add_metrics_event(session, job, message.step, message.total_steps, message.event_data())
 
 
 def _estimate_finish(session: Session, job: FineTuningJob, step: int, total: int) -> None:

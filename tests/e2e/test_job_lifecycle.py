@@ -73,6 +73,7 @@ def test_job_succeeds_and_reads_back(stack: Stack, base_model_dir: Path) -> None
     assert {"step", "total_steps", "train_loss", "valid_loss", "full_valid_loss",
             "train_mean_token_accuracy", "valid_mean_token_accuracy",
             "full_valid_mean_token_accuracy"} <= set(first.data)  # type: ignore[arg-type]  # fmt: skip
+    assert all(e.data["tokens_per_second"] > 0 for e in metrics)  # type: ignore[index]
 
     # The result file is the trainer's CSV: one row per step, the same losses as the events.
     assert len(job.result_files) == 1
