@@ -61,6 +61,8 @@ class Metrics(StepMetrics):
     total_steps: int
     tokens_per_second: float | None = None
     peak_memory_mb: float | None = None
+    learning_rate: float | None = None
+    """The rate this step's optimiser update used (after warmup and decay)."""
 
     def event_data(self) -> dict[str, float | int | None]:
         """A metrics event's `data`: every number of the message (OpenAI's fields first)."""

@@ -81,6 +81,7 @@ class Run:
     total_steps: int
     micro_batch_tokens: int
     last: StepMetrics = field(default_factory=StepMetrics)  # of the latest step
+    learning_rate: float = 0.0  # of the latest step
 
 
 def seed_everything(seed: int) -> None:
@@ -209,6 +210,7 @@ def train_step(run: Run, indices: list[int]) -> tuple[float, float, int]:
     params = [p for group in run.optimizer.param_groups for p in group["params"]]
     torch.nn.utils.clip_grad_norm_(params, spec_defaults.MAX_GRAD_NORM)
     run.optimizer.step()
+    run.learning_rate = float(run.optimizer.param_groups[0]["lr"])
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     return loss_sum / trained, correct / trained, tokens
@@ -252,6 +254,7 @@ def record_step(run: Run, loss: float, accuracy: float, tokens_per_second: float
             step=step, total_steps=run.total_steps, **run.last.metric_values(),
             tokens_per_second=round(tokens_per_second, 1),
             peak_memory_mb=round(peak_memory_mb(run.device), 1),
+            learning_rate=run.learning_rate,
         ))  # fmt: skip
 
 

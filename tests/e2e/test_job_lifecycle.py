@@ -74,6 +74,10 @@ def test_job_succeeds_and_reads_back(stack: Stack, base_model_dir: Path) -> None
             "train_mean_token_accuracy", "valid_mean_token_accuracy",
             "full_valid_mean_token_accuracy"} <= set(first.data)  # type: ignore[arg-type]  # fmt: skip
     assert all(e.data["tokens_per_second"] > 0 for e in metrics)  # type: ignore[index]
+    rates = [e.data["learning_rate"] for e in metrics]  # type: ignore[index]
+    # 2e-4 x multiplier 5 from the first step (warmup is 1 step of 12), then linear decay.
+    assert rates[0] == pytest.approx(1e-3)
+    assert rates == sorted(rates, reverse=True) and rates[-1] < rates[0]
 
     # The result file is the trainer's CSV: one row per step, the same losses as the events.
     assert len(job.result_files) == 1
