@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # Two levels, a stamp each: `install-run` is what running needs (`make demo`: the server,
 # the trainer, vLLM); `install` adds the dev tools (tests, lint, types) on top, so
 # `make test` after `make demo` installs only those.
-install: $(VENV)/.installed-dev
+install: $(VENV)/.installed-dev ui
 install-run: $(VENV)/.installed-run ui
 
 # The dashboard's one third-party script (Chart.js, service/ui/package-lock.json), served
