@@ -91,6 +91,41 @@ def test_purpose_after_the_file_part_is_still_checked(api: ApiClient) -> None:
     assert stored_objects(api) == []
 
 
+@pytest.mark.parametrize(
+    "tail",
+    [b"", b"\r\n", b"\r\n--b0undary", b"\r\n--b0undary\r\n"],
+    ids=["at-a-line-edge", "before-the-boundary", "closing-boundary-cut", "another-part-cut"],
+)
+def test_a_body_without_its_closing_boundary_is_refused_and_nothing_stays(
+    api: ApiClient, tail: bytes
+) -> None:
+    """A proxy that cuts an upload at a line edge leaves a body the parser reads without
+    complaint: only the missing closing boundary tells it is incomplete."""
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n'
+    ).encode() + GOOD
+    assert GOOD.endswith(b"\n")
+    headers = {**api.auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    whole = api.http.post(
+        "/v1/files", content=body + f"\r\n--{boundary}--\r\n".encode(), headers=headers
+    )
+    assert whole.status_code == 200, whole.text
+    api.http.delete(f"/v1/files/{whole.json()['id']}", headers=api.auth())
+    assert stored_objects(api) == [] and file_rows(api) == 0
+
+    r = api.http.post("/v1/files", content=body + tail, headers=headers)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error" and error["param"] == "file"
+    assert error["code"] == "incomplete_upload"
+    assert "closing boundary" in error["message"]
+    assert stored_objects(api) == [] and file_rows(api) == 0
+
+
 def test_missing_purpose_or_file_is_400(api: ApiClient) -> None:
     r = api.http.post("/v1/files", headers=api.auth(), files={"file": ("a.jsonl", GOOD)})
     assert r.status_code == 400 and r.json()["error"]["param"] == "purpose"
