@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from service.app import create_app
 from service.db.tables import File
+from service.runtime import STALE_TEMPORARY_SECONDS
+from service.settings import Settings
 from service.uploads import sanitize_filename
 from tests.corpus.malformed import CASES, GOOD, GOOD_FILES, Case
 
@@ -230,3 +237,19 @@ def test_another_projects_file_answers_404_like_a_missing_one(api: ApiClient) ->
 def test_sanitize_filename_drops_control_characters() -> None:
     assert sanitize_filename("a\x00b\x1f.jsonl") == "ab.jsonl"
     assert sanitize_filename("x/" + "n" * 300) == "n" * 255
+
+
+def test_the_api_removes_stale_upload_temporaries_when_it_starts(settings: Settings) -> None:
+    """An API process that crashed mid-upload left `.tmp-*` in the store; the next start
+    removes those older than `STALE_TEMPORARY_SECONDS`, not a younger one (maybe live)."""
+    folder = Path(settings.resolved_data_dir) / "objects" / "files"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".tmp-crashed", folder / ".tmp-live"
+    stale.write_bytes(b'{"messages": [')
+    fresh.write_bytes(b'{"messages": [')
+    old = time.time() - STALE_TEMPORARY_SECONDS - 60
+    os.utime(stale, (old, old))
+    with TestClient(create_app(settings)) as http:
+        assert http.get("/v1/files").status_code == 401, "the app answers"
+    assert not stale.exists()
+    assert fresh.exists()
