@@ -17,6 +17,10 @@ Action = Literal["continue", "cancel", "pause"]
 """What the trainer does next: go on, stop without a checkpoint, or checkpoint and stop."""
 ACTIONS: Final[tuple[Action, ...]] = ("continue", "cancel", "pause")
 
+ATTEMPT_TOKEN_ENV: Final = "WHETSTONE_ATTEMPT_TOKEN"
+"""The environment variable that carries the attempt's bearer token to the trainer (never its
+command line, which every local user can read in `/proc/PID/cmdline`)."""
+
 EXIT_OK: Final = 0
 """Done: finished, cancelled or paused as asked, or stopped by SIGTERM after a checkpoint."""
 EXIT_BAD_INPUT: Final = 2

@@ -1,8 +1,10 @@
 """The object store port and its two adapters: a local folder and S3.
 
 Keys are `/`-separated and relative to the store root. Every `put` is atomic for readers:
-the local adapter writes a temporary file and renames it; S3 makes an object visible only
-once its (multipart) upload completes.
+the local adapter writes a temporary file (`.tmp-*`, beside the object) and renames it; S3
+makes an object visible only once its (multipart) upload completes. A process that dies
+mid-`put` leaves the temporary (local) or an incomplete multipart upload (S3);
+`remove_stale_temporaries` clears those that have not moved for a while.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -18,6 +22,8 @@ from urllib.parse import urlparse
 CHUNK = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
+TMP_PREFIX = ".tmp-"
+"""How a local temporary object's file name starts; never a key's last part."""
 
 
 class ObjectNotFound(KeyError):
@@ -54,6 +60,11 @@ class ObjectStore(Protocol):
     def download_dir(self, prefix: str, local: Path) -> None:
         """Download every object under `prefix` into `local`."""
 
+    def remove_stale_temporaries(self, older_than: float) -> int:
+        """Remove what interrupted `put`s left (local `.tmp-*` files, S3 incomplete multipart
+        uploads under the prefix) untouched for `older_than` seconds; returns how many."""
+        ...
+
     def key_url(self, key: str) -> str:
         """The URL of `key`, as `open_store` + `split_url` accept."""
 
@@ -79,7 +90,7 @@ class LocalStore:
     def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
         total = 0
         try:
             with os.fdopen(fd, "wb") as f:
@@ -127,7 +138,7 @@ class LocalStore:
             return []
         keys = []
         for p in start.rglob("*"):
-            if p.is_file() and not p.name.startswith(".tmp-"):
+            if p.is_file() and not p.name.startswith(TMP_PREFIX):
                 key = p.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     keys.append(key)
@@ -150,6 +161,20 @@ class LocalStore:
 
     def download_dir(self, prefix: str, local: Path) -> None:
         _download_dir(self, prefix, local)
+
+    def remove_stale_temporaries(self, older_than: float) -> int:
+        """Remove `.tmp-*` files not written to for `older_than` seconds (a live `put_stream`
+        touches its file with every chunk, so its modification time stays recent)."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for path in self.root.rglob(TMP_PREFIX + "*"):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # finished (renamed) or removed meanwhile
+                continue
+        return removed
 
     def key_url(self, key: str) -> str:
         return f"{self.url}/{_check_key(key)}"
@@ -283,6 +308,45 @@ class S3Store:
 
     def download_dir(self, prefix: str, local: Path) -> None:
         _download_dir(self, prefix, local)
+
+    def remove_stale_temporaries(self, older_than: float) -> int:
+        """Abort the incomplete multipart uploads under the prefix started, and last given a
+        part, more than `older_than` seconds ago (a live `put_stream` adds a part every
+        8 MiB); returns how many. Uploads outside the prefix are not this store's."""
+        from botocore.exceptions import ClientError
+
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        listing = {"Bucket": self.bucket, **({"Prefix": self.prefix} if self.prefix else {})}
+        removed = 0
+        for page in self._s3.get_paginator("list_multipart_uploads").paginate(**listing):
+            for upload in page.get("Uploads", []):
+                key, upload_id = upload["Key"], upload["UploadId"]
+                if upload["Initiated"] >= cutoff or self._last_part(key, upload_id) >= cutoff:
+                    continue
+                try:
+                    self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                except ClientError as e:
+                    if e.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                        raise
+                    continue  # completed or aborted meanwhile
+                removed += 1
+        return removed
+
+    def _last_part(self, key: str, upload_id: str) -> datetime:
+        """When the upload last got a part (the epoch if it has none or is gone)."""
+        from botocore.exceptions import ClientError
+
+        last = datetime.fromtimestamp(0, UTC)
+        try:
+            pages = self._s3.get_paginator("list_parts").paginate(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+            for page in pages:
+                for part in page.get("Parts", []):
+                    last = max(last, part["LastModified"])
+        except ClientError:
+            pass
+        return last
 
     def key_url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

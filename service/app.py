@@ -58,6 +58,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Runtime(settings, supervisor=supervisor) as runtime:
             app.state.services = runtime.services
+            runtime.clean_store()  # what uploads cut short by a crash left in the store
             # Background work that lives as long as the app: the scheduler (`whetstone up`).
             background = BackgroundScheduler(runtime.scheduler()) if run_scheduler else None
             app.state.background = background

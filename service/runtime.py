@@ -14,6 +14,7 @@ what they need before anything runs concurrently.
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
     from service.deps import Services
     from service.scheduler.runner import Scheduler
     from serving.supervisor import Supervisor
+
+STALE_TEMPORARY_SECONDS = 3600.0
+"""How long a temporary object (local `.tmp-*` file, S3 multipart upload) must have been left
+untouched before `clean_store()` takes it for the leftover of a crash and removes it."""
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -115,6 +121,18 @@ class Runtime:
             registry=self.registry,
             executor=self.executor,
         )
+
+    def clean_store(self, older_than: float = STALE_TEMPORARY_SECONDS) -> int:
+        """Remove the temporary objects crashed uploads left in the store (the API does at
+        start-up); a store that refuses (no permission to list uploads) is logged, not fatal."""
+        try:
+            removed = self.store.remove_stale_temporaries(older_than)
+        except Exception as e:  # the API must start anyway
+            log.warning("could not clean stale temporary objects from the store: %s", e)
+            return 0
+        if removed:
+            log.info("removed %d stale temporary object(s) from the store", removed)
+        return removed
 
     def _built(self, part: str) -> bool:
         return part in self.__dict__  # where `cached_property` keeps a built part

@@ -1,7 +1,8 @@
 """Streaming `multipart/form-data` uploads: the `file` part goes to the object store as it
 arrives, each line checked against the dataset formats on the way.
 
-Memory holds one body chunk and one dataset line at a time, whatever the file size. A
+Memory holds one body chunk and one dataset line at a time, whatever the file size. A body
+that ends before its closing boundary (`incomplete_upload`) is refused like a bad file. A
 refused upload raises from inside the chunk iterator handed to `ObjectStore.put_stream`, so
 the store discards what it had written (temp file or multipart upload): nothing of it stays.
 """
@@ -55,6 +56,8 @@ class FormState:
     fields: dict[str, bytes] = field(default_factory=dict)
     filename: str | None = None
     file_seen: bool = False
+    complete: bool = False
+    """The closing boundary (`--{boundary}--`) was seen: the body was not cut short."""
     pending: list[bytes] = field(default_factory=list)
     # the part being parsed
     headers: dict[bytes, bytes] = field(default_factory=dict)
@@ -104,6 +107,9 @@ def _parser(boundary: bytes, state: FormState) -> MultipartParser:
         if not state.part_is_file and state.part_name:
             state.fields[state.part_name] = bytes(state.part_data)
 
+    def on_end() -> None:
+        state.complete = True
+
     callbacks = {
         "on_part_begin": on_part_begin,
         "on_header_field": on_header_field,
@@ -112,6 +118,7 @@ def _parser(boundary: bytes, state: FormState) -> MultipartParser:
         "on_headers_finished": on_headers_finished,
         "on_part_data": on_part_data,
         "on_part_end": on_part_end,
+        "on_end": on_end,
     }
     return MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
 
@@ -169,6 +176,15 @@ class Upload:
         return purpose is None or purpose in UPLOAD_PURPOSES
 
     def _raise_if_refused(self) -> None:
+        if not self.state.complete:
+            # The parser takes a body cut at a line edge (a proxy truncating the upload) for
+            # one still coming: only the missing closing boundary shows it is incomplete.
+            raise InvalidRequest(
+                "The multipart body ended before its closing boundary: the upload is "
+                "incomplete (cut short on the way?). Nothing was stored; upload the file again.",
+                param="file",
+                code="incomplete_upload",
+            )
         purpose = self.purpose
         if purpose is None:
             raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose")

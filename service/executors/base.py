@@ -1,8 +1,9 @@
 """The executor port: how the scheduler starts, watches and stops one training attempt.
 
-An executor runs `python -m trainer run --spec URL --report URL --token T` somewhere (a local
-subprocess, a Kubernetes Job) and knows nothing of the database. The scheduler owns retries:
-an executor never restarts an attempt by itself.
+An executor runs `python -m trainer run --spec URL --report URL` somewhere (a local
+subprocess, a Kubernetes Job), with the attempt's token in the environment as
+`WHETSTONE_ATTEMPT_TOKEN` (never on the command line), and knows nothing of the database.
+The scheduler owns retries: an executor never restarts an attempt by itself.
 
 Handles are plain strings the scheduler stores with the attempt. They stay meaningful across a
 scheduler restart: a new executor built with the same settings polls and kills the attempts
@@ -33,17 +34,10 @@ class Attempt:
     base_model: str
     env: Mapping[str, str] = field(default_factory=dict)
 
-    def trainer_args(self, token: str | None = None) -> list[str]:
-        """The arguments after `python -m trainer`; `token` overrides the literal token."""
-        return [
-            "run",
-            "--spec",
-            self.spec_url,
-            "--report",
-            self.report_url,
-            "--token",
-            self.token if token is None else token,
-        ]
+    def trainer_args(self) -> list[str]:
+        """The arguments after `python -m trainer`; the token goes in the environment
+        (`ATTEMPT_TOKEN_ENV`), never here: a command line is public on the machine."""
+        return ["run", "--spec", self.spec_url, "--report", self.report_url]
 
 
 class Outcome(StrEnum):

@@ -8,8 +8,9 @@ Per attempt, in the configured namespace, both named `wst-{job}-{n}-{hash}`:
   request, node selector and tolerations from the settings, S3 credentials from a Secret
   (`envFrom`), and labels linking it to the job (`whetstone.dev/job-id`, `whetstone.dev/attempt`).
 
-The token reaches the trainer as `--token $(WHETSTONE_ATTEMPT_TOKEN)`: Kubernetes expands the
-variable from the Secret, so the token is never written into the Job object.
+The token reaches the trainer as the environment variable `WHETSTONE_ATTEMPT_TOKEN`, taken
+from the Secret (`secretKeyRef`): it is never written into the Job object nor put on the
+trainer's command line.
 A handle is `k8s:{namespace}/{job name}`. `kill` deletes the Job (propagation `Background`):
 the pod gets SIGTERM, saves a checkpoint and exits within the termination grace period.
 """
@@ -25,7 +26,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from contracts.messages import EXIT_OK
+from contracts.messages import ATTEMPT_TOKEN_ENV, EXIT_OK
 from service.executors.base import (
     Attempt,
     AttemptState,
@@ -36,7 +37,7 @@ from service.executors.base import (
 )
 from service.executors.settings import ExecutorSettings
 
-TOKEN_ENV = "WHETSTONE_ATTEMPT_TOKEN"
+TOKEN_ENV = ATTEMPT_TOKEN_ENV
 CONTAINER = "trainer"
 TRAINER_COMMAND = ["python", "-m", "trainer"]
 MANAGED_LABELS = {
@@ -222,7 +223,7 @@ class KubernetesExecutor:
             image=s.k8s_trainer_image,
             image_pull_policy=s.k8s_image_pull_policy,
             command=TRAINER_COMMAND,
-            args=attempt.trainer_args(token=f"$({TOKEN_ENV})"),
+            args=attempt.trainer_args(),
             env=[token, *(k8s.V1EnvVar(name=k, value=v) for k, v in sorted(extra.items()))],
             env_from=env_from or None,
             resources=k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None),

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.messages import ATTEMPT_TOKEN_ENV
 from service.executors.base import (
     Attempt,
     AttemptState,
@@ -80,7 +81,8 @@ class _ProcInfo:
 
 
 class LocalExecutor:
-    """Runs `{command} run --spec URL --report URL --token T` as a local process group."""
+    """Runs `{command} run --spec URL --report URL` as a local process group, the token in
+    its environment (`WHETSTONE_ATTEMPT_TOKEN`)."""
 
     def __init__(
         self,
@@ -137,7 +139,7 @@ class LocalExecutor:
             info = _proc_info(proc.pid)
             handle = _Handle(attempt.job_id, attempt.number, proc.pid, info.start if info else 0)
             self._children[str(handle)] = proc
-            shown = [*self._command, *attempt.trainer_args(token="***")]
+            shown = [*self._command, *attempt.trainer_args()]
             meta: dict[str, Any] = {"handle": str(handle), "command": shown, "log": str(log)}
             if gpu is not None:
                 meta["cuda_visible_devices"] = gpu
@@ -194,10 +196,17 @@ class LocalExecutor:
         return live
 
     def environment(self, attempt: Attempt, gpu: str | None) -> dict[str, str]:
-        """The trainer's environment: ours, `CUDA_VISIBLE_DEVICES=gpu` (unless None), then
-        the attempt's own variables."""
+        """The trainer's environment: ours, `CUDA_VISIBLE_DEVICES=gpu` (unless None), the
+        attempt's own variables, then its token as `WHETSTONE_ATTEMPT_TOKEN` (a process's
+        environment is readable only by its user and root, unlike its command line)."""
         devices = cuda_env(gpu) if gpu is not None else {}
-        return {**os.environ, "PYTHONUNBUFFERED": "1", **devices, **attempt.env}
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            **devices,
+            **attempt.env,
+            ATTEMPT_TOKEN_ENV: attempt.token,
+        }
 
     # --- internals ---------------------------------------------------------------------------
 

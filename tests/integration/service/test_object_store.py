@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from contracts.store import MULTIPART_THRESHOLD, ObjectNotFound, ObjectStore, open_store, split_url
+from contracts.store import (
+    MULTIPART_THRESHOLD,
+    ObjectNotFound,
+    ObjectStore,
+    S3Store,
+    open_store,
+    split_url,
+)
 
 MIB = 1024 * 1024
 
@@ -138,3 +147,49 @@ def test_key_url_round_trips_through_split_url(store: ObjectStore) -> None:
     assert name == "spec.json" and parent.get_bytes(name) == b"{}"
     again = open_store(store.url, endpoint)
     assert again.get_bytes("jobs/j/spec.json") == b"{}"
+
+
+def test_local_store_removes_stale_temporaries_only(tmp_path: Path) -> None:
+    """A crash mid-`put_stream` leaves its `.tmp-*` file: old ones go, live ones stay."""
+    store = open_store((tmp_path / "objects").as_uri())
+    store.put_bytes("files/file-a", b"kept")
+    root = tmp_path / "objects"
+    stale = [root / "files" / ".tmp-crashed", root / "jobs" / "j" / "ckpt" / ".tmp-x"]
+    fresh = root / "files" / ".tmp-uploading"
+    for path in [*stale, fresh]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+    old = time.time() - 7200
+    for path in [*stale, root / "files" / "file-a"]:
+        os.utime(path, (old, old))
+    assert store.remove_stale_temporaries(older_than=3600) == 2
+    assert not any(path.exists() for path in stale)
+    assert fresh.exists(), "a temporary still being written is left alone"
+    assert store.get_bytes("files/file-a") == b"kept", "objects are never temporaries"
+    assert store.remove_stale_temporaries(older_than=3600) == 0
+
+
+def test_s3_store_aborts_stale_multipart_uploads_under_its_prefix(
+    s3_bucket: str, s3_endpoint: str
+) -> None:
+    """A crash mid-`put_stream` leaves an incomplete multipart upload (billed, invisible)."""
+    store = open_store(s3_bucket, s3_endpoint)
+    assert isinstance(store, S3Store)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    bucket = store.bucket
+
+    def start(key: str) -> str:
+        upload_id: str = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * 10)
+        return upload_id
+
+    def pending() -> set[str]:
+        return {u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+
+    start(store.prefix + "files/file-crashed")
+    start("elsewhere/not-ours")
+    assert store.remove_stale_temporaries(older_than=3600) == 0, "young uploads may be live"
+    assert pending() == {store.prefix + "files/file-crashed", "elsewhere/not-ours"}
+    time.sleep(1.5)
+    assert store.remove_stale_temporaries(older_than=1) == 1
+    assert pending() == {"elsewhere/not-ours"}, "uploads outside the prefix are not ours"

@@ -1,8 +1,9 @@
 """Stands in for `python -m trainer` where the trainer is not the subject of a test.
 
-Prints its arguments, then behaves as the environment says: `STANDIN_SLEEP` seconds of work,
-`STANDIN_EXIT` as exit code, `STANDIN_IGNORE_TERM=1` to ignore SIGTERM, `STANDIN_CHILD=1` to
-start a child process (which shares the process group) and print its pid.
+Prints its arguments and the token from `WHETSTONE_ATTEMPT_TOKEN`, then behaves as the
+environment says: `STANDIN_SLEEP` seconds of work, `STANDIN_EXIT` as exit code,
+`STANDIN_IGNORE_TERM=1` to ignore SIGTERM, `STANDIN_CHILD=1` to start a child process (which
+shares the process group) and print its pid.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 
 def main() -> None:
     print("args:", " ".join(sys.argv[1:]), flush=True)
+    print("token-from-env:", os.environ.get("WHETSTONE_ATTEMPT_TOKEN", ""), flush=True)
     if os.environ.get("STANDIN_IGNORE_TERM"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if os.environ.get("STANDIN_CHILD"):

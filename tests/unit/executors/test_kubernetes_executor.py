@@ -53,15 +53,7 @@ def test_job_manifest_is_valid_and_carries_what_the_scheduler_relies_on(kube: Ku
     assert job["metadata"]["labels"]["whetstone.dev/attempt"] == "2"
     assert spec["template"]["metadata"]["labels"] == job["metadata"]["labels"]
     assert container["command"] == ["python", "-m", "trainer"]
-    assert container["args"] == [
-        "run",
-        "--spec",
-        attempt.spec_url,
-        "--report",
-        attempt.report_url,
-        "--token",
-        "$(WHETSTONE_ATTEMPT_TOKEN)",
-    ]
+    assert container["args"] == ["run", "--spec", attempt.spec_url, "--report", attempt.report_url]
     token_var = next(e for e in container["env"] if e["name"] == "WHETSTONE_ATTEMPT_TOKEN")
     assert token_var["valueFrom"]["secretKeyRef"] == {"name": attempt_name(attempt), "key": "token"}
     assert attempt.token not in json.dumps(job), "the token lives only in its Secret"

@@ -41,11 +41,27 @@ def test_trainer_gets_its_arguments_and_logs_land_in_the_data_folder(local: Loca
     handle = local.executor.launch(attempt)
     assert wait_finished(local.executor, handle).outcome is Outcome.SUCCEEDED
     log = local.root / "logs" / "ftjob-logs" / "attempt-3.log"
-    assert f"args: run --spec {attempt.spec_url} --report {attempt.report_url} " in log.read_text()
-    assert f"--token {attempt.token}" in log.read_text()
+    assert f"args: run --spec {attempt.spec_url} --report {attempt.report_url}\n" in log.read_text()
+    assert "--token" not in log.read_text()
+    assert f"token-from-env: {attempt.token}" in log.read_text()
     meta = json.loads(log.with_suffix(".json").read_text())
     assert meta["exit_code"] == 0
     assert attempt.token not in json.dumps(meta), "the token is not kept on disk"
+
+
+def test_the_token_is_not_on_the_trainers_command_line(local: LocalHarness) -> None:
+    attempt = make_attempt("ftjob-cmdline", sleep=60)
+    handle = local.executor.launch(attempt)
+    log = local.executor.log_path("ftjob-cmdline", 1)
+    _wait_for_line(log, "ready")
+    pid = int(handle.rsplit(":", 2)[1])
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    try:
+        assert attempt.report_url in cmdline, "the pid is the trainer's"
+        assert attempt.token not in cmdline, "/proc/PID/cmdline is readable by every local user"
+    finally:
+        local.executor.kill(handle)
+        wait_finished(local.executor, handle)
 
 
 def test_kill_stops_the_whole_process_group_even_when_sigterm_is_ignored(

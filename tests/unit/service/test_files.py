@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from service.app import create_app
 from service.db.tables import File
+from service.runtime import STALE_TEMPORARY_SECONDS
+from service.settings import Settings
 from service.uploads import sanitize_filename
 from tests.corpus.malformed import CASES, GOOD, GOOD_FILES, Case
 
@@ -89,6 +96,41 @@ def test_purpose_after_the_file_part_is_still_checked(api: ApiClient) -> None:
     r = api.http.post("/v1/files", content=body, headers=headers)
     assert r.status_code == 400 and r.json()["error"]["param"] == "purpose"
     assert stored_objects(api) == []
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"", b"\r\n", b"\r\n--b0undary", b"\r\n--b0undary\r\n"],
+    ids=["at-a-line-edge", "before-the-boundary", "closing-boundary-cut", "another-part-cut"],
+)
+def test_a_body_without_its_closing_boundary_is_refused_and_nothing_stays(
+    api: ApiClient, tail: bytes
+) -> None:
+    """A proxy that cuts an upload at a line edge leaves a body the parser reads without
+    complaint: only the missing closing boundary tells it is incomplete."""
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n'
+    ).encode() + GOOD
+    assert GOOD.endswith(b"\n")
+    headers = {**api.auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    whole = api.http.post(
+        "/v1/files", content=body + f"\r\n--{boundary}--\r\n".encode(), headers=headers
+    )
+    assert whole.status_code == 200, whole.text
+    api.http.delete(f"/v1/files/{whole.json()['id']}", headers=api.auth())
+    assert stored_objects(api) == [] and file_rows(api) == 0
+
+    r = api.http.post("/v1/files", content=body + tail, headers=headers)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error" and error["param"] == "file"
+    assert error["code"] == "incomplete_upload"
+    assert "closing boundary" in error["message"]
+    assert stored_objects(api) == [] and file_rows(api) == 0
 
 
 def test_missing_purpose_or_file_is_400(api: ApiClient) -> None:
@@ -195,3 +237,19 @@ def test_another_projects_file_answers_404_like_a_missing_one(api: ApiClient) ->
 def test_sanitize_filename_drops_control_characters() -> None:
     assert sanitize_filename("a\x00b\x1f.jsonl") == "ab.jsonl"
     assert sanitize_filename("x/" + "n" * 300) == "n" * 255
+
+
+def test_the_api_removes_stale_upload_temporaries_when_it_starts(settings: Settings) -> None:
+    """An API process that crashed mid-upload left `.tmp-*` in the store; the next start
+    removes those older than `STALE_TEMPORARY_SECONDS`, not a younger one (maybe live)."""
+    folder = Path(settings.resolved_data_dir) / "objects" / "files"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".tmp-crashed", folder / ".tmp-live"
+    stale.write_bytes(b'{"messages": [')
+    fresh.write_bytes(b'{"messages": [')
+    old = time.time() - STALE_TEMPORARY_SECONDS - 60
+    os.utime(stale, (old, old))
+    with TestClient(create_app(settings)) as http:
+        assert http.get("/v1/files").status_code == 401, "the app answers"
+    assert not stale.exists()
+    assert fresh.exists()
