@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 BEGIN = "<|begin|>"
 END = "<|end|>"
@@ -63,6 +64,12 @@ CHAT_TEMPLATE = (
 
 def build_tokenizer():  # type: ignore[no-untyped-def]
     """A byte-level BPE `tokenizers.Tokenizer` trained on the built-in corpus."""
+    return train_bpe(SPECIAL_TOKENS)
+
+
+def train_bpe(special_tokens: list[Any]):  # type: ignore[no-untyped-def]
+    """Byte-level BPE trained on the built-in corpus, `special_tokens` (strings or
+    `tokenizers.AddedToken`) at ids 0..; the same call gives the same tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -71,7 +78,7 @@ def build_tokenizer():  # type: ignore[no-untyped-def]
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE,
         min_frequency=1,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )

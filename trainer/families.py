@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.basemodel import CORPUS
+from trainer.basemodel import train_bpe
 
 FAMILIES = ("llama3", "qwen2", "mistral", "gemma2", "phi3")
 
-VOCAB_SIZE = 2048  # BPE merges trained on the corpus, special tokens included
 LM_HEAD_STD = 0.1  # as trainer.basemodel: lets a small adapter move the loss
 MAX_POSITIONS = 4096
 
@@ -499,24 +498,13 @@ def get_family(name: str) -> Family:
 def build_tokenizer(fam: Family):  # type: ignore[no-untyped-def]
     """A byte-level BPE `tokenizers.Tokenizer` trained on the corpus, with the family's
     special tokens at ids 0.. and its plain added tokens after the merges."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
     specials = [
         AddedToken(t, special=True, normalized=False, rstrip=t in fam.rstrip)
         for t in fam.special_tokens
     ]
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        min_frequency=1,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    lines = CORPUS.read_text(encoding="utf-8").splitlines(keepends=True)
-    tok.train_from_iterator(lines, trainer)
+    tok = train_bpe(specials)
     if fam.plain_added:
         tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in fam.plain_added])
     return tok
