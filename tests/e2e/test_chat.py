@@ -224,8 +224,9 @@ def test_vllm_killed_mid_request_gives_a_clear_error_then_recovers(
     supervisor = vllm_server.supervisor
     old = supervisor.status(BASE)
     assert old.pid is not None
-    # 64 sequences of 450 tokens each: many seconds of work even when the small model is fast.
-    longer = {**LONG, "n": 64}
+    # 256 sequences of 450 tokens each (8 at a time): many seconds of work even when the small
+    # model is fast (with 64, an idle machine sometimes finished the stream before the kill).
+    longer = {**LONG, "n": 256}
     errors: dict[str, openai.APIError] = {}
 
     def stream() -> None:

@@ -21,7 +21,7 @@ def _stream_until_error(server: VllmServer, first_chunk: threading.Event) -> Bas
         "model": server.base_model,
         "messages": [{"role": "user", "content": "hello"}],
         "max_tokens": 400,
-        "n": 64,  # many seconds of work even for the small model: the kill lands mid-stream
+        "n": 256,  # many seconds of work even for the small model: the kill lands mid-stream
         "ignore_eos": True,
         "stream": True,
     }
