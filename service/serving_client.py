@@ -113,12 +113,22 @@ async def _read_all(upstream: aiohttp.ClientResponse, base_model: str) -> bytes:
 
 
 async def _relay(upstream: aiohttp.ClientResponse, base_model: str) -> AsyncIterator[bytes]:
-    """vLLM's SSE bytes as they arrive. The upstream connection is closed however this ends:
+    """vLLM's SSE events as they arrive, each whole: bytes after the last event boundary
+    wait for the rest of their event. The upstream connection is closed however this ends:
     when the caller disconnects, Starlette cancels the stream and closing the connection
-    aborts the request in vLLM. vLLM failing mid-stream ends the stream with an error event."""
+    aborts the request in vLLM. vLLM failing mid-stream ends the stream with an error event,
+    and the event it was cut in the middle of is dropped (a client would choke on half a
+    JSON object before it reached the error)."""
+    pending = b""
     try:
         async for chunk in upstream.content.iter_any():
-            yield chunk
+            pending += chunk
+            end = pending.rfind(b"\n\n") + 2
+            if end > 1:
+                yield pending[:end]
+                pending = pending[end:]
+        if pending:
+            yield pending
     except (aiohttp.ClientError, TimeoutError) as e:
         error = _timeout(base_model) if isinstance(e, TimeoutError) else _broke(base_model, e)
         log.warning("stream from vLLM of %s broke: %r", base_model, e)

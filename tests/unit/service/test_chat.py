@@ -248,6 +248,38 @@ def test_stream_is_relayed_and_a_broken_stream_ends_with_an_error_event(
     assert last["error"]["code"] == "model_server_error"
 
 
+def test_an_event_cut_by_a_broken_stream_is_dropped_before_the_error_event(
+    api: ApiClient, vllm: StandIn
+) -> None:
+    """vLLM killed in the middle of writing an event: the caller gets the whole events, then
+    the error event, never the half event (the openai package would fail to parse it)."""
+    whole = b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+    half = b'data: {"choices":[{"del'
+
+    def cut_mid_chunk(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(whole), whole))
+        handler.wfile.write(b"%x\r\n%s" % (len(half) + 40, half))  # dies inside the chunk
+        handler.wfile.flush()
+        time.sleep(0.3)  # the half event reaches the service before the connection drops
+        handler.close_connection = True
+
+    vllm.answer = cut_mid_chunk
+    with api.http.stream(
+        "POST", "/v1/chat/completions", json=body(stream=True), headers=api.auth()
+    ) as answer:
+        received = b"".join(answer.iter_bytes())
+    events = received.split(b"\n\n")
+    assert events[0] + b"\n\n" == whole and events[-1] == b""
+    for event in events[1:-1]:
+        data = json.loads(event.removeprefix(b"data: "))  # every event parses
+        assert data["error"]["code"] == "model_server_error"
+    assert len(events) == 3
+
+
 def test_requests_refused_before_vllm(api: ApiClient, vllm: StandIn) -> None:
     vllm.answer = reply(200, ANSWER)
     no_key = api.http.post("/v1/chat/completions", content=b"not json")
