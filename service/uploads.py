@@ -24,7 +24,7 @@ from service.db.repositories import files
 from service.db.tables import File
 from service.errors import InvalidRequest
 from service.ids import new_id, now
-from service.schemas.files import UPLOAD_PURPOSES
+from service.schemas.files import UPLOAD_PURPOSES, USER_DATA
 
 FIELD_LIMIT = 64 * 1024
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
@@ -133,6 +133,8 @@ class Upload:
     state: FormState = field(default_factory=FormState)
     checker: Checker = field(default_factory=Checker)
     size: int = 0
+    cut: bool = False
+    """Bytes stopped flowing to the store before the body ended (the file was refused)."""
 
     @property
     def purpose(self) -> str | None:
@@ -164,10 +166,13 @@ class Upload:
             if storing and not self._purpose_ok_so_far():
                 storing = False
             if storing:
-                self.checker.feed(data)
+                if self.purpose != USER_DATA:
+                    self.checker.feed(data)
                 storing = self.checker.report.ok and self.size <= self.max_bytes
                 if storing:
                     yield data
+                else:
+                    self.cut = True
         parser.finalize()
         self._raise_if_refused()
 
@@ -203,6 +208,14 @@ class Upload:
                 param="file",
                 code="file_too_large",
             )
+        if purpose == USER_DATA:
+            if self.cut:  # its first bytes came before `purpose` and were checked as a dataset
+                raise InvalidRequest(
+                    "A 'user_data' file is stored as it is only when the 'purpose' field comes "
+                    "before the 'file' part; send it first.",
+                    param="purpose",
+                )
+            return
         report = self.checker.finish()
         if not report.ok:
             raise InvalidRequest(report.message(), param="file", code="invalid_file_format")
@@ -241,8 +254,8 @@ def save_upload(session: Session, store: ObjectStore, project_id: str, upload: U
                 purpose=upload.purpose or "",
                 bytes=upload.size,
                 status="processed",
-                format=upload.report.format,
-                lines=upload.report.examples,
+                format=upload.report.format if upload.purpose != USER_DATA else None,
+                lines=upload.report.examples if upload.purpose != USER_DATA else None,
                 created_at=now(),
             ),
         )

@@ -29,7 +29,7 @@ _CREATE_FILE_BODY: dict[str, Any] = {
                     "required": ["file", "purpose"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "purpose": {"type": "string", "enum": ["fine-tune"]},
+                        "purpose": {"type": "string", "enum": ["fine-tune", "user_data"]},
                     },
                 }
             }
@@ -47,7 +47,8 @@ _CREATE_FILE_BODY: dict[str, Any] = {
 async def create_file(
     request: Request, project: ProjectDep, session: SessionDep, services: ServicesDep
 ) -> FileObject:
-    """Upload a JSONL dataset (purpose `fine-tune`), checked line by line as it streams."""
+    """Upload a JSONL dataset (purpose `fine-tune`), checked line by line as it streams, or
+    any file (purpose `user_data`), stored as it is."""
     upload = Upload(
         body=body_from_thread(request.stream()),
         boundary=boundary_of(request.headers.get("content-type", "")),

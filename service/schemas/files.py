@@ -11,7 +11,10 @@ from service.schemas.common import ListPage
 
 FINE_TUNE = "fine-tune"
 FINE_TUNE_RESULTS = "fine-tune-results"
-UPLOAD_PURPOSES = (FINE_TUNE,)
+USER_DATA = "user_data"
+UPLOAD_PURPOSES = (FINE_TUNE, USER_DATA)
+"""`fine-tune` files are checked line by line as datasets; `user_data` files (any bytes, e.g.
+a migration's answers of the source model) are stored as they are."""
 
 
 class FileObject(BaseModel):

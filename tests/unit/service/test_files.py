@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 
 from service.app import create_app
 from service.db.tables import File
+from service.errors import InvalidRequest
 from service.runtime import STALE_TEMPORARY_SECONDS
 from service.settings import Settings
-from service.uploads import sanitize_filename
+from service.uploads import Upload, sanitize_filename
 from tests.corpus.malformed import CASES, GOOD, GOOD_FILES, Case
 
 from .conftest import ApiClient
@@ -253,3 +254,33 @@ def test_the_api_removes_stale_upload_temporaries_when_it_starts(settings: Setti
         assert http.get("/v1/files").status_code == 401, "the app answers"
     assert not stale.exists()
     assert fresh.exists()
+
+
+def test_user_data_files_are_stored_as_they_are(api: ApiClient) -> None:
+    data = b'{"index": 0, "answer": "Ostrel."}\nnot a dataset line\n'
+    r = upload(api, data, name="source-answers.jsonl", purpose="user_data")
+    assert r.status_code == 200, r.text
+    assert r.json()["purpose"] == "user_data" and r.json()["bytes"] == len(data)
+    content = api.http.get(f"/v1/files/{r.json()['id']}/content", headers=api.auth())
+    assert content.content == data
+    listed = api.http.get("/v1/files", params={"purpose": "user_data"}, headers=api.auth())
+    assert [f["id"] for f in listed.json()["data"]] == [r.json()["id"]]
+
+
+def test_user_data_named_after_a_file_that_is_no_dataset_is_refused_whole() -> None:
+    # The body arrives in two chunks, the file's first lines before the purpose: those were
+    # checked as a dataset and held back, so storing the rest would keep a truncated file.
+    boundary = "b0undary"
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="a.bin"\r\n\r\n'
+        "not json\nstill not json\n"
+    ).encode()
+    tail = (
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'
+        f"user_data\r\n--{boundary}--\r\n"
+    ).encode()
+    upload = Upload(body=iter([head, tail]), boundary=boundary.encode(), max_bytes=1 << 20)
+    with pytest.raises(InvalidRequest, match="before the 'file' part") as refused:
+        list(upload.file_chunks())
+    assert refused.value.param == "purpose"
