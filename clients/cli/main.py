@@ -18,6 +18,7 @@ from clients.sdk import APIConnectionError, APIError, APIStatusError, WhetstoneE
 
 from . import files, jobs, models
 from .chat import chat
+from .migrate import migrate
 from .state import JsonFlag, State
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(files.app, name="files")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
 app.command()(chat)
+app.command()(migrate)
 
 
 @app.callback()

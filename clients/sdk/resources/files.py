@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Union
@@ -77,6 +77,16 @@ class Files:
     def content(self, file_id: str) -> bytes:
         """The file's bytes, verbatim."""
         return self._api.request("GET", f"files/{segment(file_id)}/content").content
+
+    def iter_content(self, file_id: str) -> Generator[bytes, None, None]:
+        """The file's bytes, verbatim, chunk by chunk as they arrive (never whole in memory).
+
+        The request is sent on the first `next()`; closing the iterator closes it."""
+        response = self._api.request("GET", f"files/{segment(file_id)}/content", stream=True)
+        try:
+            yield from response.iter_bytes()
+        finally:
+            response.close()
 
     def download(self, file_id: str, path: str | os.PathLike[str]) -> Path:
         """Stream the file's bytes to `path` (never whole in memory); returns the path."""
