@@ -104,7 +104,7 @@ def test_jobs_move_with_their_files_byte_for_byte_and_a_rerun_adds_nothing(
     assert moved.validation_file == copies[f"{valid}__valid.jsonl"].id
     assert moved.metadata == {"migrated_from": sft.id, "team": "support", "ticket": "T-12"}
     hp = moved.method.supervised.hyperparameters  # type: ignore[union-attr]
-    assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier) == (2, 1, 0.5)
+    assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier) == (2, 1, 0.5)  # type: ignore[union-attr]
     moved_dpo = dest.fine_tuning.jobs.retrieve(done[dpo.id]["new_job"])
     assert moved_dpo.method.type == "dpo" and moved_dpo.seed == 3  # type: ignore[union-attr]
     assert moved_dpo.method.dpo.hyperparameters.beta == 0.2  # type: ignore[union-attr]
