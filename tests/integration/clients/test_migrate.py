@@ -46,7 +46,14 @@ def accounts(server: Server, name: str) -> tuple[str, str]:
 def whetstone_migrate(
     server: Server, dest_key: str, source: Source, source_key: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {**server.env, "WHETSTONE_BASE_URL": server.url, "WHETSTONE_API_KEY": dest_key,
+    return migrate_cli(server.env, server.url, dest_key, source, source_key, *args)
+
+
+def migrate_cli(
+    env: dict[str, str], url: str, dest_key: str, source: Source, source_key: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`whetstone migrate` (this checkout's code) with the destination `url` and `dest_key`."""
+    env = {**env, "WHETSTONE_BASE_URL": url, "WHETSTONE_API_KEY": dest_key,
            "COLUMNS": "250", "PYTHONPATH": str(ROOT)}  # fmt: skip
     command = [sys.executable, "-m", "clients.cli.main", "migrate",
                "--source-base-url", source.url, "--source-api-key", source_key,
