@@ -167,7 +167,7 @@ def test_a_source_failing_midway_is_reported_and_a_rerun_finishes_without_duplic
     assert again[newer.id] == {**done[newer.id], "status": "exists", "files": []}
     assert again[older.id]["status"] == "created"
     names = sorted(f.filename for f in dest.files.list())
-    assert names == [f"{first_file}__a.jsonl", f"{second_file}__b.jsonl"]
+    assert names == sorted([f"{first_file}__a.jsonl", f"{second_file}__b.jsonl"])
     migrated = [j.metadata["migrated_from"] for j in dest.fine_tuning.jobs.list()]  # type: ignore[index]
     assert sorted(migrated) == sorted([older.id, newer.id])
     copy = next(f for f in dest.files.list() if f.filename.startswith(second_file))
