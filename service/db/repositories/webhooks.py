@@ -77,7 +77,7 @@ def lock_due(
         stmt = stmt.where(WebhookDelivery.endpoint_id.not_in(list(busy)))
     chosen: list[tuple[WebhookDelivery, WebhookEndpoint]] = []
     taken: set[str] = set()
-    for delivery, endpoint in session.execute(stmt).tuples():
+    for delivery, endpoint in session.execute(stmt).all():
         if endpoint.id in taken:
             continue
         taken.add(endpoint.id)
