@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, NonNegativeInt
 from pydantic_settings import SettingsConfigDict
 
 from service.executors.settings import ExecutorSettings
@@ -137,6 +137,32 @@ class Settings(ExecutorSettings):
         description="Most tokens (padding included) per forward/backward pass of a trainer; "
         "a step's examples are split into micro-batches of at most this many. Lower it when "
         "a large base model runs out of GPU memory. Unset: the JobSpec's default (8192).",
+    )
+
+    # --- Webhooks: delivery of job events (the scheduler's deliverer) -----------------------
+    webhook_retry_seconds: list[NonNegativeInt] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 36000],
+        description="Seconds to wait before each retry of a webhook delivery that failed (no "
+        "2xx answer in time), as JSON. The default is Standard Webhooks' schedule: 8 attempts "
+        "over about 27.6 hours, the same `webhook-id` on each; after the last one fails the "
+        "delivery is given up and the job gets the event `Webhook delivery to URL failed "
+        "after N attempts`.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an endpoint has to answer a delivery (connect and read) before "
+        "the attempt counts as failed.",
+    )
+    webhook_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Deliveries on their way at once, per scheduler process; at most one per "
+        "endpoint, so a slow endpoint holds up none of the others.",
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, description="Seconds between two looks for deliveries that are due."
     )
 
     # --- HTTP server ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from clients.sdk import APIConnectionError, APIError, APIStatusError, WhetstoneError
 
-from . import files, jobs, models
+from . import files, jobs, models, webhooks
 from .chat import chat
 from .migrate import migrate
 from .state import JsonFlag, State
@@ -31,6 +31,7 @@ app = typer.Typer(
 app.add_typer(files.app, name="files")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
+app.add_typer(webhooks.app, name="webhooks")
 app.command()(chat)
 app.command()(migrate)
 

@@ -21,6 +21,7 @@ from .resources.chat import AsyncChat, Chat
 from .resources.files import AsyncFiles, Files
 from .resources.fine_tuning import AsyncFineTuning, FineTuning
 from .resources.models import AsyncModels, Models
+from .resources.webhooks import AsyncWebhooks, Webhooks
 
 
 class Whetstone:
@@ -46,6 +47,7 @@ class Whetstone:
         self.fine_tuning = FineTuning(self._api)
         self.models = Models(self._api)
         self.chat = Chat(self._api)
+        self.webhooks = Webhooks(self._api)
 
     def close(self) -> None:
         self._api.close()
@@ -85,6 +87,7 @@ class AsyncWhetstone:
         self.fine_tuning = AsyncFineTuning(self._api)
         self.models = AsyncModels(self._api)
         self.chat = AsyncChat(self._api)
+        self.webhooks = AsyncWebhooks(self._api)
 
     async def close(self) -> None:
         await self._api.close()

@@ -27,6 +27,7 @@ from service.errors import InvalidRequest
 from service.ids import new_id, now
 from service.jobs.hyperparameters import FineTuneMethod, with_resolved
 from service.jobs.status import JobStatus, RequestedAction, check_transition
+from service.webhooks import outbox
 
 log = logging.getLogger("whetstone.events")
 Level = Literal["info", "warn", "error"]
@@ -73,13 +74,16 @@ def transition(
     level: Level = "info",
 ) -> EventRow:
     """Move the job to `new_status` if the table allows it (else `InvalidTransition`, a 400)
-    and write the event: `message`, or the transition's own message."""
+    and write the event: `message`, or the transition's own message. A final status also
+    writes the webhook deliveries it owes (`service.webhooks.outbox`), in the same
+    transaction."""
     default = check_transition(job.id, status_of(job), new_status)
     job.status = new_status.value
     job.updated_at = now()
     if new_status.is_final:
         job.finished_at = job.updated_at
         job.estimated_finish = None
+        outbox.enqueue(session, job, new_status)
     return add_event(session, job, message or default, level=level)
 
 

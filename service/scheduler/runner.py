@@ -26,6 +26,7 @@ from service.scheduler.leases import reap_orphans, watch_attempts
 from service.scheduler.prepare import validate_pending
 from service.scheduler.shutdown import stop_attempts
 from service.settings import Settings
+from service.webhooks.deliverer import WebhookDeliverer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,7 +88,22 @@ class Scheduler:
         return default
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Tick every `scheduler_poll_seconds` until `stop` is set; errors are logged, not fatal."""
+        """Tick every `scheduler_poll_seconds` until `stop` is set; errors are logged, not fatal.
+        The webhook deliverer runs beside the rounds, in its own thread and pool, so that no
+        endpoint holds up the jobs."""
+        deliverer = WebhookDeliverer(self.ctx.settings, self.ctx.sessions)
+        webhooks = threading.Thread(
+            target=deliverer.run_forever, args=(stop,), name="webhooks", daemon=True
+        )
+        webhooks.start()
+        try:
+            self._rounds(stop)
+        finally:
+            stop.set()
+            webhooks.join()
+            deliverer.close()
+
+    def _rounds(self, stop: threading.Event) -> None:
         interval = self.ctx.settings.scheduler_poll_seconds
         while not stop.is_set():
             started = time.monotonic()

@@ -22,6 +22,7 @@ from .fine_tuning import (
     Metrics,
 )
 from .models import Model, ModelDeleted
+from .webhooks import WebhookEndpoint, WebhookEndpointDeleted, WebhookEndpointWithSecret
 
 __all__ = [
     "FINAL_STATUSES",
@@ -42,4 +43,7 @@ __all__ = [
     "Metrics",
     "Model",
     "ModelDeleted",
+    "WebhookEndpoint",
+    "WebhookEndpointDeleted",
+    "WebhookEndpointWithSecret",
 ]

@@ -1,0 +1,64 @@
+"""`/v1/webhook_endpoints` (a Whetstone extension, in the shape of the `openai` package's
+`client.webhooks`): create, list, retrieve and delete the endpoints told when jobs end."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service.auth import ProjectDep
+from service.db.repositories import webhooks as repo
+from service.deps import SessionDep
+from service.schemas.webhooks import (
+    CreateWebhookEndpointRequest,
+    DeletedWebhookEndpoint,
+    ListWebhookEndpointsResponse,
+    WebhookEndpoint,
+    WebhookEndpointWithSecret,
+)
+from service.webhooks import endpoints
+
+router = APIRouter(tags=["Webhooks"])
+
+ENDPOINTS = "/webhook_endpoints"
+ENDPOINT = ENDPOINTS + "/{webhook_endpoint_id}"
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.post(
+    ENDPOINTS, operation_id="createWebhookEndpoint", response_model=WebhookEndpointWithSecret
+)
+def create(
+    body: CreateWebhookEndpointRequest, project: ProjectDep, session: SessionDep
+) -> WebhookEndpointWithSecret:
+    """Register an endpoint; the answer holds its signing secret, shown this once."""
+    return WebhookEndpointWithSecret.of_new(endpoints.create(session, project, body))
+
+
+@router.get(
+    ENDPOINTS, operation_id="listWebhookEndpoints", response_model=ListWebhookEndpointsResponse
+)
+def list_(
+    project: ProjectDep, session: SessionDep, after: str | None = None, limit: Limit = 20
+) -> ListWebhookEndpointsResponse:
+    """The project's endpoints, newest first."""
+    page = repo.list_endpoints(session, project.id, after=after, limit=limit)
+    return ListWebhookEndpointsResponse.of(page.items, page.has_more)
+
+
+@router.get(ENDPOINT, operation_id="retrieveWebhookEndpoint", response_model=WebhookEndpoint)
+def retrieve(webhook_endpoint_id: str, project: ProjectDep, session: SessionDep) -> WebhookEndpoint:
+    return WebhookEndpoint.of(endpoints.get(session, project, webhook_endpoint_id))
+
+
+@router.delete(
+    ENDPOINT, operation_id="deleteWebhookEndpoint", response_model=DeletedWebhookEndpoint
+)
+def delete(
+    webhook_endpoint_id: str, project: ProjectDep, session: SessionDep
+) -> DeletedWebhookEndpoint:
+    """Delete an endpoint; deliveries it was still owed are dropped."""
+    return DeletedWebhookEndpoint(
+        id=endpoints.delete(session, project, webhook_endpoint_id), deleted=True
+    )

@@ -1,0 +1,77 @@
+"""A project's webhook endpoints: create (checked, with a fresh secret), list, delete."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from service.db.repositories import webhooks as repo
+from service.db.tables import Project, WebhookEndpoint
+from service.errors import InvalidRequest, not_found
+from service.ids import now, random_part
+from service.schemas.webhooks import CreateWebhookEndpointRequest
+from service.webhooks.events import EVENT_TYPES, new_secret
+
+MAX_URL_LENGTH = 2048
+
+
+def create(
+    session: Session, project: Project, request: CreateWebhookEndpointRequest
+) -> WebhookEndpoint:
+    url = _checked_url(request.url)
+    types = _checked_event_types(request.event_types)
+    when = now()
+    return repo.add_endpoint(
+        session,
+        WebhookEndpoint(
+            id=f"we_{random_part()}", project_id=project.id, name=request.name or url, url=url,
+            event_types=types, secret=new_secret(), created_at=when, updated_at=when,
+        ),
+    )  # fmt: skip
+
+
+def get(session: Session, project: Project, endpoint_id: str) -> WebhookEndpoint:
+    row = repo.get_endpoint(session, project.id, endpoint_id)
+    if row is None:
+        raise not_found("webhook_endpoint", endpoint_id, param="webhook_endpoint_id")
+    return row
+
+
+def delete(session: Session, project: Project, endpoint_id: str) -> str:
+    """Delete the endpoint; what it was still owed is not sent."""
+    row = get(session, project, endpoint_id)
+    repo.delete_endpoint(session, row)
+    return endpoint_id
+
+
+def _checked_url(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest(
+            f"Invalid webhook URL '{url}': expected http://HOST/... or https://HOST/....",
+            param="url",
+            code="invalid_url",
+        )
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidRequest(
+            f"Webhook URL is {len(url)} characters long; at most {MAX_URL_LENGTH}.",
+            param="url",
+            code="invalid_url",
+        )
+    return url
+
+
+def _checked_event_types(types: list[str] | None) -> list[str]:
+    if types is None:
+        return list(EVENT_TYPES)
+    unknown = [t for t in types if t not in EVENT_TYPES]
+    if unknown or not types:
+        raise InvalidRequest(
+            f"Unknown event type(s) {', '.join(map(repr, unknown)) or '(none given)'}: "
+            f"Whetstone sends {', '.join(EVENT_TYPES)}.",
+            param="event_types",
+            code="invalid_event_type",
+        )
+    return list(dict.fromkeys(types))
