@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.formats import Checker, Report
 from contracts.store import ObjectStore
@@ -318,3 +318,13 @@ def sweep(session: Session, store: ObjectStore, limit: int = SWEEP_BATCH) -> int
         repo.delete_parts(session, upload.id)
     session.flush()
     return len(swept)
+
+
+def sweep_batch(
+    sessions: sessionmaker[Session], store: ObjectStore, limit: int = SWEEP_BATCH
+) -> int:
+    """One `sweep` in its own transaction, committed; returns how many uploads."""
+    with sessions() as session:
+        swept = sweep(session, store, limit)
+        session.commit()
+    return swept

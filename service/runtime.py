@@ -138,14 +138,12 @@ class Runtime:
     def sweep_uploads(self, batch: int = 100) -> int:
         """Expire the uploads past their hour and remove the parts of every ended upload
         (`service.chunked_uploads.sweep`); a failure is logged, not fatal."""
-        from service.chunked_uploads import sweep
+        from service.chunked_uploads import sweep_batch
 
         swept = 0
         try:
             while True:
-                with self.sessions() as session:
-                    n = sweep(session, self.store, limit=batch)
-                    session.commit()
+                n = sweep_batch(self.sessions, self.store, limit=batch)
                 swept += n
                 if n < batch:
                     break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -20,6 +21,7 @@ from service.schemas.uploads import (
 from service.uploads import body_from_thread, boundary_of
 
 router = APIRouter(tags=["Uploads"])
+log = logging.getLogger(__name__)
 
 # The body is parsed by hand (streamed, never spooled), so FastAPI cannot infer its schema.
 _ADD_PART_BODY: dict[str, Any] = {
@@ -43,7 +45,10 @@ def create_upload(
     body: CreateUploadRequest, project: ProjectDep, session: SessionDep, services: ServicesDep
 ) -> UploadObject:
     """An Upload (`pending`, expiring in an hour) to add parts to."""
-    chunked_uploads.sweep(session, services.store)  # a few ended uploads' parts, on the way
+    try:  # a few ended uploads' parts, on the way; never a reason to refuse this one
+        chunked_uploads.sweep_batch(services.sessions, services.store)
+    except Exception as e:
+        log.warning("could not sweep ended uploads: %s", e)
     row = chunked_uploads.create_upload(session, project.id, body, services.settings.max_file_bytes)
     return UploadObject.of(row)
 

@@ -6,16 +6,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx  # what starlette's TestClient answers with
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from service.app import create_app
 from service.chunked_uploads import PART_MAX_BYTES, UPLOAD_MAX_BYTES
 from service.db.tables import File, Upload, UploadPart
 from service.runtime import Runtime
 
-from .conftest import ApiClient
+from .conftest import ApiClient, create_key, make_settings
 
 LINE = json.dumps(
     {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
@@ -71,6 +76,15 @@ def count(api: ApiClient, table: type[File] | type[UploadPart]) -> int:
         return int(session.scalar(select(func.count()).select_from(table)) or 0)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiClient]:
+    """`api` on SQLite and on PostgreSQL (row locks, the sweep's `SKIP LOCKED`)."""
+    url = request.getfixturevalue("own_postgres_url") if request.param == "postgres" else None
+    settings = make_settings(tmp_path / "data", url)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+        yield ApiClient(http, settings, create_key(http, "alpha"), create_key(http, "beta"))
+
+
 def assert_error(r: httpx.Response, status: int, param: str | None, code: str | None) -> None:
     assert r.status_code == status, r.text
     error = r.json()["error"]
@@ -101,7 +115,8 @@ def test_create_refuses_bad_requests_in_openais_shape(api: ApiClient) -> None:
     assert api.http.post("/v1/uploads", json=body).status_code == 401
 
 
-def test_parts_complete_in_the_order_given_into_a_file(api: ApiClient) -> None:
+def test_parts_complete_in_the_order_given_into_a_file(db_api: ApiClient) -> None:
+    api = db_api
     data = dataset(30)
     pieces = [data[:100], data[100:101], data[101:]]  # cut mid-line, one byte alone
     upload_id, ids = send(api, list(reversed(pieces)))
@@ -211,7 +226,8 @@ def test_another_projects_upload_is_404(api: ApiClient) -> None:
     assert complete(api, upload_id, ids).status_code == 200, "the owner still can"
 
 
-def test_expired_uploads_refuse_parts_and_are_swept(api: ApiClient) -> None:
+def test_expired_uploads_refuse_parts_and_are_swept(db_api: ApiClient) -> None:
+    api = db_api
     services = api.http.app.state.services  # type: ignore[attr-defined]
     upload_id, ids = send(api, [dataset(2)])
     kept_id, _ = send(api, [b"kept"])
@@ -227,3 +243,25 @@ def test_expired_uploads_refuse_parts_and_are_swept(api: ApiClient) -> None:
         assert session.get(Upload, upload_id).status == "expired"
     assert store_keys(api, f"uploads/{upload_id}/") == []
     assert len(store_keys(api, f"uploads/{kept_id}/")) == 1, "a live upload keeps its parts"
+
+
+def test_sweep_spares_a_live_completion_and_clears_a_dead_ones_object(api: ApiClient) -> None:
+    services = api.http.app.state.services  # type: ignore[attr-defined]
+    live_id, _ = send(api, [b"live"])
+    dead_id, _ = send(api, [b"dead"])
+    services.store.put_bytes("files/file-dead", b"assembled, never recorded")
+    with services.sessions() as session, session.begin():
+        for upload_id, since, file_id in ((live_id, 2**40, "file-live"), (dead_id, 1, "file-dead")):
+            session.execute(
+                update(Upload)
+                .where(Upload.id == upload_id)
+                .values(expires_at=1, completing_since=since, file_id=file_id)
+            )
+    with Runtime(api.settings) as runtime:
+        assert runtime.sweep_uploads() == 1
+    with services.sessions() as session:
+        assert session.get(Upload, dead_id).status == "expired"
+        assert session.get(Upload, live_id).status == "pending"
+    assert not services.store.exists("files/file-dead")
+    assert store_keys(api, f"uploads/{dead_id}/") == []
+    assert len(store_keys(api, f"uploads/{live_id}/")) == 1, "a live completion reads them"
