@@ -265,3 +265,13 @@ def test_sweep_spares_a_live_completion_and_clears_a_dead_ones_object(api: ApiCl
     assert not services.store.exists("files/file-dead")
     assert store_keys(api, f"uploads/{dead_id}/") == []
     assert len(store_keys(api, f"uploads/{live_id}/")) == 1, "a live completion reads them"
+
+
+def test_the_schema_has_openais_upload_operations() -> None:
+    from service.openapi import openapi_document
+
+    paths = openapi_document()["paths"]
+    ops = {op["operationId"] for path in paths.values() for op in path.values()}
+    assert {"createUpload", "addUploadPart", "completeUpload", "cancelUpload"} <= ops
+    part_body = paths["/v1/uploads/{upload_id}/parts"]["post"]["requestBody"]["content"]
+    assert part_body["multipart/form-data"]["schema"]["required"] == ["data"]
