@@ -6,12 +6,12 @@ PIP := $(BIN)/pip
 # Test selection, e.g. `make test PYTEST_ARGS="tests/unit -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: install install-run ui browser lint typecheck test test-fast demo bench openapi docs clean
+.PHONY: install install-run ui node browser lint typecheck test test-fast demo bench openapi docs clean
 
 # Two levels, a stamp each: `install-run` is what running needs (`make demo`: the server,
 # the trainer, vLLM); `install` adds the dev tools (tests, lint, types) on top, so
 # `make test` after `make demo` installs only those.
-install: $(VENV)/.installed-dev ui
+install: $(VENV)/.installed-dev ui node
 install-run: $(VENV)/.installed-run ui
 
 # The dashboard's one third-party script (Chart.js, service/ui/package-lock.json), served
@@ -22,6 +22,16 @@ ui: $(UI_DIR)/node_modules/.package-lock.json
 $(UI_DIR)/node_modules/.package-lock.json: $(UI_DIR)/package-lock.json
 	@if command -v npm >/dev/null; then cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the dashboard runs without its loss chart (install Node.js and npm, then make ui)"; fi
+
+# The openai npm package for the Node SDK test (tests/node/uploads.mjs, run by
+# tests/e2e/test_node_sdk.py), pinned in tests/node/package-lock.json; never committed.
+# Without npm that test skips; in CI (CI=true) a missing npm is an error.
+NODE_DIR := tests/node
+node: $(NODE_DIR)/node_modules/.package-lock.json
+$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
+	elif [ "$$CI" = true ]; then echo "npm not found: CI needs Node.js 20+ and npm for tests/node" >&2; exit 1; \
+	else echo "npm not found: the Node SDK test skips (install Node.js 20+ and npm, then make node)"; fi
 
 # Debian's chromium for the browser tests (tests/browser); they skip without it (fail in CI).
 browser:

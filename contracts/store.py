@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 CHUNK = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
+S3_MIN_PART = 5 * 1024 * 1024
+"""S3's smallest multipart part, the last one excepted."""
 TMP_PREFIX = ".tmp-"
 """How a local temporary object's file name starts; never a key's last part."""
 
@@ -37,6 +39,11 @@ class ObjectStore(Protocol):
         """Store the chunks under `key` atomically; return the byte count."""
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def compose(self, key: str, sources: Sequence[str]) -> int:
+        """Store the concatenation of the objects `sources`, in that order, under `key`
+        atomically (the sources stay); return the byte count."""
+        ...
 
     def get_bytes(self, key: str) -> bytes: ...
 
@@ -105,6 +112,10 @@ class LocalStore:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.put_stream(key, [data])
+
+    def compose(self, key: str, sources: Sequence[str]) -> int:
+        """A streamed concatenation into a temporary file, renamed when whole."""
+        return self.put_stream(key, (c for source in sources for c in self.iter_bytes(source)))
 
     def get_bytes(self, key: str) -> bytes:
         try:
@@ -244,6 +255,70 @@ class S3Store:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def compose(self, key: str, sources: Sequence[str]) -> int:
+        """One multipart upload whose parts are the sources, in order, copied inside S3
+        (`UploadPartCopy`); nothing passes through this process but what S3's 5 MiB minimum
+        part size forces: a source smaller than that (the last excepted) is read into a
+        buffer that is topped up to 5 MiB from the head of the next sources (ranged reads),
+        then sent as its own part. Memory holds that buffer at most. Any failure aborts the
+        upload, so nothing is left behind; an empty result is a plain empty object."""
+        full = self._key(key)
+        sizes = [self.size(source) for source in sources]
+        total = sum(sizes)
+        if total < S3_MIN_PART:  # one part at most: a plain PUT of the concatenation
+            self.put_stream(key, (c for s in sources for c in self.iter_bytes(s)))
+            return total
+        upload_id = self._s3.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"]
+        parts: list[dict[str, object]] = []
+        buf = bytearray()
+        try:
+            for source, size in zip(sources, sizes, strict=True):
+                start = 0
+                if buf:  # top the buffer up from this source's head
+                    start = min(size, S3_MIN_PART - len(buf))
+                    buf += self._range(source, 0, start)
+                    if len(buf) >= S3_MIN_PART:
+                        parts.append(self._upload_part(full, upload_id, len(parts) + 1, buf))
+                        buf.clear()
+                rest = size - start
+                if rest >= S3_MIN_PART:
+                    number = len(parts) + 1
+                    parts.append(self._copy_part(full, upload_id, number, source, start, size))
+                elif rest:
+                    buf += self._range(source, start, size)
+            if buf:
+                parts.append(self._upload_part(full, upload_id, len(parts) + 1, buf))
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+            raise
+        return total
+
+    def _range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes `[start, end)` of an object."""
+        if end <= start:
+            return b""
+        got = self._s3.get_object(
+            Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end - 1}"
+        )
+        return bytes(got["Body"].read())
+
+    def _copy_part(
+        self, full: str, upload_id: str, number: int, source: str, start: int, size: int
+    ) -> dict[str, object]:
+        """Part `number` is `source` (`size` bytes) from byte `start` on, copied inside S3."""
+        copied = self._s3.upload_part_copy(
+            Bucket=self.bucket,
+            Key=full,
+            UploadId=upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": self.bucket, "Key": self._key(source)},
+            CopySourceRange=f"bytes={start}-{size - 1}",
+        )
+        return {"ETag": copied["CopyPartResult"]["ETag"], "PartNumber": number}
 
     def _get(self, key: str):  # type: ignore[no-untyped-def]
         try:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from service.api import chat, files, fine_tuning, internal, models, webhooks
+from service.api import chat, files, fine_tuning, internal, models, uploads, webhooks
 from service.errors import install_error_handlers
 from service.runtime import Runtime
 from service.schemas.common import ERROR_RESPONSES
@@ -76,7 +76,7 @@ def create_app(
     )
     install_error_handlers(app)
     # One router per OpenAI resource.
-    for router in (files.router, fine_tuning.router, models.router, chat.router):
+    for router in (files.router, fine_tuning.router, models.router, chat.router, uploads.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     # Whetstone's extension: the endpoints told when jobs end.
     app.include_router(webhooks.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)

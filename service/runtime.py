@@ -132,7 +132,26 @@ class Runtime:
             return 0
         if removed:
             log.info("removed %d stale temporary object(s) from the store", removed)
+        self.sweep_uploads()
         return removed
+
+    def sweep_uploads(self, batch: int = 100) -> int:
+        """Expire the uploads past their hour and remove the parts of every ended upload
+        (`service.chunked_uploads.sweep`); a failure is logged, not fatal."""
+        from service.chunked_uploads import sweep_batch
+
+        swept = 0
+        try:
+            while True:
+                n = sweep_batch(self.sessions, self.store, limit=batch)
+                swept += n
+                if n < batch:
+                    break
+        except Exception as e:  # the API must start anyway
+            log.warning("could not sweep ended uploads: %s", e)
+        if swept:
+            log.info("swept %d ended upload(s) and their parts", swept)
+        return swept
 
     def _built(self, part: str) -> bool:
         return part in self.__dict__  # where `cached_property` keeps a built part

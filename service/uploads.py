@@ -38,14 +38,13 @@ def sanitize_filename(raw: str) -> str:
     return name[:255]
 
 
-def boundary_of(content_type: str) -> bytes:
+def boundary_of(
+    content_type: str, fields: str = "fields `file` and `purpose`", param: str = "file"
+) -> bytes:
     kind, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
-        raise InvalidRequest(
-            "Expected a multipart/form-data body with fields `file` and `purpose`.",
-            param="file",
-        )
+        raise InvalidRequest(f"Expected a multipart/form-data body with {fields}.", param=param)
     return boundary
 
 
@@ -53,6 +52,8 @@ def boundary_of(content_type: str) -> bytes:
 class FormState:
     """What the multipart callbacks have seen so far."""
 
+    file_field: str = "file"
+    """The form field whose bytes are streamed (`data` for an Upload's part)."""
     fields: dict[str, bytes] = field(default_factory=dict)
     filename: str | None = None
     file_seen: bool = False
@@ -68,7 +69,7 @@ class FormState:
     part_data: bytearray = field(default_factory=bytearray)
 
 
-def _parser(boundary: bytes, state: FormState) -> MultipartParser:
+def form_parser(boundary: bytes, state: FormState) -> MultipartParser:
     def on_part_begin() -> None:
         state.headers.clear()
         state.part_name, state.part_is_file = None, False
@@ -88,7 +89,7 @@ def _parser(boundary: bytes, state: FormState) -> MultipartParser:
         _, params = parse_options_header(state.headers.get(b"content-disposition", b""))
         name = params.get(b"name", b"").decode("utf-8", "replace")
         state.part_name = name
-        if name == "file" and not state.file_seen:
+        if name == state.file_field and not state.file_seen:
             state.file_seen, state.part_is_file = True, True
             raw = params.get(b"filename", b"file").decode("utf-8", "replace")
             state.filename = sanitize_filename(raw)
@@ -151,7 +152,7 @@ class Upload:
         Once the file is known bad (or its purpose is), bytes stop flowing to the store but
         the body is still read to its end, so the client gets its 400 rather than a reset.
         """
-        parser = _parser(self.boundary, self.state)
+        parser = form_parser(self.boundary, self.state)
         storing = True
         for chunk in self.body:
             try:

@@ -227,3 +227,41 @@ class WebhookDelivery(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     delivered_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Upload(Base):
+    """An Upload (OpenAI's Uploads API): a file sent in parts, one `File` once completed.
+
+    `status` is `pending`, `completed`, `cancelled` or `expired`. `file_id` is taken when a
+    completion starts (the upload stays `pending` until its File row is committed), so a
+    second completion, or a part added meanwhile, is refused.
+    """
+
+    __tablename__ = "uploads"
+    __table_args__ = (Index("ix_uploads_status_expires", "status", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)  # as announced at creation
+    mime_type: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    file_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    completing_since: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class UploadPart(Base):
+    """One part of an Upload; its bytes live in the store at `uploads/{upload_id}/parts/{id}`
+    until the upload is completed, cancelled or expired."""
+
+    __tablename__ = "upload_parts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)

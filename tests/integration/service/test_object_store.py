@@ -12,6 +12,7 @@ import pytest
 
 from contracts.store import (
     MULTIPART_THRESHOLD,
+    S3_MIN_PART,
     ObjectNotFound,
     ObjectStore,
     S3Store,
@@ -81,6 +82,66 @@ def test_failed_stream_leaves_nothing(store: ObjectStore, size: int) -> None:
         s3 = boto3.client("s3", endpoint_url=store.endpoint_url)  # type: ignore[attr-defined]
         uploads = s3.list_multipart_uploads(Bucket=store.bucket)  # type: ignore[attr-defined]
         assert uploads.get("Uploads", []) == []
+
+
+def _blob(size: int, seed: int) -> bytes:
+    return bytes((seed + i) % 251 for i in range(251)) * (size // 251) + b"z" * (size % 251)
+
+
+# Source sizes in order: small ones must be merged to reach S3's 5 MiB part minimum (the
+# last part excepted), large ones copied inside S3, some of them from an offset.
+COMPOSE_CASES = {
+    "large-then-small": [S3_MIN_PART + 3, 1000],
+    "smalls-merged": [MIB, 2 * MIB, 3 * MIB, 7],
+    "small-then-large": [MIB, S3_MIN_PART + MIB, MIB // 2, S3_MIN_PART * 2, 1],
+    "all-tiny": [10, 20, 30],
+    "one-empty-in-the-middle": [S3_MIN_PART, 0, S3_MIN_PART + 1],
+}
+
+
+@pytest.mark.parametrize("sizes", COMPOSE_CASES.values(), ids=COMPOSE_CASES.keys())
+def test_compose_concatenates_in_the_given_order(store: ObjectStore, sizes: list[int]) -> None:
+    keys = [f"up/parts/p{i}" for i in range(len(sizes))]
+    for i, (key, size) in enumerate(zip(keys, sizes, strict=True)):
+        store.put_bytes(key, _blob(size, seed=i))
+    order = list(reversed(keys))  # not the order they were written in
+    assert store.compose("files/whole", order) == sum(sizes)
+    expected = b"".join(_blob(sizes[keys.index(k)], seed=keys.index(k)) for k in order)
+    assert store.get_bytes("files/whole") == expected
+    assert store.list("up/parts/") == keys, "the sources stay"
+    if hasattr(store, "bucket"):  # S3: nothing left half-done
+        s3 = boto3.client("s3", endpoint_url=store.endpoint_url)  # type: ignore[attr-defined]
+        uploads = s3.list_multipart_uploads(Bucket=store.bucket)  # type: ignore[attr-defined]
+        assert uploads.get("Uploads", []) == []
+
+
+def test_compose_with_a_missing_source_leaves_nothing(store: ObjectStore) -> None:
+    store.put_bytes("up/a", _blob(S3_MIN_PART + 1, seed=1))
+    with pytest.raises(ObjectNotFound):
+        store.compose("files/whole", ["up/a", "up/missing"])
+    assert not store.exists("files/whole")
+
+
+def test_s3_compose_is_one_multipart_upload_of_copied_parts(
+    s3_bucket: str, s3_endpoint: str
+) -> None:
+    """The parts are copied inside S3 (`UploadPartCopy`), merged where under 5 MiB: the
+    object's ETag says how many parts it was completed from."""
+    store = open_store(s3_bucket, s3_endpoint)
+    assert isinstance(store, S3Store)
+    sizes = [S3_MIN_PART * 2, MIB, MIB, S3_MIN_PART + 5, 100]
+    keys = [f"up/p{i}" for i in range(len(sizes))]
+    for i, (key, size) in enumerate(zip(keys, sizes, strict=True)):
+        store.put_bytes(key, _blob(size, seed=i))
+    store.compose("files/whole", keys)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    etag = s3.head_object(Bucket=store.bucket, Key=store.prefix + "files/whole")["ETag"]
+    # p0 copied whole; p1 + p2 + the head of p3 make one 5 MiB part; the rest of p3 and p4
+    # (under 5 MiB together) are the last part.
+    assert etag.strip('"').endswith("-3"), etag
+    assert store.get_bytes("files/whole") == b"".join(
+        _blob(size, seed=i) for i, size in enumerate(sizes)
+    )
 
 
 def test_missing_objects_raise_object_not_found(store: ObjectStore) -> None:

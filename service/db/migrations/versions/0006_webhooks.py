@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_webhooks"
-down_revision = "0003"
+down_revision = "0004_uploads"
 branch_labels = None
 depends_on = None
 
