@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.store import ObjectStore
 from service.executors import Executor, build_executor
+from service.models.routes import VllmRoutes
 from service.registry import BaseModelEntry, load_registry
 from service.scheduler.claim import claim_and_launch
 from service.scheduler.context import SchedulerContext
+from service.scheduler.evaluation import Evaluator
 from service.scheduler.leases import reap_orphans, watch_attempts
 from service.scheduler.prepare import validate_pending
 from service.scheduler.shutdown import stop_attempts
@@ -52,6 +54,7 @@ class Scheduler:
         store: ObjectStore,
         registry: dict[str, BaseModelEntry] | None = None,
         executor: Executor | None = None,
+        routes: VllmRoutes | None = None,
     ) -> None:
         self.ctx = SchedulerContext(
             settings=settings,
@@ -61,6 +64,8 @@ class Scheduler:
             executor=executor or build_executor(settings, settings.resolved_data_dir),
         )
         self._adopted = False
+        self.evaluator = Evaluator(self.ctx, routes or VllmRoutes(settings.vllm_urls))
+        """Evaluation reports of succeeded jobs: its own thread while `run_forever` runs."""
 
     def tick(self) -> TickReport:
         """One round; safe to run in several processes against one Postgres."""
@@ -87,8 +92,17 @@ class Scheduler:
         return default
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Tick every `scheduler_poll_seconds` until `stop` is set; errors are logged, not fatal."""
+        """Tick every `scheduler_poll_seconds` until `stop` is set, the evaluation worker
+        beside in a thread of its own; errors are logged, not fatal."""
         interval = self.ctx.settings.scheduler_poll_seconds
+        evaluations = self.evaluator.start(stop)
+        try:
+            self._loop(stop, interval)
+        finally:
+            stop.set()
+            evaluations.join(timeout=5)
+
+    def _loop(self, stop: threading.Event, interval: float) -> None:
         while not stop.is_set():
             started = time.monotonic()
             try:
