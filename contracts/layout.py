@@ -9,6 +9,7 @@ that folder. Inside it:
     checkpoints/step-{N:08d}/COMPLETE    written last, JSON {"step", "epoch", "kind"}
     final/adapter/                       the final adapter
     metrics.csv                          one row per step (METRICS_COLUMNS)
+    example_losses.json                  the training examples of highest final loss
 
 A checkpoint without `COMPLETE` does not exist: readers skip it, and the trainer deletes it.
 """
@@ -30,6 +31,9 @@ COMPLETE = "COMPLETE"
 FINAL_ADAPTER = "final/adapter/"
 METRICS = "metrics.csv"
 SPEC = "spec.json"
+EXAMPLE_LOSSES = "example_losses.json"
+"""`{"examples": [{"line": 17, "loss": 4.2}, ...]}`: the training examples with the highest
+loss under the final model (1-based lines of the training file), highest first."""
 METRICS_COLUMNS = (
     "step",
     "train_loss",
@@ -66,6 +70,10 @@ def metrics_key(job_id: str) -> str:
 
 def spec_key(job_id: str) -> str:
     return job_prefix(job_id) + SPEC
+
+
+def example_losses_key(job_id: str) -> str:
+    return job_prefix(job_id) + EXAMPLE_LOSSES
 
 
 def step_of(key: str) -> int | None:

@@ -122,6 +122,11 @@ class JobSpec(_Strict):
         "fine-tuned model (its LoRA settings then stand). A `resume_from` checkpoint wins.",
     )
     attempt: int = Field(default=1, ge=1)
+    held_out_lines: list[int] = Field(
+        default_factory=list,
+        description="1-based line numbers of the training file set aside for the evaluation "
+        "report (a job without a validation file): the trainer does not train on them.",
+    )
 
     @property
     def hyperparameters(self) -> SupervisedHyperparameters:

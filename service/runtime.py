@@ -112,6 +112,7 @@ class Runtime:
 
     def scheduler(self) -> Scheduler:
         """A scheduler over this runtime's sessions, store, registry and executor."""
+        from service.models.routes import VllmRoutes
         from service.scheduler.runner import Scheduler
 
         return Scheduler(
@@ -120,6 +121,7 @@ class Runtime:
             self.store,
             registry=self.registry,
             executor=self.executor,
+            routes=VllmRoutes(self.settings.vllm_urls, self.supervisor),
         )
 
     def clean_store(self, older_than: float = STALE_TEMPORARY_SECONDS) -> int:

@@ -165,6 +165,50 @@ class Settings(ExecutorSettings):
         default=1.0, gt=0, description="Seconds between two looks for deliveries that are due."
     )
 
+    # --- Evaluation report of a succeeded job --------------------------------------------
+    eval_enabled: bool = Field(
+        default=True,
+        description="Evaluate every succeeded job (base, fine-tuned and checkpoint models, "
+        "greedy answers through vLLM) into its `eval_report.json` result file.",
+    )
+    eval_max_examples: int = Field(
+        default=50, ge=1, le=10000, description="Most examples an evaluation answers per model."
+    )
+    eval_max_tokens: int = Field(
+        default=128, ge=1, le=8192, description="Most tokens of each evaluation answer."
+    )
+    eval_max_checkpoints: int = Field(
+        default=3, ge=0, le=100, description="Most checkpoints (the latest) an evaluation scores."
+    )
+    eval_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Evaluation requests in flight to a vLLM at once."
+    )
+    eval_holdout_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="A job without a validation file: share of its training lines set aside "
+        "(not trained on) for its evaluation, at most `eval_max_examples`; 0 sets none aside.",
+    )
+    eval_holdout_min_examples: int = Field(
+        default=50,
+        ge=2,
+        description="Training files with fewer lines than this keep them all for training "
+        "(no held-out evaluation without a validation file).",
+    )
+    eval_wait_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long after a job succeeds its evaluation waits for the base model's "
+        "vLLM to be reachable (starting, restarting) before it gives up with a warning.",
+    )
+    eval_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="An evaluation whose scheduler has not renewed it for this long (the "
+        "process died) is run again by the next scheduler round.",
+    )
+
     # --- HTTP server ---------------------------------------------------------------------
     host: str = Field(
         default="127.0.0.1", description="Address the API binds to; `0.0.0.0` for every one."

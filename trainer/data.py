@@ -41,11 +41,24 @@ def load_examples(
     url: str, chat: ChatTokenizer, max_seq_len: int, param: str, endpoint_url: str | None = None
 ) -> list[Encoded]:
     """Every example of a chat JSONL file, encoded; the first bad line is a `DataError`."""
+    return [e for _, e in load_numbered_examples(url, chat, max_seq_len, param, endpoint_url)]
+
+
+def load_numbered_examples(
+    url: str,
+    chat: ChatTokenizer,
+    max_seq_len: int,
+    param: str,
+    endpoint_url: str | None = None,
+    skip_lines: frozenset[int] = frozenset(),
+) -> list[tuple[int, Encoded]]:
+    """`(1-based line number, example)` of every example of a chat JSONL file but the lines
+    `skip_lines` (set aside for evaluation); the first bad line is a `DataError`."""
     code = f"invalid_{param}"
     examples = []
     try:
         for number, line in numbered_lines(*split_url(url, endpoint_url)):
-            if not line.strip():
+            if not line.strip() or number in skip_lines:
                 continue
             fmt, example, reason = parse_line(line)
             if reason is None and fmt != "chat":
@@ -53,7 +66,7 @@ def load_examples(
             if reason is not None:
                 raise DataError(f"line {number}: {reason}", code, param)
             try:
-                examples.append(chat.check(example, max_seq_len))
+                examples.append((number, chat.check(example, max_seq_len)))
             except ExampleError as e:
                 raise DataError(str(e.at_line(number)), code, param) from e
     except ObjectNotFound as e:

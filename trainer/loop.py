@@ -40,8 +40,16 @@ from trainer.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from trainer.data import Batch, DataError, epoch_batches, load_examples, micro_batches
+from trainer.data import (
+    Batch,
+    DataError,
+    epoch_batches,
+    load_examples,
+    load_numbered_examples,
+    micro_batches,
+)
 from trainer.model import LossSums, load_model, loss_sums, pick_device
+from trainer.outliers import example_losses, top_losses
 from trainer.progress import Progress
 
 EVAL_EXAMPLES = 64
@@ -80,6 +88,7 @@ class Run:
     position: Position
     total_steps: int
     micro_batch_tokens: int
+    train_lines: list[int] = field(default_factory=list)  # each training example's line
     last: StepMetrics = field(default_factory=StepMetrics)  # of the latest step
     learning_rate: float = 0.0  # of the latest step
 
@@ -113,8 +122,14 @@ def setup(
     """Read the data, build the model and optimiser, and restore a checkpoint if asked."""
     max_len = spec.base_model.max_seq_len
     chat = ChatTokenizer.from_folder(spec.base_model.path)
-    train = load_examples(spec.training_file, chat, max_len, "training_file", endpoint_url)
+    held_out = frozenset(spec.held_out_lines)
+    numbered = load_numbered_examples(
+        spec.training_file, chat, max_len, "training_file", endpoint_url, skip_lines=held_out
+    )
+    train_lines, train = [n for n, _ in numbered], [e for _, e in numbered]
     progress.log(f"Tokenized {_count(train, 'training')}")
+    if held_out:
+        progress.log(f"{len(held_out)} lines of the training file held out for evaluation")
     valid = []
     if spec.validation_file:
         valid = load_examples(spec.validation_file, chat, max_len, "validation_file", endpoint_url)
@@ -151,7 +166,7 @@ def setup(
     pad_id = chat.tokenizer.token_to_id(chat.special.get("pad_token", "")) or 0
     return Run(
         spec, progress, open_store(spec.output, endpoint_url), device, model, optimizer,
-        scheduler, train, valid, pad_id, position, total_steps, micro_batch_tokens,
+        scheduler, train, valid, pad_id, position, total_steps, micro_batch_tokens, train_lines,
     )  # fmt: skip
 
 
@@ -302,6 +317,8 @@ def finish(run: Run, result: Result) -> None:
         run.store.delete_prefix(layout.FINAL_ADAPTER)
         run.store.upload_dir(Path(tmp), layout.FINAL_ADAPTER)
     run.store.put_bytes(layout.METRICS, metrics_csv(run.position.metrics_rows))
+    losses = example_losses(run.model, run.train, run.device, run.pad_id, run.micro_batch_tokens)
+    run.store.put_bytes(layout.EXAMPLE_LOSSES, top_losses(run.train_lines, losses))
     result.adapter_key = layout.final_adapter_prefix(run.spec.job_id)
     run.progress.send(Finished(
         trained_tokens=run.position.trained_tokens, adapter_key=result.adapter_key,

@@ -206,6 +206,37 @@ def checkpoints(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> 
     output.show_many(st, items, columns)
 
 
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+@app.command("eval")
+def eval_report(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> None:
+    """Show a job's evaluation report: each model's exact match and F1 on the same examples."""
+    st = state(ctx, json_out)
+    report = st.client().fine_tuning.jobs.eval_report(job_id)
+    if report is None:
+        st.err.print(f"{job_id} has no evaluation report (yet): see `whetstone jobs events`.")
+        raise typer.Exit(1)
+    if st.json:
+        output.print_json(st, report)
+        return
+    n = report["examples"]
+    where = "validation file" if report["data"] == "validation_file" else "held-out lines"
+    rows = [
+        [m["kind"], m["model"], output.text(m["step"]),
+         "-" if m["matches"] is None else f"{m['matches']}/{n}", _fraction(m["exact_match"]),
+         _fraction(m["f1"]), output.text(m["valid_loss"]), m.get("error") or ""]
+        for m in report["models"]
+    ]  # fmt: skip
+    headers = ["KIND", "MODEL", "STEP", "MATCHES", "EXACT", "F1", "VALID LOSS", "ERROR"]
+    title = f"Evaluation on {n} examples ({where}), {report['seconds']:.0f} s"
+    output.show_table(st, headers, rows, title)
+    if report["outliers"]:
+        worst = ", ".join(f"line {o['line']} ({o['loss']:.2f})" for o in report["outliers"])
+        st.out.print(f"Highest final training loss: {worst}")
+
+
 @app.command("follow")
 def follow_command(
     ctx: typer.Context, job_id: str, interval: Interval = 2.0, json_out: JsonFlag = False

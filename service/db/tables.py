@@ -118,6 +118,10 @@ class FineTuningJob(Base):
     spec: Mapped[str | None] = mapped_column(Text, default=None)  # the JobSpec JSON, verbatim
     resume_from: Mapped[str | None] = mapped_column(String(512), default=None)  # checkpoint key
     requested_action: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    # Evaluation report (`service.scheduler.evaluation`): null while one is owed (a succeeded
+    # job), then `running` (under a lease), `done`, `failed` or `skipped`.
+    evaluation: Mapped[str | None] = mapped_column(String(16), default=None)
+    evaluation_lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class FineTuningJobMetadata(Base):

@@ -24,9 +24,11 @@ from contracts import layout
 from contracts.spec import BaseModelRef, JobSpec, Method, SupervisedHyperparameters
 from service.db.repositories import jobs as repo
 from service.db.repositories.files import file_key
-from service.db.tables import FineTunedModel, FineTuningJob
+from service.db.tables import File, FineTunedModel, FineTuningJob
+from service.evaluation.holdout import held_out_lines
 from service.executors import Attempt, ExecutorError, ExecutorFull
 from service.jobs import attempts
+from service.jobs import service as jobs
 from service.jobs.hyperparameters import FineTuneMethod
 from service.jobs.status import JobStatus
 from service.scheduler.context import SchedulerContext
@@ -115,6 +117,10 @@ def _claim(
     spec = build_spec(ctx, session, job, number)
     ctx.store.put_bytes(layout.spec_key(job.id), spec.encode())
     attempts.start(session, job, spec, ctx.settings.scheduler_start_seconds)
+    held_out = len(JobSpec.model_validate_json(spec).held_out_lines)
+    if held_out and number == 1:
+        plural = "s" if held_out != 1 else ""
+        jobs.add_event(session, job, f"{held_out} example{plural} held out for evaluation")
     session.commit()
     attempt = Attempt(
         job_id=job.id,
@@ -217,9 +223,23 @@ def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, numb
         output=ctx.store.key_url(layout.job_prefix(job.id)),
         resume_from=ctx.store.key_url(job.resume_from) if job.resume_from else None,
         attempt=number,
+        held_out_lines=_held_out(ctx, session, job),
         **extra,
     )
     return spec.model_dump_json(indent=1)
+
+
+def _held_out(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> list[int]:
+    """Without a validation file, the training lines set aside for the evaluation report
+    (the same for every attempt: from the seed and the file's line count)."""
+    settings = ctx.settings
+    if job.validation_file or not settings.eval_enabled:
+        return []
+    training = session.get(File, job.training_file)
+    return held_out_lines(
+        (training.lines or 0) if training else 0, job.seed, settings.eval_holdout_fraction,
+        settings.eval_max_examples, settings.eval_holdout_min_examples,
+    )  # fmt: skip
 
 
 def _trainer_env(ctx: SchedulerContext) -> dict[str, str]:

@@ -24,6 +24,13 @@ def save_result_file(
     except ObjectNotFound:
         log.warning("job %s finished without its metrics CSV at %s", job.id, metrics_key)
         return None
+    return save_result_bytes(session, store, job, "step_metrics.csv", data)
+
+
+def save_result_bytes(
+    session: Session, store: ObjectStore, job: FineTuningJob, filename: str, data: bytes
+) -> File:
+    """Store `data` as a new result File of the job's project (not yet in `result_files`)."""
     file_id = new_id("file")
     store.put_bytes(files.file_key(file_id), data)
     return files.add_file(
@@ -31,7 +38,7 @@ def save_result_file(
         File(
             id=file_id,
             project_id=job.project_id,
-            filename="step_metrics.csv",
+            filename=filename,
             purpose=RESULTS_PURPOSE,
             bytes=len(data),
             status="processed",

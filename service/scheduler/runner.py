@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.store import ObjectStore
 from service.executors import Executor, build_executor
+from service.models.routes import VllmRoutes
 from service.registry import BaseModelEntry, load_registry
 from service.scheduler.claim import claim_and_launch
 from service.scheduler.context import SchedulerContext
+from service.scheduler.evaluation import Evaluator
 from service.scheduler.leases import reap_orphans, watch_attempts
 from service.scheduler.prepare import validate_pending
 from service.scheduler.shutdown import stop_attempts
@@ -53,6 +55,7 @@ class Scheduler:
         store: ObjectStore,
         registry: dict[str, BaseModelEntry] | None = None,
         executor: Executor | None = None,
+        routes: VllmRoutes | None = None,
     ) -> None:
         self.ctx = SchedulerContext(
             settings=settings,
@@ -62,6 +65,8 @@ class Scheduler:
             executor=executor or build_executor(settings, settings.resolved_data_dir),
         )
         self._adopted = False
+        self.evaluator = Evaluator(self.ctx, routes or VllmRoutes(settings.vllm_urls))
+        """Evaluation reports of succeeded jobs: its own thread while `run_forever` runs."""
 
     def tick(self) -> TickReport:
         """One round; safe to run in several processes against one Postgres."""
@@ -89,22 +94,24 @@ class Scheduler:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Tick every `scheduler_poll_seconds` until `stop` is set; errors are logged, not fatal.
-        The webhook deliverer runs beside the rounds, in its own thread and pool, so that no
-        endpoint holds up the jobs."""
+        The webhook deliverer and the evaluation worker run beside the rounds, each in a
+        thread of its own, so that no endpoint and no evaluation holds up the jobs."""
         deliverer = WebhookDeliverer(self.ctx.settings, self.ctx.sessions)
         webhooks = threading.Thread(
             target=deliverer.run_forever, args=(stop,), name="webhooks", daemon=True
         )
         webhooks.start()
+        interval = self.ctx.settings.scheduler_poll_seconds
+        evaluations = self.evaluator.start(stop)
         try:
-            self._rounds(stop)
+            self._loop(stop, interval)
         finally:
             stop.set()
             webhooks.join()
             deliverer.close()
+            evaluations.join(timeout=5)
 
-    def _rounds(self, stop: threading.Event) -> None:
-        interval = self.ctx.settings.scheduler_poll_seconds
+    def _loop(self, stop: threading.Event, interval: float) -> None:
         while not stop.is_set():
             started = time.monotonic()
             try:

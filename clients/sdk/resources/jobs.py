@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
@@ -17,11 +18,14 @@ from typing import Any
 from .._http import AsyncAPI, SyncAPI
 from ..errors import JobCancelledError, JobFailedError, WaitTimeoutError
 from ..pagination import AsyncPage, AsyncPaginator, SyncPage
+from ..types.files import FileObject
 from ..types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from ._paths import segment
 from .checkpoints import AsyncCheckpoints, Checkpoints
 
 EVENTS_PAGE = 100
+EVAL_REPORT = "eval_report.json"
+"""The filename of a job's evaluation report among its `result_files` (docs/api.md)."""
 
 
 def create_body(
@@ -126,6 +130,16 @@ class Jobs:
     def retrieve(self, fine_tuning_job_id: str) -> FineTuningJob:
         return self._api.get(f"fine_tuning/jobs/{segment(fine_tuning_job_id)}", FineTuningJob)
 
+    def eval_report(self, fine_tuning_job_id: str) -> dict[str, Any] | None:
+        """The job's evaluation report (`eval_report.json`), or None while it has none."""
+        job = self.retrieve(fine_tuning_job_id)
+        for file_id in reversed(job.result_files or []):
+            file = self._api.get(f"files/{segment(file_id)}", FileObject)
+            if file.filename == EVAL_REPORT:
+                content = self._api.request("GET", f"files/{segment(file_id)}/content").content
+                return dict(json.loads(content))
+        return None
+
     def cancel(self, fine_tuning_job_id: str) -> FineTuningJob:
         return self._action(fine_tuning_job_id, "cancel")
 
@@ -227,6 +241,16 @@ class AsyncJobs:
     async def retrieve(self, fine_tuning_job_id: str) -> FineTuningJob:
         path = f"fine_tuning/jobs/{segment(fine_tuning_job_id)}"
         return await self._api.get(path, FineTuningJob)
+
+    async def eval_report(self, fine_tuning_job_id: str) -> dict[str, Any] | None:
+        """The job's evaluation report (`eval_report.json`), or None while it has none."""
+        job = await self.retrieve(fine_tuning_job_id)
+        for file_id in reversed(job.result_files or []):
+            file = await self._api.get(f"files/{segment(file_id)}", FileObject)
+            if file.filename == EVAL_REPORT:
+                response = await self._api.request("GET", f"files/{segment(file_id)}/content")
+                return dict(json.loads(response.content))
+        return None
 
     async def cancel(self, fine_tuning_job_id: str) -> FineTuningJob:
         return await self._action(fine_tuning_job_id, "cancel")

@@ -3,7 +3,7 @@ queries (the jobs it validates, claims and watches)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select, update
@@ -239,3 +239,27 @@ def lock_job(session: Session, job_id: str) -> FineTuningJob | None:
     return session.scalars(
         select(FineTuningJob).where(FineTuningJob.id == job_id).with_for_update()
     ).first()
+
+
+def next_to_evaluate(
+    session: Session, skip_locked: bool, passed_over: Collection[str] = ()
+) -> FineTuningJob | None:
+    """The succeeded job that has waited longest for its evaluation (none yet, or one whose
+    lease ran out: its scheduler died), row-locked; `passed_over` are left out."""
+    query = (
+        select(FineTuningJob)
+        .where(
+            FineTuningJob.status == JobStatus.SUCCEEDED.value,
+            or_(
+                FineTuningJob.evaluation.is_(None),
+                (FineTuningJob.evaluation == "running")
+                & (FineTuningJob.evaluation_lease_expires_at < now()),
+            ),
+        )
+        .order_by(FineTuningJob.finished_at, FineTuningJob.id)
+        .limit(1)
+    )
+    if passed_over:
+        query = query.where(FineTuningJob.id.notin_(passed_over))
+    locked = query.with_for_update(skip_locked=True) if skip_locked else query
+    return session.scalars(locked).first()

@@ -251,6 +251,8 @@ function renderJob(jobId) {
   const chartCard = h("div", { class: "card" }, h("h2", {}, "Loss"), h("div", { class: "chart-box" }, canvas), chartNote);
   const checkpoints = h("div", { class: "card table-wrap", id: "checkpoints" }, h("h2", {}, "Checkpoints"));
   const results = h("div", { class: "card", id: "result-files" }, h("h2", {}, "Result files"));
+  const evaluation = h("div", { class: "card table-wrap", id: "evaluation", hidden: "" });
+  const reports = new Map(); // result file id -> its evaluation report, or null (another file)
   const eventsList = h("ul");
   const events = h("div", { class: "card" }, h("h2", {}, "Events"), h("div", { class: "events", id: "events" }, eventsList));
   const errorOut = h("div");
@@ -261,6 +263,7 @@ function renderJob(jobId) {
     h("div", { class: "grid2" }, summary, hyper),
     chartCard,
     h("div", { class: "grid2" }, checkpoints, results),
+    evaluation,
     events,
   );
 
@@ -322,6 +325,40 @@ function renderJob(jobId) {
       files.length === 0
         ? h("p", { class: "muted" }, FINAL.has(job.status) ? "None." : "Written when the job finishes.")
         : h("ul", {}, files.map((id) => h("li", {}, h("button", { class: "link download", type: "button", "data-file": id, onclick: () => download(id, `${id}.csv`).catch((e) => actionsOut.replaceChildren(errorBox(e))) }, `Download ${id}`)))),
+    );
+    showEvaluation(files).catch(() => {}); // the report is extra: the page works without it
+  }
+
+  async function showEvaluation(files) {
+    for (const id of files) {
+      if (!reports.has(id)) {
+        const file = await api(`/v1/files/${id}`);
+        reports.set(id, file.filename === "eval_report.json" ? await api(`/v1/files/${id}/content`) : null);
+      }
+    }
+    const report = [...files].reverse().map((id) => reports.get(id)).find((r) => r);
+    if (!report) return;
+    const pct = (n) => (typeof n === "number" ? `${(100 * n).toFixed(1)}%` : "—");
+    const rows = report.models.map((m) =>
+      h("tr", { "data-kind": m.kind },
+        h("td", {}, m.kind.replace("_", "-")),
+        h("td", { class: "mono small" }, m.model),
+        h("td", { class: "num" }, m.matches == null ? "—" : `${m.matches}/${report.examples}`),
+        h("td", { class: "num" }, pct(m.exact_match)),
+        h("td", { class: "num" }, pct(m.f1)),
+        h("td", { class: "num wide-only" }, fmtLoss(m.valid_loss))));
+    const where = report.data === "validation_file" ? "the validation file" : "held-out training lines";
+    evaluation.hidden = false;
+    evaluation.replaceChildren(
+      h("h2", {}, "Evaluation"),
+      h("p", { class: "small muted" }, `${report.examples} examples from ${where}, greedy answers, ${Math.round(report.seconds)} s`),
+      h("table", {},
+        h("thead", {}, h("tr", {}, h("th", {}, "Kind"), h("th", {}, "Model"), h("th", { class: "num" }, "Matches"),
+          h("th", { class: "num" }, "Exact match"), h("th", { class: "num" }, "F1"), h("th", { class: "num wide-only" }, "Valid loss"))),
+        h("tbody", {}, rows)),
+      report.outliers.length
+        ? h("p", { class: "small" }, "Highest final loss: ", report.outliers.map((o) => `line ${o.line} (${o.loss.toFixed(2)})`).join(", "))
+        : null,
     );
   }
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import sessionmaker
 from contracts import spec as trainer_spec
 from contracts.spec import JobSpec, LoraConfig
 from contracts.store import open_store
-from service.db.tables import FineTuningJob
+from service.db.tables import File, FineTuningJob
 from service.scheduler.claim import build_spec
 from service.scheduler.context import SchedulerContext
 from service.settings import Settings
@@ -43,8 +43,29 @@ def _job(**columns: Any) -> FineTuningJob:
     return FineTuningJob(**values)
 
 
-def _spec(ctx: SchedulerContext, job: FineTuningJob) -> JobSpec:
-    return JobSpec.model_validate_json(build_spec(ctx, None, job, 1))  # type: ignore[arg-type]
+class _Files:
+    """Stands in for the session: `build_spec` reads only the training file's row."""
+
+    def __init__(self, lines: int = 12) -> None:
+        self.lines = lines
+
+    def get(self, table: type, key: str) -> File:
+        return File(id=key, lines=self.lines)
+
+
+def _spec(ctx: SchedulerContext, job: FineTuningJob, lines: int = 12) -> JobSpec:
+    return JobSpec.model_validate_json(build_spec(ctx, _Files(lines), job, 1))  # type: ignore[arg-type]
+
+
+def test_a_job_without_validation_file_holds_training_lines_out(tmp_path: Path) -> None:
+    spec = _spec(_context(tmp_path), _job(), lines=200)
+    assert len(spec.held_out_lines) == 20 and set(spec.held_out_lines) <= set(range(1, 201))
+    assert _spec(_context(tmp_path), _job(), lines=200).held_out_lines == spec.held_out_lines
+    assert _spec(_context(tmp_path), _job(), lines=12).held_out_lines == []  # too few to spare
+    with_validation = _job(validation_file="file-valid")
+    assert _spec(_context(tmp_path), with_validation, lines=200).held_out_lines == []
+    off = _context(tmp_path, eval_holdout_fraction=0)
+    assert _spec(off, _job(), lines=200).held_out_lines == []
 
 
 def test_lora_and_learning_rate_of_the_job_reach_the_jobspec(tmp_path: Path) -> None:

@@ -1,0 +1,230 @@
+"""The evaluation worker's policy around the answers: a report as a result file with its
+event (validation file, held-out lines, a source model's answers), a vLLM that is down
+leaving the job `succeeded` with a warning, and an evaluation whose scheduler died taken
+again. Postgres, a local store, and a stand-in for vLLM's chat endpoint (an HTTP server that
+answers from a table): the real vLLM and trainer run in tests/e2e/test_eval_report.py."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from contracts import layout
+from contracts.store import LocalStore
+from service.db.engine import make_engine, make_sessionmaker
+from service.db.migrate import upgrade
+from service.db.repositories import projects
+from service.db.repositories.files import file_key
+from service.db.tables import File, FineTuningJob, FineTuningJobEvent
+from service.ids import new_id, now
+from service.jobs import service as jobs
+from service.jobs.status import JobStatus
+from service.models.routes import VllmRoutes
+from service.scheduler.context import SchedulerContext
+from service.scheduler.evaluation import Evaluator
+from service.settings import Settings
+from tests.conftest import free_port
+
+BASE = "whetstone-tiny"
+QA = [(f"Q{i}?", f"A{i}.") for i in range(6)]
+
+
+class StandInVllm(BaseHTTPRequestHandler):
+    """The fine-tuned model knows every answer, the base model none."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        question = body["messages"][-1]["content"]
+        known = dict(QA)
+        text = known[question] if body["model"].startswith("ft:") else "I do not know."
+        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]})
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out.encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class World:
+    sessions: sessionmaker[Session]
+    store: LocalStore
+    tmp: Path
+
+    def evaluator(self, vllm_url: str, **settings: Any) -> Evaluator:
+        ctx = SchedulerContext(
+            settings=Settings(data_dir=self.tmp, **settings), sessions=self.sessions,
+            store=self.store, registry={},
+            executor=None,  # type: ignore[arg-type]  # the evaluator launches nothing
+        )  # fmt: skip
+        return Evaluator(ctx, VllmRoutes({BASE: vllm_url}))
+
+    def add_file(self, project_id: str, data: bytes) -> str:
+        with self.sessions() as session:
+            file = File(
+                id=new_id("file"), project_id=project_id, filename="d.jsonl",
+                purpose="fine-tune", bytes=len(data), status="processed", format="chat",
+                lines=data.count(b"\n"), created_at=now(),
+            )  # fmt: skip
+            session.add(file)
+            session.commit()
+        self.store.put_bytes(file_key(file.id), data)
+        return file.id
+
+    def succeeded_job(self, validation: bool = True, **columns: Any) -> str:
+        """A job as the scheduler leaves it once its trainer finished."""
+        with self.sessions() as session:
+            project = projects.get_or_create_project(session, "alpha")
+            session.commit()
+        data = _dataset()
+        train = self.add_file(project.id, data)
+        job_id = new_id("ftjob")
+        with self.sessions() as session:
+            job = FineTuningJob(
+                id=job_id, project_id=project.id, created_at=now(), updated_at=now(),
+                status="running", model=BASE, base_model=BASE, training_file=train,
+                validation_file=self.add_file(project.id, data) if validation else None,
+                method={"type": "supervised"}, seed=1, result_files=[],
+                output_model=f"ft:{BASE}:alpha::{job_id[6:14]}", **columns,
+            )  # fmt: skip
+            session.add(job)
+            jobs.mark_succeeded(session, job, trained_tokens=10, result_files=["file-csv"])
+            session.commit()
+        self.store.put_bytes(
+            layout.example_losses_key(job_id), b'{"examples": [{"line": 3, "loss": 2.5}]}'
+        )
+        return job_id
+
+    def job(self, job_id: str) -> FineTuningJob:
+        with self.sessions() as session:
+            job = session.get(FineTuningJob, job_id)
+            assert job is not None
+            return job
+
+    def events(self, job_id: str) -> list[tuple[str, str]]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(FineTuningJobEvent.level, FineTuningJobEvent.message)
+                .where(FineTuningJobEvent.job_id == job_id)
+                .order_by(FineTuningJobEvent.seq)
+            ).all()
+            return [(level, message) for level, message in rows]
+
+    def report(self, job_id: str) -> dict[str, Any]:
+        report_id = self.job(job_id).result_files[-1]
+        return dict(json.loads(self.store.get_bytes(file_key(report_id))))
+
+
+def _dataset() -> bytes:
+    lines = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for q, a in QA
+    ]
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+@pytest.fixture()
+def world(tmp_path: Path, own_postgres_url: str) -> Iterator[World]:
+    engine = make_engine(own_postgres_url)
+    upgrade(engine)
+    yield World(make_sessionmaker(engine), LocalStore(tmp_path / "objects"), tmp_path)
+    engine.dispose()
+
+
+@pytest.fixture()
+def vllm_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandInVllm)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_report_is_a_result_file_with_an_event(world: World, vllm_url: str) -> None:
+    job_id = world.succeeded_job()
+    with world.sessions() as session:
+        job = session.get(FineTuningJob, job_id)
+        assert job is not None
+        answers = world.add_file(job.project_id, b'{"index": 0, "answer": "A0."}\n'
+                                 b'{"index": 1, "answer": "wrong"}\n')  # fmt: skip
+        job.job_metadata = {"source_answers_file": answers, "source_model": "gpt-4o-mini"}
+        session.commit()
+    assert world.evaluator(vllm_url).run_pending() == [job_id]
+
+    job = world.job(job_id)
+    assert job.status == "succeeded" and job.evaluation == "done"
+    assert job.result_files[0] == "file-csv" and len(job.result_files) == 2
+    report = world.report(job_id)
+    assert report["examples"] == 6 and report["data"] == "validation_file"
+    kinds = {m["kind"]: m for m in report["models"]}
+    assert kinds["fine_tuned"]["exact_match"] == 1.0 and kinds["base"]["exact_match"] == 0.0
+    assert kinds["source"]["model"] == "gpt-4o-mini" and kinds["source"]["matches"] == 1
+    assert report["outliers"] == [{"line": 3, "loss": 2.5}]
+    assert report["samples"][0]["fine_tuned"] == "A0." and report["samples"][0]["source"] == "A0."
+    assert report["seconds"] >= 0
+    assert world.events(job_id)[-1] == (
+        "info", "Evaluation: exact match 6/6 fine-tuned, 0/6 base, 1/6 gpt-4o-mini on the "
+        "validation file",
+    )  # fmt: skip
+    assert world.evaluator(vllm_url).run_pending() == []  # done once
+
+
+def test_held_out_lines_are_the_evaluation_without_a_validation_file(
+    world: World, vllm_url: str
+) -> None:
+    job_id = world.succeeded_job(validation=False, spec=json.dumps({
+        "job_id": "x", "base_model": {"name": BASE, "path": "/m", "max_seq_len": 64},
+        "training_file": "file:///t", "output": "file:///o/", "held_out_lines": [2, 5],
+    }))  # fmt: skip
+    world.evaluator(vllm_url).run_pending()
+    report = world.report(job_id)
+    assert report["data"] == "held_out" and report["examples"] == 2
+    assert [s["reference"] for s in report["samples"]] == ["A1.", "A4."]
+    assert world.events(job_id)[-1][1] == (
+        "Evaluation: exact match 2/2 fine-tuned, 0/2 base on 2 held-out training examples"
+    )
+
+
+def test_a_vllm_that_is_down_leaves_the_job_succeeded_with_a_warning(world: World) -> None:
+    job_id = world.succeeded_job()
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    waiting = world.evaluator(down, eval_wait_seconds=600)
+    assert waiting.run_pending() == []  # it waits for vLLM to come up
+    assert world.job(job_id).evaluation is None
+
+    assert world.evaluator(down, eval_wait_seconds=0).run_pending() == [job_id]
+    job = world.job(job_id)
+    assert job.status == JobStatus.SUCCEEDED.value and job.evaluation == "failed"
+    assert job.result_files == ["file-csv"]
+    level, message = world.events(job_id)[-1]
+    assert level == "warn" and message.startswith("Evaluation failed: the model server at")
+
+
+def test_an_evaluation_whose_scheduler_died_runs_again(world: World, vllm_url: str) -> None:
+    job_id = world.succeeded_job()
+    with world.sessions() as session:
+        job = session.get(FineTuningJob, job_id)
+        assert job is not None
+        job.evaluation, job.evaluation_lease_expires_at = "running", now() + 60
+        session.commit()
+    assert world.evaluator(vllm_url).run_pending() == []  # its lease still runs
+    with world.sessions() as session:
+        job = session.get(FineTuningJob, job_id)
+        assert job is not None
+        job.evaluation_lease_expires_at = now() - 1
+        session.commit()
+    assert world.evaluator(vllm_url).run_pending() == [job_id]
+    assert world.job(job_id).evaluation == "done"
