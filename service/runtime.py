@@ -94,7 +94,10 @@ class Runtime:
         from service.serving_client import ServingClient
 
         engine, registry = self.engine, self.registry
-        routes = VllmRoutes(self.settings.vllm_urls, self.supervisor)
+        key = self.settings.vllm_api_key
+        routes = VllmRoutes(
+            self.settings.vllm_urls, self.supervisor, key.get_secret_value() if key else None
+        )
         return Services(
             settings=self.settings,
             engine=engine,

@@ -82,7 +82,8 @@ class ServingClient:
         """POST `body` to the vLLM of `base_model`; a JSON or SSE response for the caller."""
         url = self.routes.url(base_model) + CHAT_PATH
         try:
-            upstream = await self._http().post(url, data=body, headers=_JSON)
+            headers = {**_JSON, **self.routes.auth_headers(base_model)}
+            upstream = await self._http().post(url, data=body, headers=headers)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
             log.warning("vLLM of %s unreachable at %s: %r", base_model, url, e)
             raise not_ready(base_model) from e

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, NonNegativeInt
+from pydantic import Field, NonNegativeInt, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from service.executors.settings import ExecutorSettings
@@ -69,6 +69,12 @@ class Settings(ExecutorSettings):
         '`{"whetstone-tiny": "http://vllm-whetstone-tiny:8000"}`. On Kubernetes, the ClusterIP '
         "Service of each base model's vLLM. A base model not listed here is served by the "
         "local supervisor (`whetstone up`), if any; otherwise chat answers 503.",
+    )
+    vllm_api_key: SecretStr | None = Field(
+        default=None,
+        description="The API key of the vLLMs at `WHETSTONE_VLLM_URLS` (their `VLLM_API_KEY`): "
+        "sent as a bearer token with every request the service makes to them. The local "
+        "supervisor's vLLMs get a fresh random key each start instead.",
     )
     vllm_connect_timeout: float = Field(
         default=2.0,

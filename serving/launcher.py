@@ -16,6 +16,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+API_KEY_ENV = "VLLM_API_KEY"
+"""vLLM's API key, read from its environment (a command line is readable by every local user):
+set by the local supervisor, from a Secret on Kubernetes. vLLM then answers 401 on every `/v1`
+route without it (`/health` stays open)."""
 RESOLVER_PLUGIN = "whetstone_lora_resolver"
 
 
@@ -139,10 +143,11 @@ def vllm_args(entry: BaseModelEntry, *, port: int, host: str = "127.0.0.1") -> l
 
 
 def vllm_env(entry: BaseModelEntry, resolver: ResolverSettings) -> dict[str, str]:
-    """Variables to add to the environment vLLM runs in (credentials are not among them)."""
+    """Variables to add to the environment vLLM runs in (credentials are not among them: the
+    supervisor adds `API_KEY_ENV`, Kubernetes takes it from a Secret)."""
     env = {
         # Runtime adapters: the resolver plugin and /v1/load_lora_adapter. These endpoints
-        # let any caller load or unload adapters: vLLM must only be reachable by the API.
+        # load or unload any adapter: only the API, which holds vLLM's API key, calls them.
         "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true",
         "VLLM_PLUGINS": RESOLVER_PLUGIN,
         "WHETSTONE_OBJECT_STORE_URL": resolver.object_store_url,

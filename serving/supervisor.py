@@ -9,11 +9,15 @@ this through `base_url`, `is_ready`, `load_adapter` and `unload_adapter`.
 
 from __future__ import annotations
 
+import ctypes
+import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +29,7 @@ import httpx
 
 from contracts.store import open_store
 from serving.adapters import AdapterCache, AdapterRefused
-from serving.launcher import BaseModelEntry, ResolverSettings, vllm_command
+from serving.launcher import API_KEY_ENV, BaseModelEntry, ResolverSettings, vllm_command
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +106,19 @@ class Supervisor:
         poll_interval: float = 0.5,
         max_backoff: float = 30.0,
         request_timeout: float = 60.0,
+        api_key: str | None = None,
     ) -> None:
         self.resolver = resolver
+        self.api_key = api_key or secrets.token_urlsafe(32)
+        """vLLM's API key (`VLLM_API_KEY` in its environment, never on its command line): every
+        `/v1` route of vLLM, `load_lora_adapter` included, answers 401 without it. Made fresh
+        per supervisor unless given; the service holds it (`auth_headers`)."""
         self.log_dir = log_dir
         self.host = host
         self.startup_timeout = startup_timeout
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
-        self._http = httpx.Client(timeout=request_timeout)
+        self._http = httpx.Client(timeout=request_timeout, headers=self.auth_headers)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,14 +126,19 @@ class Supervisor:
         for entry in models:
             port = (ports or {}).get(entry.name) or free_port(host)
             argv, env = vllm_command(entry, resolver, port=port, host=host, python=python)
+            env[API_KEY_ENV] = self.api_key
             log_path = log_dir / f"{entry.name}.log"
             self._servers[entry.name] = _Server(entry, port, argv, env, log_path)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start every vLLM and the monitor thread; returns at once (see `wait_ready`)."""
+        """Start every vLLM and the monitor thread; returns at once (see `wait_ready`).
+
+        First stops what an earlier supervisor of this log folder left running (killed with
+        SIGKILL, it could not stop its vLLMs): the groups recorded in `pids.json`."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        reap_leftovers(self._pids_path)
         Path(self.resolver.lora_cache_dir).mkdir(parents=True, exist_ok=True)
         with self._lock:
             for server in self._servers.values():
@@ -151,6 +165,7 @@ class Supervisor:
                 if server.proc is not None:
                     _stop_group(server.proc, timeout)
                 server.ready = False
+            self._record_pids()
         self._http.close()
 
     def __enter__(self) -> Supervisor:
@@ -163,6 +178,11 @@ class Supervisor:
         self.stop()
 
     # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The header every request to these vLLMs' `/v1` routes carries."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def names(self) -> list[str]:
@@ -268,13 +288,32 @@ class Supervisor:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
+        self._record_pids()
         name, pid = server.entry.name, server.proc.pid
         gpus = server.env.get("CUDA_VISIBLE_DEVICES")
         where = "" if gpus is None else f", GPU {gpus or 'none'}"
         if gpus and server.entry.serving.device == "gpu":
             where += f" at {server.entry.serving.gpu_memory_utilization:.0%} of its memory"
         log.info("started vLLM for %s (pid %d, port %d%s)", name, pid, server.port, where)
+
+    @property
+    def _pids_path(self) -> Path:
+        return self.log_dir / PIDS_FILE
+
+    def _record_pids(self) -> None:
+        """`pids.json`: the process group and start time of each live vLLM, for the next
+        supervisor to stop if this process dies without stopping them."""
+        groups = {}
+        for server in self._servers.values():
+            proc = server.proc
+            start = _start_time(proc.pid) if proc is not None and proc.poll() is None else None
+            if proc is not None and start is not None:
+                groups[server.entry.name] = {"pgid": proc.pid, "start": start}
+        tmp = self._pids_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(groups))
+        tmp.replace(self._pids_path)
 
     def _monitor(self) -> None:
         while not self._stopping.wait(self.poll_interval):
@@ -321,6 +360,77 @@ class Supervisor:
         return answer.status_code == 200
 
 
+PIDS_FILE = "pids.json"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
+    """Linux: vLLM gets SIGTERM when the thread that started it dies, so a supervisor killed
+    with SIGKILL takes its vLLMs along (they run in their own session, out of reach of the
+    terminal's signals). Their own children are stopped by vLLM on that SIGTERM."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _start_time(pid: int) -> int | None:
+    """Field 22 of `/proc/{pid}/stat`: tells a process from a later one given its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def reap_leftovers(pids_path: Path, timeout: float = 10.0) -> list[int]:
+    """Stop the process groups an earlier supervisor recorded in `pids_path` that still run;
+    their pgids. A group outlives its leader (vLLM's engine processes); a pid is never given
+    to a new process while a group of that id exists, so a recorded group is ours unless its
+    id now names a live process that started at another time (a stranger with a reused pid,
+    the old group long gone)."""
+    try:
+        groups = json.loads(pids_path.read_text())
+    except (OSError, ValueError):
+        return []
+    reaped = []
+    for name, group in groups.items():
+        pgid, start = int(group["pgid"]), int(group["start"])
+        now_start = _start_time(pgid)
+        if (now_start is not None and now_start != start) or not _group_alive(pgid):
+            continue
+        log.warning("stopping the vLLM for %s an earlier run left behind (group %d)", name, pgid)
+        _killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _killpg(pgid, signal.SIGKILL)
+        reaped.append(pgid)
+    pids_path.unlink(missing_ok=True)
+    return reaped
+
+
+def _group_alive(pgid: int) -> bool:
+    """Some process of group `pgid` still runs (zombies, waiting to be reaped, do not)."""
+    if not Path("/proc/self/stat").exists():  # pragma: no cover - not Linux
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
     """SIGTERM the process group of `proc`, wait, then SIGKILL whatever is left of it."""
     pgid = proc.pid  # start_new_session: the leader's pid is the group id
@@ -332,6 +442,9 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
             pass
     _killpg(pgid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 2  # SIGKILL lands a moment later in the rest of the group
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _killpg(pgid: int, sig: signal.Signals) -> None:

@@ -55,6 +55,7 @@ def start_chat_server(
         "WHETSTONE_BASE_MODELS_FILE": str(registry),
         "WHETSTONE_OBJECT_STORE_URL": vllm.store_url,
         "WHETSTONE_VLLM_URLS": json.dumps({vllm.base_model: vllm.base_url}),
+        "WHETSTONE_VLLM_API_KEY": vllm.supervisor.api_key,
         **(extra_env or {}),
     }
     with start_server(data_dir, None, env) as server:

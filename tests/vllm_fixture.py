@@ -45,6 +45,11 @@ class VllmServer:
     def base_url(self) -> str:
         return self.supervisor.base_url(self.base_model)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """vLLM's API key: every `/v1` route of vLLM answers 401 without it."""
+        return self.supervisor.auth_headers
+
     def chat(self, model: str, content: str = "hello there", max_tokens: int = 8) -> httpx.Response:
         """A greedy chat completion straight to vLLM."""
         body = {
@@ -53,7 +58,8 @@ class VllmServer:
             "max_tokens": max_tokens,
             "temperature": 0,
         }
-        return httpx.post(self.base_url + "/v1/chat/completions", json=body, timeout=120)
+        url = self.base_url + "/v1/chat/completions"
+        return httpx.post(url, json=body, headers=self.headers, timeout=120)
 
     def answer(self, model: str, content: str = "hello there", max_tokens: int = 8) -> str:
         response = self.chat(model, content, max_tokens)

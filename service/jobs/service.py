@@ -15,7 +15,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from contracts.layout import checkpoint_prefix
 from contracts.messages import StepMetrics
@@ -26,7 +28,7 @@ from service.db.tables import FineTuningJobEvent as EventRow
 from service.errors import InvalidRequest
 from service.ids import new_id, now
 from service.jobs.hyperparameters import FineTuneMethod, with_resolved
-from service.jobs.status import JobStatus, RequestedAction, check_transition
+from service.jobs.status import InvalidTransition, JobStatus, RequestedAction, check_transition
 from service.webhooks import outbox
 
 log = logging.getLogger("whetstone.events")
@@ -76,13 +78,34 @@ def transition(
     """Move the job to `new_status` if the table allows it (else `InvalidTransition`, a 400)
     and write the event: `message`, or the transition's own message. A final status also
     writes the webhook deliveries it owes (`service.webhooks.outbox`), in the same
-    transaction."""
-    default = check_transition(job.id, status_of(job), new_status)
-    job.status = new_status.value
-    job.updated_at = now()
+    transaction.
+
+    A compare-and-set on both databases: the row changes only if its status is still the one
+    this session read (`UPDATE ... WHERE status = :expected`). Two requests that read the same
+    status (a cancel and a pause sent together; SQLite has no row locks) cannot both pass: the
+    later one rereads the row and is checked again from what it is now (a cancel after a pause
+    that won still cancels; a pause after a cancel is `InvalidTransition`).
+    """
+    for _ in range(3):
+        expected = status_of(job)
+        default = check_transition(job.id, expected, new_status)
+        changes: dict[str, Any] = {"status": new_status.value, "updated_at": now()}
+        if new_status.is_final:
+            changes |= {"finished_at": changes["updated_at"], "estimated_finish": None}
+        swapped = session.execute(
+            update(FineTuningJob)
+            .where(FineTuningJob.id == job.id, FineTuningJob.status == expected.value)
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
+        if swapped.rowcount == 1:  # type: ignore[attr-defined]
+            break
+        session.refresh(job, ["status"])
+    else:
+        raise InvalidTransition(job.id, status_of(job), new_status)
+    for name, value in changes.items():
+        set_committed_value(job, name, value)
     if new_status.is_final:
-        job.finished_at = job.updated_at
-        job.estimated_finish = None
         outbox.enqueue(session, job, new_status)
     return add_event(session, job, message or default, level=level)
 

@@ -17,9 +17,24 @@ if TYPE_CHECKING:
 class VllmRoutes:
     """The vLLM of each base model: configured URLs first, then the local supervisor's."""
 
-    def __init__(self, urls: Mapping[str, str], supervisor: Supervisor | None = None) -> None:
+    def __init__(
+        self,
+        urls: Mapping[str, str],
+        supervisor: Supervisor | None = None,
+        api_key: str | None = None,
+    ) -> None:
         self.urls = {name: url.rstrip("/") for name, url in urls.items()}
         self.supervisor = supervisor
+        self.api_key = api_key
+        """The API key of the vLLMs at `urls` (`WHETSTONE_VLLM_API_KEY`); the local
+        supervisor's vLLMs have their own."""
+
+    def auth_headers(self, base_model: str) -> dict[str, str]:
+        """The `Authorization` header requests to the vLLM of `base_model` carry."""
+        if self.supervises(base_model):
+            assert self.supervisor is not None
+            return self.supervisor.auth_headers
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def supervises(self, base_model: str) -> bool:
         """True when the local supervisor runs this base model's vLLM (and no URL overrides)."""

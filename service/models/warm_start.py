@@ -72,7 +72,8 @@ class AdapterControl:
                 assert self.routes.supervisor is not None
                 return self.routes.supervisor.unload_adapter(base_model, model)
             url = self.routes.url(base_model) + "/v1/unload_lora_adapter"
-            answer = self._http.post(url, json={"lora_name": model})
+            headers = self.routes.auth_headers(base_model)
+            answer = self._http.post(url, json={"lora_name": model}, headers=headers)
         except (ServingError, httpx.HTTPError) as e:
             log.warning("unload of %s from %s failed: %s", model, base_model, e)
             return False
@@ -87,6 +88,6 @@ class AdapterControl:
     def _warm_remote(self, model: str, base_model: str) -> None:
         url = self.routes.url(base_model) + "/v1/completions"
         body = {"model": model, "prompt": "hi", "max_tokens": 1}
-        answer = self._http.post(url, json=body)
+        answer = self._http.post(url, json=body, headers=self.routes.auth_headers(base_model))
         if answer.status_code != 200:
             raise ServingError(f"vLLM answered {answer.status_code}: {answer.text[:300]}")

@@ -297,4 +297,5 @@ def _connections(pid: int, port: int) -> set[str]:
 
 
 def _vllm_models(vllm: VllmServer) -> set[str]:
-    return {m["id"] for m in httpx.get(vllm.base_url + "/v1/models").json()["data"]}
+    answer = httpx.get(vllm.base_url + "/v1/models", headers=vllm.headers)
+    return {m["id"] for m in answer.json()["data"]}

@@ -90,7 +90,9 @@ def test_family_adapter_is_served_and_gives_the_trained_answers(
         except TimeoutError:
             log = (tmp_path / "logs" / f"{family}.log").read_text()[-4000:]
             pytest.fail(f"vLLM did not start for {family}:\n{log}")
-        client = openai.OpenAI(base_url=supervisor.base_url(family) + "/v1", api_key="none")
+        client = openai.OpenAI(
+            base_url=supervisor.base_url(family) + "/v1", api_key=supervisor.api_key
+        )
         for question, answer in FACTS:
             reply = client.chat.completions.create(
                 model=tuned, messages=[{"role": "user", "content": question}],

@@ -24,7 +24,8 @@ def _publish(server: VllmServer, tmp_path: Path, seed: int) -> str:
 
 
 def _loaded(server: VllmServer) -> set[str]:
-    return {m["id"] for m in httpx.get(server.base_url + "/v1/models").json()["data"]}
+    answer = httpx.get(server.base_url + "/v1/models", headers=server.headers)
+    return {m["id"] for m in answer.json()["data"]}
 
 
 def _first_token_seconds(server: VllmServer, model: str) -> float:
@@ -42,7 +43,10 @@ def test_warm_start_loads_before_the_first_request_and_unload_removes(
     if route == "supervisor":
         routes = VllmRoutes({}, vllm_server.supervisor)
     else:
-        routes = VllmRoutes({vllm_server.base_model: vllm_server.base_url})
+        routes = VllmRoutes(
+            {vllm_server.base_model: vllm_server.base_url},
+            api_key=vllm_server.supervisor.api_key,  # as WHETSTONE_VLLM_API_KEY gives it
+        )
     control = AdapterControl(routes)
     try:
         assert name not in _loaded(vllm_server)

@@ -27,7 +27,7 @@ def _stream_until_error(server: VllmServer, first_chunk: threading.Event) -> Bas
     }
     url = server.base_url + "/v1/chat/completions"
     try:
-        with httpx.stream("POST", url, json=body, timeout=30) as response:
+        with httpx.stream("POST", url, json=body, headers=server.headers, timeout=30) as response:
             for _ in response.iter_lines():
                 first_chunk.set()
     except httpx.HTTPError as e:

@@ -161,7 +161,7 @@ def test_vllm_runs_with_the_resolver_as_the_launcher_says(docs: list[Doc]) -> No
     served = set()
     for workload, template in vllm_pods(docs):
         (container,) = template["spec"]["containers"]
-        env = {e["name"]: e["value"] for e in container["env"]}
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
         entry = entries[env["WHETSTONE_BASE_MODEL"]]
         served.add(entry.name)
         assert container["args"] == vllm_args(entry, port=8000, host="0.0.0.0")
@@ -175,6 +175,27 @@ def test_vllm_runs_with_the_resolver_as_the_launcher_says(docs: list[Doc]) -> No
         assert "--enable-lora" in container["args"]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert served == set(entries), "one vLLM Deployment per registered base model"
+
+
+def _secret_refs(container: Doc) -> dict[str, tuple[str, str]]:
+    return {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+
+
+def test_every_vllm_wants_the_api_key_the_api_holds(docs: list[Doc]) -> None:
+    (api,) = named(docs, "Deployment", "whetstone-api")["spec"]["template"]["spec"]["containers"]
+    held = _secret_refs(api)["WHETSTONE_VLLM_API_KEY"]
+    secret = named(docs, "Secret", held[0])
+    assert held[1] in secret["stringData"]
+    pods = list(vllm_pods(docs))
+    assert pods
+    for _, template in pods:
+        (container,) = template["spec"]["containers"]
+        assert _secret_refs(container)["VLLM_API_KEY"] == held
+        assert "--api-key" not in container["args"]  # a command line is readable by all
 
 
 def executor_settings(docs: list[Doc]) -> ExecutorSettings:

@@ -184,3 +184,72 @@ def test_adapter_calls_on_a_server_that_is_down_say_not_ready(
     with pytest.raises(NotReady):
         supervisor.load_adapter("tiny", "ft:tiny:proj::abc12345", path=str(tmp_path))
     assert supervisor.unload_adapter("tiny", "ft:tiny:proj::abc12345") is False
+
+
+RUN_SUPERVISOR = """
+import sys, time
+from pathlib import Path
+from serving.launcher import BaseModelEntry, ResolverSettings
+from serving.supervisor import Supervisor
+root = Path(sys.argv[1])
+entry = BaseModelEntry(name="tiny", path="/models/tiny", max_seq_len=256)
+resolver = ResolverSettings(object_store_url=sys.argv[3], lora_cache_dir=str(root / "cache"))
+sup = Supervisor([entry], resolver, root / "logs", python=sys.argv[2], poll_interval=0.1)
+sup.start()
+sup.wait_ready(timeout=20)
+print(sup.status("tiny").pid, flush=True)
+time.sleep(300)
+"""
+
+
+def _gone_within(pids: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while any(_alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_supervisor_killed_with_sigkill_leaves_no_vllm_behind(
+    fake_vllm: Path, store: LocalStore, tmp_path: Path
+) -> None:
+    """vLLM dies with its supervisor (parent-death signal); what it started (vLLM's engine)
+    is stopped by the next supervisor of the folder, from the groups in `pids.json`."""
+    import subprocess
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", RUN_SUPERVISOR, str(tmp_path), str(fake_vllm), store.url],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[3],
+    )
+    assert parent.stdout is not None
+    vllm_pid = int(parent.stdout.readline())
+    (engine,) = _children(tmp_path)
+    assert _alive(vllm_pid) and _alive(engine)
+    parent.kill()
+    parent.wait()
+    assert _gone_within([vllm_pid], 10), "vLLM outlived its supervisor"
+    assert _alive(engine)  # the stand-in does not stop its child: vLLM's engine may linger
+
+    entry = BaseModelEntry(name="tiny", path="/models/tiny", max_seq_len=256)
+    resolver = ResolverSettings(object_store_url=store.url, lora_cache_dir=str(tmp_path / "c"))
+    with Supervisor([entry], resolver, tmp_path / "logs", python=str(fake_vllm)) as sup:
+        assert _gone_within([engine], 10), "the next start did not reap the leftover"
+        sup.wait_ready(timeout=20)
+
+
+def test_a_recorded_pid_now_used_by_a_stranger_is_left_alone(tmp_path: Path) -> None:
+    import subprocess
+
+    from serving.supervisor import reap_leftovers
+
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        pids = tmp_path / "pids.json"
+        pids.write_text(json.dumps({"tiny": {"pgid": stranger.pid, "start": 1}}))
+        assert reap_leftovers(pids) == []
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
