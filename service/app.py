@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from service.api import chat, files, fine_tuning, internal, models
+from service.api import (
+    chat,
+    checkpoint_permissions,
+    files,
+    fine_tuning,
+    internal,
+    models,
+    organization,
+)
 from service.errors import install_error_handlers
 from service.runtime import Runtime
 from service.schemas.common import ERROR_RESPONSES
@@ -77,6 +85,9 @@ def create_app(
     install_error_handlers(app)
     # One router per OpenAI resource.
     for router in (files.router, fine_tuning.router, models.router, chat.router):
+        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    # The Admin API (admin keys): checkpoint permissions, projects and their keys.
+    for router in (checkpoint_permissions.router, organization.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(internal.router)  # the trainer's progress channel, not in the schema
     mount_ui(app)  # `/` -> `/ui/`: the web dashboard, a client of the API above
