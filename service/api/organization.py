@@ -95,28 +95,28 @@ def list_keys(
 
 
 @router.get(
-    KEYS + "/{key_id}", operation_id="retrieve-project-api-key", response_model=ProjectApiKey
+    KEYS + "/{api_key_id}", operation_id="retrieve-project-api-key", response_model=ProjectApiKey
 )
 def retrieve_key(
-    project_id: str, key_id: str, admin: AdminDep, session: SessionDep
+    project_id: str, api_key_id: str, admin: AdminDep, session: SessionDep
 ) -> ProjectApiKey:
     project = _project(session, project_id)
-    return ProjectApiKey.of(_key(session, project, key_id), project)
+    return ProjectApiKey.of(_key(session, project, api_key_id), project)
 
 
 @router.delete(
-    KEYS + "/{key_id}",
+    KEYS + "/{api_key_id}",
     operation_id="delete-project-api-key",
     response_model=DeleteProjectApiKeyResponse,
 )
 def delete_key(
-    project_id: str, key_id: str, admin: AdminDep, session: SessionDep, services: ServicesDep
+    project_id: str, api_key_id: str, admin: AdminDep, session: SessionDep, services: ServicesDep
 ) -> DeleteProjectApiKeyResponse:
     """Delete (revoke) a project's API key: refused from the next request on."""
-    key = _key(session, _project(session, project_id), key_id)
+    key = _key(session, _project(session, project_id), api_key_id)
     repo.delete_key(session, key)
     _commit_revocation(session, services)
-    return DeleteProjectApiKeyResponse(id=key_id)
+    return DeleteProjectApiKeyResponse(id=api_key_id)
 
 
 def _project(session: Session, project_id: str) -> ProjectRow:
@@ -126,10 +126,10 @@ def _project(session: Session, project_id: str) -> ProjectRow:
     return project
 
 
-def _key(session: Session, project: ProjectRow, key_id: str) -> ApiKeyRow:
-    key = repo.get_key(session, key_id)
+def _key(session: Session, project: ProjectRow, api_key_id: str) -> ApiKeyRow:
+    key = repo.get_key(session, api_key_id)
     if key is None or key.project_id != project.id:
-        raise not_found("api_key", key_id, param="key_id")
+        raise not_found("api_key", api_key_id, param="api_key_id")
     return key
 
 
