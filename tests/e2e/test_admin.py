@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -167,7 +167,7 @@ def test_admin_grants_project_b_a_checkpoint_of_project_a(
     assert [p.id for p in first.data] == [oldest_first[0].id] and first.has_more
     assert [p.id for p in first.get_next_page().data] == [oldest_first[1].id]
     with pytest.warns(DeprecationWarning):
-        assert len(permissions.retrieve(checkpoint).data) == 2  # type: ignore[arg-type]
+        assert len(permissions.retrieve(checkpoint).data) == 2
 
     # Deleting the permission: B is refused on its very next request (answers are remembered
     # for five minutes here), and the checkpoint leaves B's list.
@@ -197,7 +197,7 @@ def test_bad_permission_requests_are_clear_4xx(server: Server, admin_key: str) -
 
 def test_project_keys_are_refused_on_admin_routes(server: Server, admin_key: str) -> None:
     project = admin_client(server, server.key_b)
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: project.admin.organization.projects.list(),
         lambda: project.admin.organization.projects.retrieve("proj-x"),
         lambda: project.fine_tuning.checkpoints.permissions.create("ft:x", project_ids=["p"]),
