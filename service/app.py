@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from service.api import chat, files, fine_tuning, internal, models, uploads, webhooks
+from service.api import (
+    chat,
+    checkpoint_permissions,
+    files,
+    fine_tuning,
+    internal,
+    models,
+    organization,
+    uploads,
+    webhooks,
+)
 from service.errors import install_error_handlers
 from service.runtime import Runtime
 from service.schemas.common import ERROR_RESPONSES
@@ -80,6 +90,9 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     # Whetstone's extension: the endpoints told when jobs end.
     app.include_router(webhooks.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    # The Admin API (admin keys): checkpoint permissions, projects and their keys.
+    for router in (checkpoint_permissions.router, organization.router):
+        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(internal.router)  # the trainer's progress channel, not in the schema
     mount_ui(app)  # `/` -> `/ui/`: the web dashboard, a client of the API above
 

@@ -1,15 +1,22 @@
-"""`Authorization: Bearer <key>` -> the caller's project; anything else is a 401."""
+"""`Authorization: Bearer <key>` -> the caller: a project (its API key) or the organization
+(an admin key, `sk-admin-...`, for the Admin API). No key or an unknown one is a 401; a key
+of the wrong kind for the route is a 403.
+
+Nothing about a key is cached here: every request looks its key up, so a revoked key or an
+archived project is refused on the very next request.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
-from service.db.repositories import projects
-from service.db.tables import Project
+from service.db.repositories import admin_keys, projects
+from service.db.tables import AdminApiKey, Project
 from service.deps import ServicesDep
-from service.errors import Authentication
+from service.errors import Authentication, PermissionDenied
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -35,9 +42,43 @@ def current_project(request: Request, services: ServicesDep) -> Project:
     key = bearer_key(request)
     with services.sessions() as session:
         project = projects.project_for_key(session, key)
-    if project is None:
-        raise unknown_key(key)
+        if project is None:
+            raise refused_key(session, key)
+    if project.archived_at is not None:
+        raise Authentication(
+            f"The project of this API key ({project.id}) is archived: its keys no longer work."
+        )
     return project
+
+
+def current_admin(request: Request, services: ServicesDep) -> AdminApiKey:
+    """The caller's admin key; a project key is a 403 (it lacks the management scopes)."""
+    key = bearer_key(request)
+    with services.sessions() as session:
+        admin = admin_keys.admin_key_for(session, key)
+        if admin is None and projects.project_for_key(session, key) is not None:
+            raise PermissionDenied(
+                "You have insufficient permissions for this operation. Missing scopes: "
+                "api.management.read, api.management.write. This endpoint requires an admin "
+                "API key (sk-admin-..., made with `whetstone keys create --admin`), not a "
+                "project API key.",
+                code="insufficient_permissions",
+            )
+    if admin is None:
+        raise unknown_key(key)
+    return admin
+
+
+def refused_key(session: Session, key: str) -> Authentication | PermissionDenied:
+    """Why a key that is no project's key is refused: an admin key is the wrong kind (403),
+    anything else is unknown (401)."""
+    if key.startswith(admin_keys.ADMIN_KEY_PREFIX) and admin_keys.admin_key_for(session, key):
+        return PermissionDenied(
+            "Admin API keys can only be used with the Admin API (/v1/organization/... and the "
+            "checkpoint permissions). Use a project API key for this endpoint.",
+            code="insufficient_permissions",
+        )
+    return unknown_key(key)
 
 
 def unknown_key(key: str) -> Authentication:
@@ -45,3 +86,4 @@ def unknown_key(key: str) -> Authentication:
 
 
 ProjectDep = Annotated[Project, Depends(current_project)]
+AdminDep = Annotated[AdminApiKey, Depends(current_admin)]

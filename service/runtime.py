@@ -27,6 +27,7 @@ from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.executors import Executor, build_executor
 from service.registry import BaseModelEntry, load_registry
+from service.revocations import Revocations
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -77,6 +78,11 @@ class Runtime:
         return load_registry(self.settings)
 
     @cached_property
+    def revocations(self) -> Revocations:
+        """Where access taken away is recorded for every process of this data folder."""
+        return Revocations(self.settings.resolved_data_dir)
+
+    @cached_property
     def executor(self) -> Executor:
         """Where trainer attempts run: local subprocesses (logs in the data folder) or
         Kubernetes Jobs, as `WHETSTONE_EXECUTOR` says."""
@@ -109,7 +115,12 @@ class Runtime:
                 connect_timeout=self.settings.vllm_connect_timeout,
                 read_timeout=self.settings.vllm_read_timeout,
             ),
-            chat_access=ChatAccess(engine, registry, ttl=self.settings.chat_access_cache_seconds),
+            chat_access=ChatAccess(
+                engine,
+                registry,
+                ttl=self.settings.chat_access_cache_seconds,
+                revocations=self.revocations,
+            ),
             adapters=AdapterControl(routes),
         )
 

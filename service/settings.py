@@ -93,7 +93,9 @@ class Settings(ExecutorSettings):
         description="Seconds a chat request's check (the API key is known, the model is its "
         "project's) is remembered, so that a stream of requests skips the database. Only "
         "successes are kept; a model deleted through another API replica can still be "
-        "routed (to a vLLM that no longer finds it) for this long. 0 checks every request.",
+        "routed (to a vLLM that no longer finds it) for this long. A revoked key, a deleted "
+        "checkpoint permission or an archived project is refused from the next request on by "
+        "every API process of the data folder. 0 checks every request.",
     )
     vllm_gpus: str = Field(
         default="auto",

@@ -34,6 +34,8 @@ class Project(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # Archived (Admin API): its keys are refused, nothing else of it changes.
+    archived_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class ApiKey(Base):
@@ -45,6 +47,18 @@ class ApiKey(Base):
     project_id: Mapped[str] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), index=True
     )
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AdminApiKey(Base):
+    """An organization-level key (`sk-admin-...`) for the Admin API: projects, their keys,
+    checkpoint permissions. Tied to no project; stored as its SHA-256 hex digest."""
+
+    __tablename__ = "admin_api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[int] = mapped_column(BigInteger)
@@ -268,4 +282,20 @@ class UploadPart(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), index=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class CheckpointPermission(Base):
+    """A grant: project `project_id` may use the fine-tuned (or checkpoint) model `model` of
+    another project: chat with it, see it in `/v1/models`, and train on top of it."""
+
+    __tablename__ = "checkpoint_permissions"
+    __table_args__ = (
+        UniqueConstraint("model", "project_id", name="uq_checkpoint_permissions_model_project"),
+        Index("ix_checkpoint_permissions_project", "project_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(ForeignKey("fine_tuned_models.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     created_at: Mapped[int] = mapped_column(BigInteger)

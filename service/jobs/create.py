@@ -41,10 +41,11 @@ from service.schemas.fine_tuning import MAX_SEED, CreateFineTuningJobRequest
 def base_of(
     session: Session, registry: dict[str, BaseModelEntry], project_id: str, model: str
 ) -> tuple[str, str | None]:
-    """`(base model, parent fine-tuned model or None)` for a job on `model`."""
+    """`(base model, parent fine-tuned model or None)` for a job on `model`: a registered
+    base model, or a live fine-tuned model the project owns or was granted."""
     if model in registry:
         return model, None
-    parent = models_repo.get_model(session, project_id, model)
+    parent = models_repo.get_usable_model(session, project_id, model)
     if parent is None:
         raise InvalidRequest(
             f"Model {model} is not available for fine-tuning or does not exist.",

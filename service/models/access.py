@@ -7,6 +7,10 @@ seconds (`WHETSTONE_CHAT_ACCESS_CACHE_SECONDS`; 0 asks every time). A no is neve
 key or model works at once. Deleting a model in this process forgets it at once; another API
 replica may still route it for up to `ttl` seconds, to a vLLM that has unloaded it and whose
 resolver no longer finds it (404).
+
+Taking access away (a key revoked, a checkpoint permission deleted, a project archived) is
+recorded in `service.revocations`; a remembered yes counts only while the revocation stamp it
+was given under is still the latest, so a revocation holds from the very next request.
 """
 
 from __future__ import annotations
@@ -16,32 +20,54 @@ import time
 from collections.abc import Container
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from service.auth import unknown_key
+from service.auth import refused_key
 from service.db.repositories import models as models_repo
 from service.errors import not_found
 from service.hashing import secret_hash
+from service.revocations import Revocations
 
 
 class ChatAccess:
     """The base model serving a model for an API key, from the database or a recent answer."""
 
     def __init__(
-        self, engine: Engine, base_models: Container[str], ttl: float, max_entries: int = 10_000
+        self,
+        engine: Engine,
+        base_models: Container[str],
+        ttl: float,
+        max_entries: int = 10_000,
+        *,
+        revocations: Revocations | None = None,
     ) -> None:
         self.engine = engine
         self.base_models = base_models
         self.ttl = ttl
         self.max_entries = max_entries
-        self._answers: dict[tuple[str, str], tuple[str, float]] = {}  # -> (base model, until)
+        self.revocations = revocations
+        # -> (base model, until, the revocation stamp when it was asked)
+        self._answers: dict[tuple[str, str], tuple[str, float, int]] = {}
         self._lock = threading.Lock()
 
     def recent(self, key: str, model: str) -> str | None:
-        """The base model of a yes given less than `ttl` seconds ago, else None."""
+        """The base model of a yes given less than `ttl` seconds ago and since the latest
+        revocation, else None."""
         answer = self._answers.get((secret_hash(key), model))
-        if answer is None or answer[1] < time.monotonic():
+        if answer is None or answer[1] < time.monotonic() or answer[2] != self._stamp():
             return None
         return answer[0]
+
+    def revoked(self) -> None:
+        """Access was taken away (committed): no remembered answer counts any more, here or
+        in any process sharing the data folder."""
+        if self.revocations is not None:
+            self.revocations.record()
+        with self._lock:
+            self._answers.clear()
+
+    def _stamp(self) -> int:
+        return self.revocations.stamp() if self.revocations is not None else 0
 
     def base_model(self, key: str, model: str) -> str:
         """Ask the database (blocking: call it from a worker thread). The base model serving
@@ -49,16 +75,18 @@ class ChatAccess:
         the project's live fine-tuned or checkpoint model. 401 for an unknown key; another
         project's model, a deleted one and an unknown one are the same 404."""
         key_hash = secret_hash(key)
+        stamp = self._stamp()  # before the question: a revocation during it voids the answer
         with self.engine.connect() as connection:
             known, base_model = models_repo.key_and_model(connection, key_hash, model)
         if not known:
-            raise unknown_key(key)
+            with Session(self.engine) as session:
+                raise refused_key(session, key)
         if model in self.base_models:
             base_model = model
         if base_model is None:
             raise not_found("model", model, param="model")
         if self.ttl > 0:
-            self._remember((key_hash, model), base_model)
+            self._remember((key_hash, model), base_model, stamp)
         return base_model
 
     def forget_model(self, model: str) -> None:
@@ -67,10 +95,10 @@ class ChatAccess:
             for entry in [entry for entry in self._answers if entry[1] == model]:
                 del self._answers[entry]
 
-    def _remember(self, entry: tuple[str, str], base_model: str) -> None:
+    def _remember(self, entry: tuple[str, str], base_model: str, stamp: int) -> None:
         with self._lock:
             # A renewed answer moves to the end, so the first one is always the oldest,
             # and only a new entry can push the oldest out.
             if self._answers.pop(entry, None) is None and len(self._answers) >= self.max_entries:
                 del self._answers[next(iter(self._answers))]
-            self._answers[entry] = (base_model, time.monotonic() + self.ttl)
+            self._answers[entry] = (base_model, time.monotonic() + self.ttl, stamp)

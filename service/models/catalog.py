@@ -1,5 +1,6 @@
 """What `/v1/models` shows a project: the registry's base models (owned by `whetstone`) and
-the project's own fine-tuned and checkpoint models (owned by the project), never another's.
+the project's own fine-tuned and checkpoint models (owned by the project), and another
+project's that an admin granted it (`checkpoint_permissions`, owned by that project).
 Deleting one is `service.models.lifecycle.delete`."""
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def retrieve_model(
 ) -> Model:
     if name in registry:
         return _base(registry[name])
-    row = repo.get_model(session, project.id, name)
+    row = repo.get_usable_model(session, project.id, name)
     if row is None:
         raise not_found("model", name, param="model")
     return _tuned(row)

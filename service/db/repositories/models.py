@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from service.db.tables import ApiKey, FineTunedModel
+from service.db.tables import ApiKey, CheckpointPermission, FineTunedModel, Project
 
 
 def add_model(session: Session, row: FineTunedModel) -> FineTunedModel:
@@ -30,11 +30,31 @@ def get_model(session: Session, project_id: str, name: str) -> FineTunedModel | 
     )
 
 
+def _usable_by(project_id: InstrumentedAttribute[str] | str) -> ColumnElement[bool]:
+    """The project's own models and those another project's were granted to it
+    (`CheckpointPermission`)."""
+    granted = select(CheckpointPermission.model).where(
+        CheckpointPermission.project_id == project_id
+    )
+    return or_(FineTunedModel.project_id == project_id, FineTunedModel.id.in_(granted))
+
+
+def get_usable_model(session: Session, project_id: str, name: str) -> FineTunedModel | None:
+    """The live model `name` if the project owns it or was granted it; else `None`."""
+    return session.scalar(
+        select(FineTunedModel).where(
+            FineTunedModel.id == name,
+            FineTunedModel.deleted_at.is_(None),
+            _usable_by(project_id),
+        )
+    )
+
+
 def list_models(session: Session, project_id: str) -> list[FineTunedModel]:
-    """The project's live models, oldest first."""
+    """The project's live models and those granted to it, oldest first."""
     stmt = (
         select(FineTunedModel)
-        .where(FineTunedModel.project_id == project_id, FineTunedModel.deleted_at.is_(None))
+        .where(_usable_by(project_id), FineTunedModel.deleted_at.is_(None))
         .order_by(FineTunedModel.created_at, FineTunedModel.id)
     )
     return list(session.scalars(stmt))
@@ -46,13 +66,14 @@ def mark_deleted(session: Session, row: FineTunedModel, when: int) -> None:
 
 
 # One statement for the chat route's whole database work; built once, so that SQLAlchemy
-# compiles it once.
+# compiles it once. A key of an archived project is no key.
 _KEY_AND_MODEL = (
     select(ApiKey.project_id, FineTunedModel.base_model)
+    .join(Project, and_(Project.id == ApiKey.project_id, Project.archived_at.is_(None)))
     .outerjoin(
         FineTunedModel,
         and_(
-            FineTunedModel.project_id == ApiKey.project_id,
+            _usable_by(ApiKey.project_id),
             FineTunedModel.id == bindparam("model"),
             FineTunedModel.deleted_at.is_(None),
         ),
@@ -62,7 +83,7 @@ _KEY_AND_MODEL = (
 
 
 def key_and_model(connection: Connection, key_hash: str, model: str) -> tuple[bool, str | None]:
-    """(whether the key with this hash exists, the base model of its project's live model
-    `model`, or None when the project has no such model), in one query."""
+    """(whether the key with this hash exists, the base model of the live model `model` its
+    project owns or was granted, or None when it has no such model), in one query."""
     row = connection.execute(_KEY_AND_MODEL, {"key_hash": key_hash, "model": model}).first()
     return (False, None) if row is None else (True, row.base_model)

@@ -26,6 +26,24 @@ def test_operation_ids_are_openais() -> None:
     assert {"createFile", "listFiles", "retrieveFile", "deleteFile", "downloadFile"} <= ops
 
 
+def test_admin_operation_ids_are_openais() -> None:
+    ops = {
+        op["operationId"] for path in openapi_document()["paths"].values() for op in path.values()
+    }
+    assert {
+        "listFineTuningCheckpointPermissions",
+        "createFineTuningCheckpointPermission",
+        "deleteFineTuningCheckpointPermission",
+        "list-projects",
+        "create-project",
+        "retrieve-project",
+        "archive-project",
+        "list-project-api-keys",
+        "retrieve-project-api-key",
+        "delete-project-api-key",
+    } <= ops
+
+
 def test_no_fastapi_422_in_the_contract() -> None:
     doc = yaml.safe_load((ROOT / "openapi.yaml").read_text())
     for path in doc["paths"].values():
