@@ -16,7 +16,9 @@ the data position of a resumed run is just `(epoch, batch index)`.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
@@ -25,6 +27,7 @@ from contracts.formats import parse_line
 from contracts.store import ObjectNotFound, numbered_lines, split_url
 
 IGNORE = -100
+T = TypeVar("T")
 
 
 class DataError(Exception):
@@ -41,6 +44,23 @@ def load_examples(
     url: str, chat: ChatTokenizer, max_seq_len: int, param: str, endpoint_url: str | None = None
 ) -> list[Encoded]:
     """Every example of a chat JSONL file, encoded; the first bad line is a `DataError`."""
+    return load_lines(
+        url, param, endpoint_url, "chat",
+        "only chat examples (`messages`) can be used for supervised training",
+        lambda example: chat.check(example, max_seq_len),
+    )  # fmt: skip
+
+
+def load_lines(
+    url: str,
+    param: str,
+    endpoint_url: str | None,
+    wanted: str,
+    wrong_format: str,
+    encode: Callable[[Any], T],
+) -> list[T]:
+    """Every line of a JSONL file in format `wanted`, through `encode`; the first bad line
+    (another format: `wrong_format`; `encode` raising `ExampleError`) is a `DataError`."""
     code = f"invalid_{param}"
     examples = []
     try:
@@ -48,12 +68,12 @@ def load_examples(
             if not line.strip():
                 continue
             fmt, example, reason = parse_line(line)
-            if reason is None and fmt != "chat":
-                reason = "only chat examples (`messages`) can be used for supervised training"
+            if reason is None and fmt != wanted:
+                reason = wrong_format
             if reason is not None:
                 raise DataError(f"line {number}: {reason}", code, param)
             try:
-                examples.append(chat.check(example, max_seq_len))
+                examples.append(encode(example))
             except ExampleError as e:
                 raise DataError(str(e.at_line(number)), code, param) from e
     except ObjectNotFound as e:
