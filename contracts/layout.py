@@ -8,7 +8,7 @@ that folder. Inside it:
     checkpoints/step-{N:08d}/state/      resume state (optimiser, scheduler, RNG, data position)
     checkpoints/step-{N:08d}/COMPLETE    written last, JSON {"step", "epoch", "kind"}
     final/adapter/                       the final adapter
-    metrics.csv                          one row per step (METRICS_COLUMNS)
+    metrics.csv                          one row per step (METRICS_COLUMNS; DPO_METRICS_COLUMNS)
     example_losses.json                  the training examples of highest final loss
 
 A checkpoint without `COMPLETE` does not exist: readers skip it, and the trainer deletes it.
@@ -41,6 +41,16 @@ METRICS_COLUMNS = (
     "valid_loss",
     "valid_mean_token_accuracy",
 )
+DPO_METRICS_COLUMNS = (
+    "step",
+    "train_loss",
+    "train_reward_margin",
+    "train_reward_accuracy",
+    "valid_loss",
+    "valid_reward_margin",
+    "valid_reward_accuracy",
+)
+"""The metrics CSV of a DPO job."""
 
 _STEP_DIR = re.compile(r"(?:^|/)checkpoints/step-(\d{8})/")
 

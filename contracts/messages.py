@@ -42,10 +42,27 @@ class StepMetrics(_Frozen):
     valid_mean_token_accuracy: float | None = None
     full_valid_loss: float | None = None
     full_valid_mean_token_accuracy: float | None = None
+    # DPO only (absent from a supervised job's events): the mean reward margin
+    # `beta x (policy - reference log-ratio)` of preferred over non-preferred outputs, and
+    # the share of pairs whose margin is positive.
+    train_reward_margin: float | None = None
+    train_reward_accuracy: float | None = None
+    valid_reward_margin: float | None = None
+    valid_reward_accuracy: float | None = None
 
     def metric_values(self) -> dict[str, float | None]:
-        """Just the metric fields, also on a subclass (a `Metrics` message)."""
-        return {name: getattr(self, name) for name in StepMetrics.model_fields}
+        """Just the metric fields, also on a subclass (a `Metrics` message); the DPO fields
+        only where measured."""
+        return {
+            name: getattr(self, name)
+            for name in StepMetrics.model_fields
+            if name not in DPO_METRICS or getattr(self, name) is not None
+        }
+
+
+DPO_METRICS: Final = frozenset(
+    {"train_reward_margin", "train_reward_accuracy", "valid_reward_margin", "valid_reward_accuracy"}
+)
 
 
 class Started(_Frozen):
@@ -69,8 +86,10 @@ class Metrics(StepMetrics):
     """The rate this step's optimiser update used (after warmup and decay)."""
 
     def event_data(self) -> dict[str, float | int | None]:
-        """A metrics event's `data`: every number of the message (OpenAI's fields first)."""
-        return self.model_dump(exclude={"type"})
+        """A metrics event's `data`: every number of the message (OpenAI's fields first);
+        the DPO fields only where measured."""
+        unmeasured = {name for name in DPO_METRICS if getattr(self, name) is None}
+        return self.model_dump(exclude={"type", *unmeasured})
 
 
 class Checkpoint(_Frozen):

@@ -64,7 +64,13 @@ class SupervisedHyperparameters(_Strict):
 
 
 class DpoHyperparameters(SupervisedHyperparameters):
-    beta: float = Field(default=0.1, gt=0, le=2)
+    beta: float = Field(
+        default=0.1,
+        gt=0,
+        le=2,
+        description="How far the policy may move from the reference: the DPO loss is "
+        "-log sigmoid(beta x (policy - reference log-ratio of preferred over non-preferred)).",
+    )
 
 
 class Method(_Strict):
@@ -75,8 +81,11 @@ class Method(_Strict):
     @model_validator(mode="after")
     def _one_block(self) -> Method:
         if self.type == "dpo":
-            raise ValueError("method 'dpo' is not supported by the trainer yet")
-        if self.supervised is None:
+            if self.supervised is not None:
+                raise ValueError("method 'dpo' takes its hyperparameters in 'dpo'")
+            if self.dpo is None:
+                object.__setattr__(self, "dpo", DpoHyperparameters())
+        elif self.supervised is None:
             object.__setattr__(self, "supervised", SupervisedHyperparameters())
         return self
 
@@ -130,5 +139,7 @@ class JobSpec(_Strict):
 
     @property
     def hyperparameters(self) -> SupervisedHyperparameters:
-        assert self.method.supervised is not None
-        return self.method.supervised
+        """The method's block: `method.supervised`, or `method.dpo` (which adds `beta`)."""
+        block = self.method.dpo if self.method.type == "dpo" else self.method.supervised
+        assert block is not None
+        return block

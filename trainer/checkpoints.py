@@ -68,8 +68,10 @@ def save_checkpoint(
     scheduler: Any,
     position: Position,
     kind: str,
+    extra: dict[str, Any] | None = None,
 ) -> str:
-    """Upload one checkpoint under the job folder `store` is rooted at; return its folder key."""
+    """Upload one checkpoint under the job folder `store` is rooted at; return its folder key.
+    `extra` goes into the resume state beside the optimiser (DPO's reference log-probs)."""
     folder = layout.checkpoint_dir(position.step)
     store.delete_prefix(folder)  # leftovers of an attempt that died while writing this step
     with tempfile.TemporaryDirectory(prefix="whetstone-ckpt-") as tmp:
@@ -81,6 +83,7 @@ def save_checkpoint(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "rng": rng_state(),
+                **(extra or {}),
             },
             state / TRAINING_STATE,
         )

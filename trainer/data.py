@@ -16,7 +16,9 @@ the data position of a resumed run is just `(epoch, batch index)`.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
@@ -25,6 +27,7 @@ from contracts.formats import parse_line
 from contracts.store import ObjectNotFound, numbered_lines, split_url
 
 IGNORE = -100
+T = TypeVar("T")
 
 
 class DataError(Exception):
@@ -54,6 +57,25 @@ def load_numbered_examples(
 ) -> list[tuple[int, Encoded]]:
     """`(1-based line number, example)` of every example of a chat JSONL file but the lines
     `skip_lines` (set aside for evaluation); the first bad line is a `DataError`."""
+    return load_lines(
+        url, param, endpoint_url, "chat",
+        "only chat examples (`messages`) can be used for supervised training",
+        lambda example: chat.check(example, max_seq_len), skip_lines,
+    )  # fmt: skip
+
+
+def load_lines(
+    url: str,
+    param: str,
+    endpoint_url: str | None,
+    wanted: str,
+    wrong_format: str,
+    encode: Callable[[Any], T],
+    skip_lines: frozenset[int] = frozenset(),
+) -> list[tuple[int, T]]:
+    """`(line number, encode(example))` of every line of a JSONL file in format `wanted` but
+    `skip_lines`; the first bad line (another format: `wrong_format`; `encode` raising
+    `ExampleError`) is a `DataError`."""
     code = f"invalid_{param}"
     examples = []
     try:
@@ -61,12 +83,12 @@ def load_numbered_examples(
             if not line.strip() or number in skip_lines:
                 continue
             fmt, example, reason = parse_line(line)
-            if reason is None and fmt != "chat":
-                reason = "only chat examples (`messages`) can be used for supervised training"
+            if reason is None and fmt != wanted:
+                reason = wrong_format
             if reason is not None:
                 raise DataError(f"line {number}: {reason}", code, param)
             try:
-                examples.append((number, chat.check(example, max_seq_len)))
+                examples.append((number, encode(example)))
             except ExampleError as e:
                 raise DataError(str(e.at_line(number)), code, param) from e
     except ObjectNotFound as e:

@@ -1,10 +1,13 @@
-"""The supervised fine-tuning recipe: one job from its JobSpec to the final adapter.
+"""The fine-tuning recipe, supervised or DPO: one job from its JobSpec to the final adapter.
 
     result = train(spec, Progress(StdoutChannel()))
 
 Setup (data, model, optimiser, resume), then steps of `batch_size` examples (packed into
 rows on CUDA, one row each on the CPU: `trainer.data`), with evaluation, metrics,
 checkpoints and stop requests between steps, then the final adapter and the metrics CSV.
+A DPO job (`method.type == "dpo"`) trains on preference pairs with `trainer.dpo`'s loss and
+reference, through the same steps, checkpoints (which keep the reference log-probs), resume
+and stop requests; its metrics are its loss, reward margin and reward accuracy.
 Heartbeats run from before setup to after the final upload, so a slow model load or a slow
 finish keeps the attempt's lease; `log` messages say what setup and finish are doing.
 Plain functions; nothing hides in a framework trainer.
@@ -44,9 +47,15 @@ from trainer.data import (
     Batch,
     DataError,
     epoch_batches,
-    load_examples,
     load_numbered_examples,
     micro_batches,
+)
+from trainer.dpo import (
+    Preferences,
+    evaluate_pairs,
+    load_numbered_pairs,
+    reference_logps,
+    train_pairs,
 )
 from trainer.model import LossSums, load_model, loss_sums, pick_device
 from trainer.outliers import example_losses, top_losses
@@ -82,8 +91,8 @@ class Run:
     model: Any
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    train: list[Encoded]
-    valid: list[Encoded]
+    train: list[Any]  # Encoded examples; EncodedPair for DPO
+    valid: list[Any]
     pad_id: int
     position: Position
     total_steps: int
@@ -91,6 +100,7 @@ class Run:
     train_lines: list[int] = field(default_factory=list)  # each training example's line
     last: StepMetrics = field(default_factory=StepMetrics)  # of the latest step
     learning_rate: float = 0.0  # of the latest step
+    prefs: Preferences | None = None  # DPO only
 
 
 def seed_everything(seed: int) -> None:
@@ -122,17 +132,19 @@ def setup(
     """Read the data, build the model and optimiser, and restore a checkpoint if asked."""
     max_len = spec.base_model.max_seq_len
     chat = ChatTokenizer.from_folder(spec.base_model.path)
+    load: Any = load_numbered_pairs if spec.method.type == "dpo" else load_numbered_examples
     held_out = frozenset(spec.held_out_lines)
-    numbered = load_numbered_examples(
+    numbered = load(
         spec.training_file, chat, max_len, "training_file", endpoint_url, skip_lines=held_out
     )
     train_lines, train = [n for n, _ in numbered], [e for _, e in numbered]
     progress.log(f"Tokenized {_count(train, 'training')}")
     if held_out:
         progress.log(f"{len(held_out)} lines of the training file held out for evaluation")
-    valid = []
+    valid: list[Any] = []
     if spec.validation_file:
-        valid = load_examples(spec.validation_file, chat, max_len, "validation_file", endpoint_url)
+        numbered = load(spec.validation_file, chat, max_len, "validation_file", endpoint_url)
+        valid = [e for _, e in numbered]
         progress.log(f"Tokenized {_count(valid, 'validation')}")
     hp = spec.hyperparameters
     total_steps = hp.n_epochs * math.ceil(len(train) / hp.batch_size)
@@ -164,10 +176,34 @@ def setup(
         set_rng_state(restored.training_state["rng"])
         position = restored.position
     pad_id = chat.tokenizer.token_to_id(chat.special.get("pad_token", "")) or 0
-    return Run(
+    run = Run(
         spec, progress, open_store(spec.output, endpoint_url), device, model, optimizer,
         scheduler, train, valid, pad_id, position, total_steps, micro_batch_tokens, train_lines,
     )  # fmt: skip
+    if spec.method.type == "dpo":
+        run.prefs = preferences(run, restored.training_state if restored else None)
+    return run
+
+
+def preferences(run: Run, state: dict[str, Any] | None) -> Preferences:
+    """DPO's beta and reference log-probs: from the resume state, else computed now, before
+    any step (`trainer.dpo`: the base with the adapter disabled, or the parent model)."""
+    assert run.spec.method.dpo is not None
+    beta = run.spec.method.dpo.beta
+    if state is not None:
+        return Preferences(beta, state["reference_train"], state["reference_valid"])
+    parent = run.spec.init_adapter is not None
+    run.progress.log(
+        f"Computing the reference log-probabilities of {len(run.train) + len(run.valid)} "
+        f"preference pairs ({'the model continued from' if parent else 'the base model'})"
+    )
+
+    def reference(pairs: list[Any]) -> torch.Tensor:
+        return reference_logps(
+            run.model, pairs, run.pad_id, run.micro_batch_tokens, run.device, base_only=not parent
+        )
+
+    return Preferences(beta, reference(run.train), reference(run.valid))
 
 
 def _count(examples: list[Encoded], kind: str) -> str:
@@ -190,8 +226,13 @@ def load_model_or_fail(spec: JobSpec, device: torch.device, adapter_dir: str | N
         ) from e
 
 
-def evaluate(run: Run, examples: list[Encoded]) -> tuple[float, float]:
-    """Mean loss and token accuracy over `examples` (no gradients, no RNG used)."""
+def evaluate(run: Run, examples: list[Any]) -> dict[str, float]:
+    """`valid_*` metrics over `examples` (no gradients, no RNG used): mean loss and token
+    accuracy; for DPO, mean loss, reward margin and reward accuracy."""
+    if run.prefs is not None:
+        return evaluate_pairs(
+            run.model, run.prefs, examples, run.pad_id, run.micro_batch_tokens, run.device
+        )
     run.model.eval()
     total = LossSums(torch.zeros(()), 0, 0)
     with torch.no_grad():
@@ -200,7 +241,11 @@ def evaluate(run: Run, examples: list[Encoded]) -> tuple[float, float]:
             total = LossSums(total.loss + sums.loss.cpu(), total.correct + sums.correct,
                              total.tokens + sums.tokens)  # fmt: skip
     run.model.train()
-    return float(total.loss) / max(1, total.tokens), total.correct / max(1, total.tokens)
+    tokens = max(1, total.tokens)
+    return {
+        "valid_loss": float(total.loss) / tokens,
+        "valid_mean_token_accuracy": total.correct / tokens,
+    }
 
 
 def batches_of(run: Run, examples: list[Encoded], indices: list[int]) -> list[Batch]:
@@ -211,8 +256,26 @@ def batches_of(run: Run, examples: list[Encoded], indices: list[int]) -> list[Ba
     )  # fmt: skip
 
 
-def train_step(run: Run, indices: list[int]) -> tuple[float, float, int]:
-    """One optimiser step on the examples `indices`: (loss, token accuracy, tokens seen)."""
+def train_step(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
+    """One optimiser step on the examples `indices`: its `train_*` metrics, tokens seen."""
+    if run.prefs is not None:
+        values, tokens = train_pairs(
+            run.model, run.prefs, run.train, indices, run.pad_id, run.micro_batch_tokens,
+            run.device,
+        )  # fmt: skip
+    else:
+        values, tokens = supervised_gradients(run, indices)
+    params = [p for group in run.optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, spec_defaults.MAX_GRAD_NORM)
+    run.optimizer.step()
+    run.learning_rate = float(run.optimizer.param_groups[0]["lr"])
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return values, tokens
+
+
+def supervised_gradients(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
+    """Forward and backward of the examples `indices`: loss and token accuracy, tokens seen."""
     batches = batches_of(run, run.train, indices)
     trained = sum(b.trained_tokens for b in batches)
     loss_sum, correct, tokens = 0.0, 0, 0
@@ -222,17 +285,17 @@ def train_step(run: Run, indices: list[int]) -> tuple[float, float, int]:
         loss_sum += float(sums.loss.detach())
         correct += sums.correct
         tokens += batch.tokens
-    params = [p for group in run.optimizer.param_groups for p in group["params"]]
-    torch.nn.utils.clip_grad_norm_(params, spec_defaults.MAX_GRAD_NORM)
-    run.optimizer.step()
-    run.learning_rate = float(run.optimizer.param_groups[0]["lr"])
-    run.scheduler.step()
-    run.optimizer.zero_grad(set_to_none=True)
-    return loss_sum / trained, correct / trained, tokens
+    return {
+        "train_loss": loss_sum / trained,
+        "train_mean_token_accuracy": correct / trained,
+    }, tokens
 
 
 def checkpoint(run: Run, kind: Literal["epoch", "step"]) -> None:
-    folder = save_checkpoint(run.store, run.model, run.optimizer, run.scheduler, run.position, kind)
+    folder = save_checkpoint(
+        run.store, run.model, run.optimizer, run.scheduler, run.position, kind,
+        extra=run.prefs.state() if run.prefs is not None else None,
+    )  # fmt: skip
     prune(run.store, keep_step=run.position.step)
     run.progress.send(Checkpoint(
         step=run.position.step, epoch=run.position.epoch_number, kind=kind,
@@ -241,30 +304,41 @@ def checkpoint(run: Run, kind: Literal["epoch", "step"]) -> None:
     ))  # fmt: skip
 
 
-def metrics_csv(rows: list[dict[str, Any]]) -> bytes:
+CSV_FIELDS = {"train_accuracy": "train_mean_token_accuracy"}
+"""Metrics CSV columns named otherwise than the `StepMetrics` field they hold."""
+
+
+def csv_columns(spec: JobSpec) -> tuple[str, ...]:
+    return layout.DPO_METRICS_COLUMNS if spec.method.type == "dpo" else layout.METRICS_COLUMNS
+
+
+def metrics_csv(
+    rows: list[dict[str, Any]], columns: tuple[str, ...] = layout.METRICS_COLUMNS
+) -> bytes:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=layout.METRICS_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in layout.METRICS_COLUMNS})
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
     return out.getvalue().encode()
 
 
-def record_step(run: Run, loss: float, accuracy: float, tokens_per_second: float) -> None:
+def csv_row(spec: JobSpec, step: int, metrics: StepMetrics) -> dict[str, Any]:
+    row: dict[str, Any] = {"step": step}
+    for column in csv_columns(spec)[1:]:
+        value = getattr(metrics, CSV_FIELDS.get(column, column))
+        row[column] = None if value is None else round(value, 6)
+    return row
+
+
+def record_step(run: Run, train_values: dict[str, float], tokens_per_second: float) -> None:
     spec, step = run.spec, run.position.step
-    valid_loss = valid_accuracy = None
+    valid: dict[str, float] = {}
     if run.valid and (step % spec.eval_every_steps == 0):
-        valid_loss, valid_accuracy = evaluate(run, run.valid[:EVAL_EXAMPLES])
-    run.last = StepMetrics(
-        train_loss=loss, train_mean_token_accuracy=accuracy,
-        valid_loss=valid_loss, valid_mean_token_accuracy=valid_accuracy,
-    )  # fmt: skip
-    run.position.metrics_rows.append({
-        "step": step, "train_loss": round(loss, 6), "train_accuracy": round(accuracy, 6),
-        "valid_loss": None if valid_loss is None else round(valid_loss, 6),
-        "valid_mean_token_accuracy": None if valid_accuracy is None else round(valid_accuracy, 6),
-    })  # fmt: skip
-    if step % spec.metrics_every_steps == 0 or valid_loss is not None:
+        valid = evaluate(run, run.valid[:EVAL_EXAMPLES])
+    run.last = StepMetrics(**train_values, **valid)
+    run.position.metrics_rows.append(csv_row(spec, step, run.last))
+    if step % spec.metrics_every_steps == 0 or valid:
         run.progress.send(Metrics(
             step=step, total_steps=run.total_steps, **run.last.metric_values(),
             tokens_per_second=round(tokens_per_second, 1),
@@ -280,12 +354,12 @@ def train_epochs(run: Run) -> str:
         batches = epoch_batches(len(run.train), hp.batch_size, spec.seed, position.epoch)
         while position.batch < len(batches):
             started = time.perf_counter()
-            loss, accuracy, tokens = train_step(run, batches[position.batch])
+            values, tokens = train_step(run, batches[position.batch])
             position.batch += 1
             position.step += 1
             position.trained_tokens += tokens
             run.progress.step = position.step
-            record_step(run, loss, accuracy, tokens / max(1e-9, time.perf_counter() - started))
+            record_step(run, values, tokens / max(1e-9, time.perf_counter() - started))
             if run.progress.action == "cancel":
                 return "cancelled"
             epoch_end = position.batch == len(batches)
@@ -309,16 +383,22 @@ def finish(run: Run, result: Result) -> None:
     """Final adapter, metrics CSV, full validation, and the `finished` message."""
     if run.valid:
         run.progress.log(f"Evaluating the final model on {_count(run.valid, 'validation')}")
-        loss, accuracy = evaluate(run, run.valid)
-        result.full_valid_loss, result.full_valid_mean_token_accuracy = loss, accuracy
+        values = evaluate(run, run.valid)
+        result.full_valid_loss = values["valid_loss"]
+        result.full_valid_mean_token_accuracy = values.get("valid_mean_token_accuracy")
     run.progress.log("Saving the final adapter")
     with tempfile.TemporaryDirectory(prefix="whetstone-final-") as tmp:
         run.model.save_pretrained(tmp)
         run.store.delete_prefix(layout.FINAL_ADAPTER)
         run.store.upload_dir(Path(tmp), layout.FINAL_ADAPTER)
-    run.store.put_bytes(layout.METRICS, metrics_csv(run.position.metrics_rows))
-    losses = example_losses(run.model, run.train, run.device, run.pad_id, run.micro_batch_tokens)
-    run.store.put_bytes(layout.EXAMPLE_LOSSES, top_losses(run.train_lines, losses))
+    run.store.put_bytes(
+        layout.METRICS, metrics_csv(run.position.metrics_rows, csv_columns(run.spec))
+    )
+    if run.spec.method.type != "dpo":  # outliers: the supervised examples of highest loss
+        losses = example_losses(
+            run.model, run.train, run.device, run.pad_id, run.micro_batch_tokens
+        )
+        run.store.put_bytes(layout.EXAMPLE_LOSSES, top_losses(run.train_lines, losses))
     result.adapter_key = layout.final_adapter_prefix(run.spec.job_id)
     run.progress.send(Finished(
         trained_tokens=run.position.trained_tokens, adapter_key=result.adapter_key,

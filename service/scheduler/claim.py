@@ -21,7 +21,13 @@ import logging
 from sqlalchemy.orm import Session
 
 from contracts import layout
-from contracts.spec import BaseModelRef, JobSpec, Method, SupervisedHyperparameters
+from contracts.spec import (
+    BaseModelRef,
+    DpoHyperparameters,
+    JobSpec,
+    Method,
+    SupervisedHyperparameters,
+)
 from service.db.repositories import jobs as repo
 from service.db.repositories.files import file_key
 from service.db.tables import File, FineTunedModel, FineTuningJob
@@ -29,7 +35,7 @@ from service.evaluation.holdout import held_out_lines
 from service.executors import Attempt, ExecutorError, ExecutorFull
 from service.jobs import attempts
 from service.jobs import service as jobs
-from service.jobs.hyperparameters import FineTuneMethod
+from service.jobs.hyperparameters import AUTO, FineTuneMethod
 from service.jobs.status import JobStatus
 from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import SERVER_ERROR, describe, is_transient, retry_delay
@@ -194,13 +200,23 @@ def _start_failed(
 def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, number: int) -> str:
     """The JobSpec of attempt `number`, as JSON (stored with the job and in the store)."""
     entry = ctx.registry[job.base_model]
-    hp = FineTuneMethod.model_validate(job.method).hyperparameters
+    method = FineTuneMethod.model_validate(job.method)
+    hp = method.hyperparameters
     supervised = SupervisedHyperparameters(
         n_epochs=int(hp.n_epochs),
         batch_size=int(hp.batch_size),
         learning_rate_multiplier=float(hp.learning_rate_multiplier),
         learning_rate=job.learning_rate,  # the job's own rate wins over the multiplier's
     )
+    if method.type == "dpo":
+        beta = getattr(hp, "beta", AUTO)
+        dpo = DpoHyperparameters(
+            **supervised.model_dump(),
+            **({} if beta == AUTO else {"beta": float(beta)}),
+        )
+        spec_method = Method(type="dpo", dpo=dpo)
+    else:
+        spec_method = Method(type="supervised", supervised=supervised)
     extra: dict[str, int | str] = {}
     if ctx.settings.scheduler_checkpoint_every_steps is not None:
         extra["checkpoint_every_steps"] = ctx.settings.scheduler_checkpoint_every_steps
@@ -217,7 +233,7 @@ def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, numb
         validation_file=(
             ctx.store.key_url(file_key(job.validation_file)) if job.validation_file else None
         ),
-        method=Method(type="supervised", supervised=supervised),
+        method=spec_method,
         lora=job.lora or {},  # the job's complete `LoraConfig`; none (an older job): defaults
         seed=job.seed,
         output=ctx.store.key_url(layout.job_prefix(job.id)),

@@ -15,6 +15,10 @@
   random-weight `whetstone-tiny` is the exception: it must learn its answers from nothing,
   so the demo and the tests that train it ask for their multiplier (10) themselves.
 
+- `beta` (DPO): 0.1, the JobSpec's default (`contracts.spec.DpoHyperparameters`), filled in
+  by `service.jobs.hyperparameters.with_resolved`. A DPO job's epochs, batch size and
+  multiplier follow the rules above, its preference pairs counted as examples.
+
 Values the user gave are kept as they are; only `"auto"` (or a missing value) is resolved.
 """
 

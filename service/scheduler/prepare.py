@@ -27,6 +27,7 @@ from service.scheduler.validation import (
     BaseModelError,
     FileValidationError,
     check_chat_file,
+    check_preference_file,
     load_chat_tokenizer,
 )
 
@@ -115,25 +116,20 @@ def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) ->
             f"Base model {job.base_model} is not in this server's registry.", "model",
         )  # fmt: skip
         return
-    if method.type != "supervised":
-        jobs.mark_failed(
-            session, job, "unsupported_method",
-            f"The {method.type} method is not supported by the trainer yet.", "method.type",
-        )  # fmt: skip
-        return
     try:
         tokenizer = load_chat_tokenizer(entry.name, entry.path)
     except BaseModelError as e:
         log.warning("cannot load the tokenizer of %s: %s", entry.name, e, exc_info=e.__cause__)
         jobs.mark_failed(session, job, "model_not_available", str(e), "model")
         return
+    check_file = check_preference_file if method.type == "dpo" else check_chat_file
     try:
-        stats = check_chat_file(
+        stats = check_file(
             ctx.store, file_key(job.training_file), file_id=job.training_file,
             param="training_file", tokenizer=tokenizer, max_seq_len=entry.max_seq_len,
         )  # fmt: skip
         if job.validation_file:
-            check_chat_file(
+            check_file(
                 ctx.store, file_key(job.validation_file), file_id=job.validation_file,
                 param="validation_file", tokenizer=tokenizer, max_seq_len=entry.max_seq_len,
             )  # fmt: skip

@@ -3,7 +3,9 @@
 A job's files were checked line by line at upload (`contracts.formats`); here the scheduler
 checks what only the base model can tell: token counts, examples over its context length,
 special tokens of its tokenizer written literally in the text, and the minimum number of
-examples. The first problem fails the job with `error.code`, a message naming the line and
+examples. A DPO job's preference files are checked side by side, each side the chat
+example `input.messages + output` (`contracts.preference`), as the trainer encodes them. The
+first problem fails the job with `error.code`, a message naming the line and
 the reason, and `error.param` naming the file field; an example the chat template or the
 tokenizer fails on (any exception, not only `ExampleError`) is such a problem too. A base
 model whose folder, tokenizer or chat template cannot be loaded raises `BaseModelError`.
@@ -12,16 +14,18 @@ Torch-free: `contracts.chat` needs only `tokenizers` and `jinja2`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from jinja2 import TemplateError
 
 from contracts.chat import ChatTokenizer, ExampleError
 from contracts.formats import parse_line
+from contracts.preference import check_pair
 from contracts.store import ObjectNotFound, ObjectStore, numbered_lines
 from service.scheduler.failures import describe
 
@@ -123,6 +127,45 @@ def check_chat_file(
     max_seq_len: int,
 ) -> FileStats:
     """Encode every example of a chat JSONL file; the first bad line raises."""
+
+    def encode(example: Any) -> tuple[int, int, int]:
+        encoded = tokenizer.check(example, max_seq_len)
+        return len(encoded), encoded.trained_tokens, len(encoded)
+
+    wrong = "supervised fine-tuning needs chat examples (`messages`)"
+    return _check_file(store, key, file_id, param, "chat", wrong, encode)
+
+
+def check_preference_file(
+    store: ObjectStore,
+    key: str,
+    *,
+    file_id: str,
+    param: FileField,
+    tokenizer: ChatTokenizer,
+    max_seq_len: int,
+) -> FileStats:
+    """Encode both sides of every example of a preference JSONL file (DPO), as the trainer
+    does (`contracts.preference`); the first bad line raises, naming the side."""
+
+    def encode(example: Any) -> tuple[int, int, int]:
+        pair = check_pair(tokenizer, example, max_seq_len)
+        return len(pair), pair.trained_tokens, max(len(pair.chosen), len(pair.rejected))
+
+    wrong = "DPO needs preference examples (`input`, `preferred_output`, `non_preferred_output`)"
+    return _check_file(store, key, file_id, param, "preference", wrong, encode)
+
+
+def _check_file(
+    store: ObjectStore,
+    key: str,
+    file_id: str,
+    param: FileField,
+    wanted: str,
+    wrong_format: str,
+    encode: Callable[[Any], tuple[int, int, int]],
+) -> FileStats:
+    """Every line through `encode` (tokens, trained tokens, longest sequence)."""
     label = "Training" if param == "training_file" else "Validation"
     examples = tokens = trained = longest = 0
     try:
@@ -130,12 +173,12 @@ def check_chat_file(
             if not line.strip():
                 continue
             fmt, example, reason = parse_line(line)
-            if reason is None and fmt != "chat":
-                reason = f"a {fmt} example; supervised fine-tuning needs chat examples (`messages`)"
+            if reason is None and fmt != wanted:
+                reason = f"a {fmt} example; {wrong_format}"
             if reason is not None:
                 raise FileValidationError(param, f"{label} file {file_id}, line {number}: {reason}")
             try:
-                encoded = tokenizer.check(example, max_seq_len)
+                size, carried, length = encode(example)
             except ExampleError as e:
                 raise FileValidationError(
                     param, f"{label} file {file_id}, line {number}: {e.reason}"
@@ -145,9 +188,9 @@ def check_chat_file(
                     param, f"{label} file {file_id}, line {number}: {example_failure(e)}"
                 ) from e
             examples += 1
-            tokens += len(encoded)
-            trained += encoded.trained_tokens
-            longest = max(longest, len(encoded))
+            tokens += size
+            trained += carried
+            longest = max(longest, length)
     except ObjectNotFound as e:
         raise FileValidationError(param, f"{label} file {file_id} has no stored content") from e
     if param == "training_file" and examples < MIN_TRAINING_EXAMPLES:

@@ -90,6 +90,11 @@ class Metrics(APIObject):
     valid_mean_token_accuracy: float | None = None
     full_valid_loss: float | None = None
     full_valid_mean_token_accuracy: float | None = None
+    # DPO jobs
+    train_reward_margin: float | None = None
+    train_reward_accuracy: float | None = None
+    valid_reward_margin: float | None = None
+    valid_reward_accuracy: float | None = None
 
 
 class FineTuningJobEvent(APIObject):

@@ -12,6 +12,7 @@ from service.scheduler.validation import (
     FileValidationError,
     chat_tokenizer,
     check_chat_file,
+    check_preference_file,
 )
 
 
@@ -91,3 +92,52 @@ def test_validation_file_in_the_preference_format(tmp_path: Path, base_model_dir
     error = caught.value
     assert (error.code, error.param) == ("invalid_validation_file", "validation_file")
     assert "line 1" in error.message and "preference" in error.message
+
+
+def _preference(question: str, preferred: str, other: str) -> dict[str, object]:
+    return {
+        "input": {"messages": [{"role": "user", "content": question}]},
+        "preferred_output": [{"role": "assistant", "content": preferred}],
+        "non_preferred_output": [{"role": "assistant", "content": other}],
+    }
+
+
+def _check_preferences(store: LocalStore, base_model_dir: Path, max_seq_len: int = 1024):  # type: ignore[no-untyped-def]
+    return check_preference_file(
+        store, "files/file-x", file_id="file-x", param="training_file",
+        tokenizer=chat_tokenizer(str(base_model_dir)), max_seq_len=max_seq_len,
+    )  # fmt: skip
+
+
+def test_preference_file_counts_both_sides(tmp_path: Path, base_model_dir: Path) -> None:
+    store = LocalStore(tmp_path)
+    pairs = [_preference(f"Question {i}?", f"Answer {i}.", "No idea.") for i in range(12)]
+    _write(store, "files/file-x", pairs)
+    stats = _check_preferences(store, base_model_dir)
+    tokenizer = chat_tokenizer(str(base_model_dir))
+    chosen = tokenizer.encode(_example("Question 0?", "Answer 0."))
+    assert stats.examples == 12 and stats.tokens > 12 * len(chosen)
+    assert 0 < stats.trained_tokens < stats.tokens
+
+
+def test_preference_side_over_the_context_length_names_the_side(
+    tmp_path: Path, base_model_dir: Path
+) -> None:
+    store = LocalStore(tmp_path)
+    pairs = [_preference(f"Question {i}?", f"Answer {i}.", "No idea.") for i in range(12)]
+    pairs[4] = _preference("Question?", "Short.", "word " * 200)
+    _write(store, "files/file-x", pairs)
+    with pytest.raises(FileValidationError) as caught:
+        _check_preferences(store, base_model_dir, max_seq_len=64)
+    error = caught.value
+    assert (error.code, error.param) == ("invalid_training_file", "training_file")
+    assert "line 5" in error.message and "non_preferred_output" in error.message
+    assert "over the model's limit of 64" in error.message
+
+
+def test_chat_lines_in_a_dpo_training_file(tmp_path: Path, base_model_dir: Path) -> None:
+    store = LocalStore(tmp_path)
+    _write(store, "files/file-x", [_example(f"Question {i}?", f"Answer {i}.") for i in range(12)])
+    with pytest.raises(FileValidationError) as caught:
+        _check_preferences(store, base_model_dir)
+    assert "line 1" in caught.value.message and "preference examples" in caught.value.message

@@ -89,3 +89,12 @@ def test_micro_batch_tokens_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert _spec(ctx, _job()).micro_batch_tokens == 2048
     monkeypatch.setenv("WHETSTONE_TRAINER_MICRO_BATCH_TOKENS", "4096")
     assert Settings().trainer_micro_batch_tokens == 4096
+
+
+def test_a_dpo_job_gets_a_dpo_jobspec_with_its_beta(tmp_path: Path) -> None:
+    hp = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 1.5, "beta": 0.3}
+    spec = _spec(_context(tmp_path), _job(method={"type": "dpo", "dpo": {"hyperparameters": hp}}))
+    assert spec.method.type == "dpo" and spec.method.supervised is None
+    assert spec.method.dpo is not None and spec.method.dpo.beta == 0.3
+    assert (spec.hyperparameters.n_epochs, spec.hyperparameters.batch_size) == (2, 4)
+    assert spec.hyperparameters.learning_rate_multiplier == 1.5
