@@ -4,15 +4,19 @@ the DPO job's events and result file carry DPO's metrics."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from contracts.layout import DPO_METRICS_COLUMNS
+from tests.conftest import require
 from tests.e2e.lifecycle_stack import FINAL, QA, Stack, create_job, events, start_stack, wait_for
 
 pytestmark = pytest.mark.slow
@@ -76,3 +80,36 @@ def test_dpo_job_continues_from_a_checkpoint_and_reports_dpo_metrics(stack: Stac
         assert float(row["train_reward_margin"]) == pytest.approx(
             m["train_reward_margin"], abs=1e-5
         )
+
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+def test_the_openai_npm_package_runs_a_dpo_job_to_its_end(stack: Stack) -> None:
+    """tests/node/dpo.mjs: the file through an Upload in two parts, the job with `beta`,
+    polled to `succeeded`, its events paged through by the npm package itself."""
+    node = shutil.which("node")
+    require(node is not None, "node not installed (install Node.js 20+)")
+    require((NODE_DIR / "node_modules" / "openai").is_dir(), "tests/node not installed: make node")
+    assert node is not None
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{stack.port}/v1",
+        "OPENAI_API_KEY": stack.key,
+        "WHETSTONE_DPO_FILE": base64.b64encode(preferences()).decode(),
+    }
+    result = subprocess.run(
+        [node, str(NODE_DIR / "dpo.mjs")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["completed"]["status"] == "completed"
+    job = seen["job"]
+    assert job["status"] == "succeeded", stack.logs()
+    assert job["method"]["type"] == "dpo" and job["method"]["dpo"]["hyperparameters"]["beta"] == 0.1
+    assert job["fine_tuned_model"].startswith("ft:whetstone-tiny:alpha::")
+    metrics = [e["data"] for e in seen["events"] if e["type"] == "metrics"]
+    assert metrics and all("train_reward_margin" in m for m in metrics)
+    messages = [e["message"] for e in seen["events"]]
+    assert "The job has successfully completed" in messages
+    assert len(seen["events"]) > 5  # more than one page: the package followed `has_more`
