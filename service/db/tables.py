@@ -118,6 +118,8 @@ class FineTuningJob(Base):
     spec: Mapped[str | None] = mapped_column(Text, default=None)  # the JobSpec JSON, verbatim
     resume_from: Mapped[str | None] = mapped_column(String(512), default=None)  # checkpoint key
     requested_action: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    # Whetstone extension: epoch checkpoints kept (null: the JobSpec's default, OpenAI's 3).
+    keep_checkpoints: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class FineTuningJobMetadata(Base):

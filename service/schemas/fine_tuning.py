@@ -2,7 +2,11 @@
 spec has them (`FineTuningJob`, `FineTuningJobEvent`, `FineTuningJobCheckpoint`).
 
 Whetstone's extension fields, top-level in the request and in the job: `lora` (LoRA rank,
-alpha, dropout, target modules) and `learning_rate` (`service.jobs.hyperparameters`)."""
+alpha, dropout, target modules), `learning_rate` (`service.jobs.hyperparameters`) and
+`keep_checkpoints` (how many epoch checkpoints stay, `contracts.spec.KEEP_CHECKPOINTS`).
+
+Fields OpenAI's schema types without null are left out when there is nothing to say
+(`exclude_none` on those models), never sent as null."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from contracts.messages import StepMetrics
 from contracts.names import SUFFIX_PATTERN
+from contracts.spec import KEEP_CHECKPOINTS, MAX_KEEP_CHECKPOINTS
 from service.db.tables import FineTuningJob as JobRow
 from service.db.tables import FineTuningJobCheckpoint as CheckpointRow
 from service.db.tables import FineTuningJobEvent as EventRow
@@ -102,6 +107,14 @@ class CreateFineTuningJobRequest(BaseModel):
         "the linear decay), instead of `learning_rate_multiplier` x the trainer's base rate "
         "2e-4; the job then reports the multiplier this means. Not combined with a multiplier.",
     )
+    keep_checkpoints: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_KEEP_CHECKPOINTS,
+        description="Whetstone extension: how many of the last epochs keep their checkpoint "
+        f"(and its `:ckpt-step-N` model); default {KEEP_CHECKPOINTS}, as OpenAI. Older "
+        "checkpoints are deleted as training goes and are no longer listed.",
+    )
 
 
 class JobError(BaseModel):
@@ -145,6 +158,9 @@ class FineTuningJob(BaseModel):
         description="Whetstone extension: the peak learning rate, the request's `learning_rate` "
         "or 2e-4 x `learning_rate_multiplier`; null while the multiplier is `auto`."
     )
+    keep_checkpoints: int = Field(
+        description="Whetstone extension: how many of the last epochs keep their checkpoint."
+    )
 
     @classmethod
     def of(cls, row: JobRow) -> FineTuningJob:
@@ -182,6 +198,7 @@ class FineTuningJob(BaseModel):
             metadata=row.job_metadata,
             lora=LoraSettings.of(row.lora),
             learning_rate=peak_learning_rate(row.learning_rate, hp.learning_rate_multiplier),
+            keep_checkpoints=row.keep_checkpoints or KEEP_CHECKPOINTS,
         )
 
 
