@@ -39,7 +39,7 @@ def action_for(job: FineTuningJob) -> Action:
     if job.requested_action == RequestedAction.PAUSE.value:
         return "pause"
     status = JobStatus(job.status)
-    if status is JobStatus.PAUSED:
+    if status in (JobStatus.PAUSING, JobStatus.PAUSED):
         return "pause"
     if status.is_final and status is not JobStatus.SUCCEEDED:
         return "cancel"
@@ -60,8 +60,10 @@ def handle_report(
     is warm-started once the caller commits, and checkpoints pruned by the trainer are
     unloaded (`access`, this process's chat cache, forgets them)."""
     attempts.renew(job, lease_seconds)
-    running = job.status == JobStatus.RUNNING.value
-    live = running or job.status == JobStatus.PAUSED.value  # a paused attempt winds down
+    # A pausing attempt winds down: its checkpoint counts, and so does a `finished` that
+    # crossed the pause (the job then succeeds).
+    running = job.status in (JobStatus.RUNNING.value, JobStatus.PAUSING.value)
+    live = running or job.status == JobStatus.PAUSED.value
     match message:
         case Metrics() if live:
             _metrics(session, job, message)

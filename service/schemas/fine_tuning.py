@@ -143,7 +143,14 @@ class FineTuningJob(BaseModel):
     organization_id: str
     result_files: list[str]
     status: Literal[
-        "validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled"
+        "validating_files",
+        "queued",
+        "running",
+        "pausing",
+        "paused",
+        "succeeded",
+        "failed",
+        "cancelled",
     ]
     trained_tokens: int | None
     training_file: str

@@ -151,10 +151,10 @@ def _due() -> ColumnElement[bool]:
 
 
 def _holds_attempt() -> ColumnElement[bool]:
-    """An executor handle, or `running` without one yet (claimed, not launched)."""
+    """An executor handle, or `running` (`pausing`) without one yet (claimed, not launched)."""
     return or_(
         FineTuningJob.executor_handle.is_not(None),
-        FineTuningJob.status == JobStatus.RUNNING.value,
+        FineTuningJob.status.in_([JobStatus.RUNNING.value, JobStatus.PAUSING.value]),
     )
 
 
