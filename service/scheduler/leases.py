@@ -7,9 +7,10 @@ one yet) and asks the executor how the attempt is:
   message for `scheduler_lease_seconds` it is declared lost and killed. A cancelled job's
   attempt is killed at once (SIGTERM, then SIGKILL after the executor's grace period).
 - ended: exit 0 after a `finished` report (job `succeeded`), a cancel or a pause simply ends
-  the attempt (a `pausing` job is `paused` once its attempt has ended, however it ended); exit 2 fails the job for good; any other exit, a lost attempt, or exit 0 of a
-  job still `running` is retried from the job's last checkpoint while attempts remain, then
-  the job fails with the reason. A pause does not use up one of the job's attempts.
+  the attempt (a `pausing` job is `paused` once its attempt has ended, however it ended);
+  exit 2 fails the job for good; any other exit, a lost attempt, or exit 0 of a job still
+  `running` is retried from the job's last checkpoint while attempts remain, then the job
+  fails with the reason. A pause does not use up one of the job's attempts.
 
 Handles live in the database, so a restarted scheduler re-adopts the attempts of an earlier
 one (the executor polls them by handle); attempts the executor runs that no job holds are

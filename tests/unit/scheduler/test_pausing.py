@@ -54,7 +54,7 @@ def test_pausing_until_the_attempt_has_stopped(
             job.lease_expires_at = now() + 600
             service.pause(session, job)
             assert job.status == "pausing" and action_for(job) == "pause"
-        session.get(FineTuningJob, silent).lease_expires_at = now() - 1  # type: ignore[union-attr]
+        session.get(FineTuningJob, silent).lease_expires_at = now() - 1
         session.commit()
     ctx = SchedulerContext(
         settings=Settings(data_dir=tmp_path), sessions=sessions,
