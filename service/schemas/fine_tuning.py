@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from contracts.messages import StepMetrics
 from contracts.names import SUFFIX_PATTERN
 from contracts.spec import KEEP_CHECKPOINTS, MAX_KEEP_CHECKPOINTS
 from service.db.tables import FineTuningJob as JobRow
@@ -30,7 +29,7 @@ from service.jobs.hyperparameters import (
     SupervisedHyperparameters,
     peak_learning_rate,
 )
-from service.schemas.common import ListPage
+from service.schemas.common import ListPage, omitted_if_none
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
@@ -242,8 +241,17 @@ class ListFineTuningJobEventsResponse(ListPage[FineTuningJobEvent]):
         return cls(data=[FineTuningJobEvent.of(r) for r in rows], has_more=has_more)
 
 
-class CheckpointMetrics(StepMetrics):
-    step: float | None = None
+class CheckpointMetrics(BaseModel):
+    """Only the metrics measured at the step (`StepMetrics`' fields and the step): OpenAI's
+    schema has no null for them."""
+
+    step: float | None = omitted_if_none()
+    train_loss: float | None = omitted_if_none()
+    train_mean_token_accuracy: float | None = omitted_if_none()
+    valid_loss: float | None = omitted_if_none()
+    valid_mean_token_accuracy: float | None = omitted_if_none()
+    full_valid_loss: float | None = omitted_if_none()
+    full_valid_mean_token_accuracy: float | None = omitted_if_none()
 
 
 class FineTuningJobCheckpoint(BaseModel):
