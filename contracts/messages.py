@@ -94,7 +94,9 @@ class Metrics(StepMetrics):
 
 class Checkpoint(_Frozen):
     """A complete checkpoint in the store: `key` its folder from the store root, `url` the
-    folder's full URL (what `resume_from` takes); `epoch` counts from 1."""
+    folder's full URL (what `resume_from` takes); `epoch` counts from 1. `kept_steps`: the
+    steps of every checkpoint left on the store once this one is written and retention has
+    run (this one included); any other checkpoint of the job is gone. `None`: not said."""
 
     type: Literal["checkpoint"] = "checkpoint"
     step: int
@@ -103,6 +105,7 @@ class Checkpoint(_Frozen):
     key: str
     url: str
     metrics: StepMetrics = StepMetrics()
+    kept_steps: tuple[int, ...] | None = None
 
 
 class Heartbeat(_Frozen):

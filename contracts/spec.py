@@ -27,6 +27,10 @@ LORA_MAX_TARGET_MODULES = 64
 LORA_MAX_MODULE_NAME = 128
 LORA_TARGET_MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
 """A module name (`q_proj`) or a dotted path ending in one (`self_attn.q_proj`), as peft matches."""
+# Epoch checkpoints kept on the store (and listed as models): OpenAI keeps the last 3 epochs;
+# a job may ask for more (the `keep_checkpoints` extension field), up to one per epoch.
+KEEP_CHECKPOINTS = 3
+MAX_KEEP_CHECKPOINTS = 50
 # Tokens per forward/backward pass (a step's examples are split into micro-batches of at most
 # this many tokens, padding included); lower it for a large model on a small GPU.
 MICRO_BATCH_TOKENS = 8192
@@ -116,6 +120,13 @@ class JobSpec(_Strict):
     seed: int = 42
     output: str = Field(description="Store URL prefix for checkpoints, final adapter and metrics.")
     checkpoint_every_steps: int = Field(default=50, ge=1)
+    keep_checkpoints: int = Field(
+        default=KEEP_CHECKPOINTS,
+        ge=1,
+        le=MAX_KEEP_CHECKPOINTS,
+        description="How many of the latest epoch checkpoints stay on the store; older ones "
+        "are deleted (the latest step checkpoint stays too while it is newer than them).",
+    )
     eval_every_steps: int = Field(default=10, ge=1)
     metrics_every_steps: int = Field(default=1, ge=1)
     micro_batch_tokens: int = Field(

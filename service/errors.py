@@ -140,11 +140,23 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         # A discriminated union (the trainer's messages): the field is the discriminator.
         tag = str(first.get("ctx", {}).get("discriminator", "")).strip("'")
         param = f"{param}.{tag}" if param else tag or None
-    reason = first.get("msg", "invalid value")
-    message = f"Invalid value for '{param}': {reason}." if param else f"Invalid request: {reason}."
-    return JSONResponse(
-        error_body(message, "invalid_request_error", param, "invalid_value"), status_code=400
-    )
+    message, code = _described(str(first.get("type", "")), param, first.get("msg", "invalid"))
+    return JSONResponse(error_body(message, "invalid_request_error", param, code), status_code=400)
+
+
+def _described(kind: str, param: str | None, reason: str) -> tuple[str, str]:
+    """(message, code) of one pydantic error, in OpenAI's words: a missing field is
+    `missing_required_parameter`, an unknown one `unknown_parameter`, a value of the wrong
+    JSON type `invalid_type`, anything else `invalid_value`."""
+    if param is None:
+        return f"Invalid request: {reason}.", "invalid_value"
+    if kind == "missing":
+        return f"Missing required parameter: '{param}'.", "missing_required_parameter"
+    if kind == "extra_forbidden":
+        return f"Unrecognized request argument supplied: {param}", "unknown_parameter"
+    if kind.endswith(("_type", "_parsing")) or kind in ("model_attributes_type", "dict_type"):
+        return f"Invalid type for '{param}': {reason}.", "invalid_type"
+    return f"Invalid value for '{param}': {reason}.", "invalid_value"
 
 
 async def _cursor_not_found(request: Request, exc: Exception) -> JSONResponse:

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from contracts import layout
+from contracts.spec import KEEP_CHECKPOINTS
 from contracts.store import ObjectNotFound, ObjectStore, open_store
 
-KEEP_EPOCH_CHECKPOINTS = 3
 TRAINING_STATE = "training_state.pt"
 POSITION = "position.json"
 
@@ -95,22 +95,24 @@ def save_checkpoint(
     return folder
 
 
-def prune(store: ObjectStore, keep_step: int) -> list[int]:
-    """Keep the last 3 epoch checkpoints and the latest step checkpoint; drop the rest.
+def prune(store: ObjectStore, keep_step: int, keep_epochs: int = KEEP_CHECKPOINTS) -> list[int]:
+    """Keep the last `keep_epochs` epoch checkpoints, the latest step checkpoint while it is
+    newer than all of them (what a resume needs), and `keep_step`; drop the rest.
 
     Incomplete checkpoints (no `COMPLETE`) other than `keep_step` are removed as well.
-    Returns the steps deleted.
+    Returns the steps kept, ascending (the steps deleted are every other one).
     """
     complete = layout.complete_checkpoints(store)
-    epochs = [c.step for c in complete if c.kind == "epoch"][-KEEP_EPOCH_CHECKPOINTS:]
+    epochs = [c.step for c in complete if c.kind == "epoch"][-keep_epochs:]
     steps = [c.step for c in complete if c.kind == "step"][-1:]
-    keep = set(epochs) | set(steps) | {keep_step}
-    deleted = sorted(layout.checkpoint_steps_on_store(store) - keep)
-    for step in deleted:
+    newest_epoch = max((c.step for c in complete if c.kind == "epoch"), default=-1)
+    keep = set(epochs) | {s for s in steps if s > newest_epoch} | {keep_step}
+    on_store = layout.checkpoint_steps_on_store(store)
+    for step in sorted(on_store - keep):
         folder = layout.checkpoint_dir(step)
         store.delete(folder + layout.COMPLETE)
         store.delete_prefix(folder)
-    return deleted
+    return sorted(keep & (on_store | {keep_step}))
 
 
 @dataclass

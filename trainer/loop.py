@@ -296,11 +296,11 @@ def checkpoint(run: Run, kind: Literal["epoch", "step"]) -> None:
         run.store, run.model, run.optimizer, run.scheduler, run.position, kind,
         extra=run.prefs.state() if run.prefs is not None else None,
     )  # fmt: skip
-    prune(run.store, keep_step=run.position.step)
+    kept = prune(run.store, keep_step=run.position.step, keep_epochs=run.spec.keep_checkpoints)
     run.progress.send(Checkpoint(
         step=run.position.step, epoch=run.position.epoch_number, kind=kind,
         key=layout.job_prefix(run.spec.job_id) + folder, url=run.store.key_url(folder),
-        metrics=run.last,
+        metrics=run.last, kept_steps=tuple(kept),
     ))  # fmt: skip
 
 

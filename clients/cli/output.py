@@ -27,6 +27,7 @@ STATUS_STYLE = {
     "succeeded": "green",
     "failed": "red",
     "cancelled": "yellow",
+    "pausing": "yellow",
     "paused": "yellow",
     "running": "cyan",
     "queued": "blue",

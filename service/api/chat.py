@@ -87,4 +87,28 @@ def requested_model(body: bytes) -> str:
         raise InvalidRequest(
             "You must provide a model parameter.", param="model", code="missing_required_parameter"
         )
+    check_messages(data.get("messages"), "messages" in data)
     return model
+
+
+def check_messages(messages: object, given: bool) -> None:
+    """OpenAI's answers for `messages` missing, not an array, or empty (vLLM's own would be a
+    raw validation dump without `param` or `code`)."""
+    if not given:
+        raise InvalidRequest(
+            "Missing required parameter: 'messages'.",
+            param="messages",
+            code="missing_required_parameter",
+        )
+    if not isinstance(messages, list):
+        raise InvalidRequest(
+            "Invalid type for 'messages': expected an array of objects.",
+            param="messages",
+            code="invalid_type",
+        )
+    if not messages:
+        raise InvalidRequest(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+            param="messages",
+            code="empty_array",
+        )

@@ -60,6 +60,7 @@ def report(
                 message,
                 services.settings.scheduler_lease_seconds,
                 services.adapters,  # warm-starts a succeeded job's model once committed
+                services.chat_access,  # forgets the checkpoint models the trainer pruned
             )
         except (KeyError, TypeError, ValueError) as e:
             session.rollback()

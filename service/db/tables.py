@@ -136,6 +136,8 @@ class FineTuningJob(Base):
     # job), then `running` (under a lease), `done`, `failed` or `skipped`.
     evaluation: Mapped[str | None] = mapped_column(String(16), default=None)
     evaluation_lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Whetstone extension: epoch checkpoints kept (null: the JobSpec's default, OpenAI's 3).
+    keep_checkpoints: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class FineTuningJobMetadata(Base):

@@ -142,6 +142,7 @@ def create_job(
             method=method.model_dump(mode="json"),
             lora=lora,
             learning_rate=request.learning_rate,
+            keep_checkpoints=request.keep_checkpoints,
             suffix=request.suffix,
             seed=request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1),
             job_metadata=request.metadata,

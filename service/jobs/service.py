@@ -203,17 +203,27 @@ def cancel(session: Session, job: FineTuningJob) -> None:
             param=None,
             code="invalid_job_status",
         )
-    had_attempt = status_of(job) in (JobStatus.RUNNING, JobStatus.PAUSED)
+    had_attempt = status_of(job) in (JobStatus.RUNNING, JobStatus.PAUSING, JobStatus.PAUSED)
     transition(session, job, JobStatus.CANCELLED)
     if had_attempt or job.executor_handle:
         job.requested_action = RequestedAction.CANCEL.value
 
 
 def pause(session: Session, job: FineTuningJob) -> None:
-    """`running` -> `paused`; the attempt checkpoints and exits when told."""
+    """`running` -> `pausing`; the attempt checkpoints and exits when told, and the job is
+    `paused` once the attempt has ended (`paused_if_pausing`)."""
     _only_from(job, JobStatus.RUNNING, "paused")
-    transition(session, job, JobStatus.PAUSED)
+    transition(session, job, JobStatus.PAUSING)
     job.requested_action = RequestedAction.PAUSE.value
+
+
+def paused_if_pausing(session: Session, job: FineTuningJob) -> bool:
+    """The job's attempt has ended (however it ended): a `pausing` job is now `paused`, and
+    resumes from its last checkpoint. True when it was pausing."""
+    if status_of(job) is not JobStatus.PAUSING:
+        return False
+    transition(session, job, JobStatus.PAUSED)
+    return True
 
 
 def resume(session: Session, job: FineTuningJob) -> None:

@@ -2,7 +2,7 @@
 
 ```
 validating_files -> queued -> running -> succeeded | failed | cancelled
-                                running -> paused -> queued   (pause, then resume)
+                                running -> pausing -> paused -> queued   (pause, then resume)
                                 running -> queued             (a retryable attempt ended)
 any status that is not final -> cancelled | failed
 ```
@@ -27,9 +27,12 @@ class JobStatus(StrEnum):
     """Files are valid; waiting for a trainer slot (also after a resume or a retryable crash)."""
     RUNNING = "running"
     """An attempt is training (the scheduler launched it through an executor)."""
+    PAUSING = "pausing"
+    """The user asked for a pause; the attempt is saving a checkpoint and stopping (OpenAI's
+    `pausing`). Once the attempt has ended the job is `paused`."""
     PAUSED = "paused"
-    """Stopped at a checkpoint on the user's request; `resume` queues it again. OpenAI's spec
-    lists no such status; Azure OpenAI reports `paused` the same way."""
+    """Stopped at a checkpoint on the user's request; `resume` queues it again (OpenAI's and
+    Azure OpenAI's `paused`)."""
     SUCCEEDED = "succeeded"
     """Final: the fine-tuned model exists (`fine_tuned_model`)."""
     FAILED = "failed"
@@ -57,7 +60,11 @@ TRANSITIONS: dict[tuple[JobStatus, JobStatus], str] = {
     (S.RUNNING, S.SUCCEEDED): "The job has successfully completed",
     (S.RUNNING, S.FAILED): "Fine-tuning job failed",
     (S.RUNNING, S.CANCELLED): "Fine-tuning job cancelled",
-    (S.RUNNING, S.PAUSED): "Fine-tuning job paused",
+    (S.RUNNING, S.PAUSING): "Pausing fine-tuning job: it stops at its next checkpoint",
+    (S.PAUSING, S.PAUSED): "Fine-tuning job paused",
+    (S.PAUSING, S.SUCCEEDED): "The job has successfully completed",
+    (S.PAUSING, S.FAILED): "Fine-tuning job failed",
+    (S.PAUSING, S.CANCELLED): "Fine-tuning job cancelled",
     (S.RUNNING, S.QUEUED): "Training attempt ended early, moving job to queued state to retry",
     (S.PAUSED, S.QUEUED): "Fine-tuning job resumed, moving job to queued state",
     (S.PAUSED, S.FAILED): "Fine-tuning job failed",

@@ -222,6 +222,8 @@ def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, numb
         extra["checkpoint_every_steps"] = ctx.settings.scheduler_checkpoint_every_steps
     if ctx.settings.trainer_micro_batch_tokens is not None:
         extra["micro_batch_tokens"] = ctx.settings.trainer_micro_batch_tokens
+    if job.keep_checkpoints is not None:
+        extra["keep_checkpoints"] = job.keep_checkpoints
     if job.parent_model:  # continued training starts from the parent's adapter
         parent = session.get(FineTunedModel, job.parent_model)
         if parent is not None:

@@ -7,9 +7,10 @@ one yet) and asks the executor how the attempt is:
   message for `scheduler_lease_seconds` it is declared lost and killed. A cancelled job's
   attempt is killed at once (SIGTERM, then SIGKILL after the executor's grace period).
 - ended: exit 0 after a `finished` report (job `succeeded`), a cancel or a pause simply ends
-  the attempt; exit 2 fails the job for good; any other exit, a lost attempt, or exit 0 of a
-  job still `running` is retried from the job's last checkpoint while attempts remain, then
-  the job fails with the reason. A pause does not use up one of the job's attempts.
+  the attempt (a `pausing` job is `paused` once its attempt has ended, however it ended);
+  exit 2 fails the job for good; any other exit, a lost attempt, or exit 0 of a job still
+  `running` is retried from the job's last checkpoint while attempts remain, then the job
+  fails with the reason. A pause does not use up one of the job's attempts.
 
 Handles live in the database, so a restarted scheduler re-adopts the attempts of an earlier
 one (the executor polls them by handle); attempts the executor runs that no job holds are
@@ -32,6 +33,7 @@ from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
 from service.executors import AttemptState, ExecutorError, Outcome
 from service.jobs import attempts
+from service.jobs import service as jobs
 from service.jobs.status import JobStatus
 from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import describe
@@ -69,6 +71,7 @@ def _watch_failed(ctx: SchedulerContext, session: Session, job_id: str, error: E
             attempts.retry_or_fail(
                 session, job, f"the scheduler could not watch it ({describe(error)})"
             )
+        jobs.paused_if_pausing(session, job)
         session.commit()
     except Exception:
         session.rollback()
@@ -80,6 +83,9 @@ def _watch(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
     if job.executor_handle is None:
         if status is JobStatus.RUNNING and attempts.lease_expired(job):
             attempts.retry_or_fail(session, job, "the trainer was never started")
+        elif status is JobStatus.PAUSING and attempts.lease_expired(job):
+            attempts.end(job)
+            jobs.paused_if_pausing(session, job)
         return
     state = ctx.executor.poll(job.executor_handle)
     if state.outcome is Outcome.RUNNING:
@@ -92,6 +98,7 @@ def _watch(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
             if status is JobStatus.RUNNING:
                 seconds = int(ctx.settings.scheduler_lease_seconds)
                 attempts.retry_or_fail(session, job, f"no message from the trainer for {seconds} s")
+            jobs.paused_if_pausing(session, job)
         return
     _attempt_ended(session, job, status, state)
 
@@ -100,6 +107,8 @@ def _attempt_ended(
     session: Session, job: FineTuningJob, status: JobStatus, state: AttemptState
 ) -> None:
     attempts.end(job, stopped_as_asked=state.outcome is Outcome.SUCCEEDED)
+    if jobs.paused_if_pausing(session, job):
+        return  # stopped for the pause, or crashed on the way: resumes from its checkpoint
     if status is not JobStatus.RUNNING:
         return  # succeeded, failed or cancelled by a report or the user; paused: resumable
     if state.outcome is Outcome.FAILED and not state.retryable:

@@ -24,6 +24,7 @@ from service.models import lifecycle
 from service.scheduler.results import save_result_file
 
 if TYPE_CHECKING:
+    from service.models.access import ChatAccess
     from service.models.warm_start import AdapterControl
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def action_for(job: FineTuningJob) -> Action:
     if job.requested_action == RequestedAction.PAUSE.value:
         return "pause"
     status = JobStatus(job.status)
-    if status is JobStatus.PAUSED:
+    if status in (JobStatus.PAUSING, JobStatus.PAUSED):
         return "pause"
     if status.is_final and status is not JobStatus.SUCCEEDED:
         return "cancel"
@@ -52,18 +53,22 @@ def handle_report(
     message: Message,
     lease_seconds: float,
     adapters: AdapterControl | None = None,
+    access: ChatAccess | None = None,
 ) -> Action:
     """Apply one message of the job's live attempt; the caller commits. `started` and
     `heartbeat` only renew the lease, as every message does. With `adapters`, a final model
-    is warm-started once the caller commits."""
+    is warm-started once the caller commits, and checkpoints pruned by the trainer are
+    unloaded (`access`, this process's chat cache, forgets them)."""
     attempts.renew(job, lease_seconds)
-    running = job.status == JobStatus.RUNNING.value
-    live = running or job.status == JobStatus.PAUSED.value  # a paused attempt winds down
+    # A pausing attempt winds down: its checkpoint counts, and so does a `finished` that
+    # crossed the pause (the job then succeeds).
+    running = job.status in (JobStatus.RUNNING.value, JobStatus.PAUSING.value)
+    live = running or job.status == JobStatus.PAUSED.value
     match message:
         case Metrics() if live:
             _metrics(session, job, message)
         case Checkpoint() if live:
-            _checkpoint(session, store, job, message)
+            _checkpoint(session, store, job, message, adapters, access)
         case Log(level=level, message=text):
             jobs.add_event(session, job, text, level=LEVELS.get(level, "info"))  # type: ignore[arg-type]
         case Finished() if running:
@@ -98,13 +103,23 @@ def _estimate_finish(session: Session, job: FineTuningJob, step: int, total: int
 
 
 def _checkpoint(
-    session: Session, store: ObjectStore, job: FineTuningJob, message: Checkpoint
+    session: Session,
+    store: ObjectStore,
+    job: FineTuningJob,
+    message: Checkpoint,
+    adapters: AdapterControl | None,
+    access: ChatAccess | None,
 ) -> None:
+    """Register and publish the checkpoint, then retire the checkpoint models of the steps
+    the trainer's retention deleted from the store (`kept_steps`)."""
     checkpoint = jobs.register_checkpoint(session, job, message.step, message.metrics, message.key)
     adapter = checkpoint.store_key.rstrip("/") + "/" + ADAPTER
     name = checkpoint.fine_tuned_model_checkpoint
     lifecycle.publish(session, store, job, name, "checkpoint", adapter)
     job.resume_from = checkpoint.store_key
+    if message.kept_steps is not None:
+        kept = set(message.kept_steps) | {message.step}
+        lifecycle.retire_checkpoints(session, store, job, kept, access=access, adapters=adapters)
 
 
 def _finished(

@@ -11,6 +11,7 @@ import time
 from service.db.tables import FineTuningJob
 from service.executors import Outcome
 from service.jobs import attempts
+from service.jobs import service as jobs
 from service.jobs.status import JobStatus
 from service.scheduler.context import SchedulerContext
 
@@ -39,6 +40,7 @@ def stop_attempts(ctx: SchedulerContext, grace_seconds: float) -> list[str]:
             if job is None or job.executor_handle != attempt.handle:
                 continue
             attempts.end(job, stopped_as_asked=True)  # a pause: resuming is not a new try
+            jobs.paused_if_pausing(session, job)
             if job.status != JobStatus.RUNNING.value:
                 continue  # paused, or ended meanwhile: it stays as it is
             attempts.requeue(

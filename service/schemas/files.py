@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from service.db.tables import File
-from service.schemas.common import ListPage
+from service.schemas.common import ListPage, omitted_if_none
 
 FINE_TUNE = "fine-tune"
 FINE_TUNE_RESULTS = "fine-tune-results"
@@ -22,11 +22,11 @@ class FileObject(BaseModel):
     object: Literal["file"] = "file"
     bytes: int
     created_at: int
-    expires_at: int | None = None
+    expires_at: int | None = omitted_if_none("Left out: Whetstone's files do not expire.")
     filename: str
     purpose: str
     status: Literal["uploaded", "processed", "error"] = "processed"
-    status_details: str | None = None
+    status_details: str | None = omitted_if_none()
 
     @classmethod
     def of(cls, row: File) -> FileObject:

@@ -2,7 +2,11 @@
 spec has them (`FineTuningJob`, `FineTuningJobEvent`, `FineTuningJobCheckpoint`).
 
 Whetstone's extension fields, top-level in the request and in the job: `lora` (LoRA rank,
-alpha, dropout, target modules) and `learning_rate` (`service.jobs.hyperparameters`)."""
+alpha, dropout, target modules), `learning_rate` (`service.jobs.hyperparameters`) and
+`keep_checkpoints` (how many epoch checkpoints stay, `contracts.spec.KEEP_CHECKPOINTS`).
+
+Fields OpenAI's schema types without null are left out when there is nothing to say
+(`exclude_none` on those models), never sent as null."""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from contracts.messages import StepMetrics
 from contracts.names import SUFFIX_PATTERN
+from contracts.spec import KEEP_CHECKPOINTS, MAX_KEEP_CHECKPOINTS
 from service.db.tables import FineTuningJob as JobRow
 from service.db.tables import FineTuningJobCheckpoint as CheckpointRow
 from service.db.tables import FineTuningJobEvent as EventRow
@@ -25,7 +29,7 @@ from service.jobs.hyperparameters import (
     SupervisedHyperparameters,
     peak_learning_rate,
 )
-from service.schemas.common import ListPage
+from service.schemas.common import ListPage, omitted_if_none
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
@@ -102,6 +106,14 @@ class CreateFineTuningJobRequest(BaseModel):
         "the linear decay), instead of `learning_rate_multiplier` x the trainer's base rate "
         "2e-4; the job then reports the multiplier this means. Not combined with a multiplier.",
     )
+    keep_checkpoints: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_KEEP_CHECKPOINTS,
+        description="Whetstone extension: how many of the last epochs keep their checkpoint "
+        f"(and its `:ckpt-step-N` model); default {KEEP_CHECKPOINTS}, as OpenAI. Older "
+        "checkpoints are deleted as training goes and are no longer listed.",
+    )
 
 
 class JobError(BaseModel):
@@ -130,7 +142,14 @@ class FineTuningJob(BaseModel):
     organization_id: str
     result_files: list[str]
     status: Literal[
-        "validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled"
+        "validating_files",
+        "queued",
+        "running",
+        "pausing",
+        "paused",
+        "succeeded",
+        "failed",
+        "cancelled",
     ]
     trained_tokens: int | None
     training_file: str
@@ -144,6 +163,9 @@ class FineTuningJob(BaseModel):
     learning_rate: float | None = Field(
         description="Whetstone extension: the peak learning rate, the request's `learning_rate` "
         "or 2e-4 x `learning_rate_multiplier`; null while the multiplier is `auto`."
+    )
+    keep_checkpoints: int = Field(
+        description="Whetstone extension: how many of the last epochs keep their checkpoint."
     )
 
     @classmethod
@@ -182,6 +204,7 @@ class FineTuningJob(BaseModel):
             metadata=row.job_metadata,
             lora=LoraSettings.of(row.lora),
             learning_rate=peak_learning_rate(row.learning_rate, hp.learning_rate_multiplier),
+            keep_checkpoints=row.keep_checkpoints or KEEP_CHECKPOINTS,
         )
 
 
@@ -218,8 +241,22 @@ class ListFineTuningJobEventsResponse(ListPage[FineTuningJobEvent]):
         return cls(data=[FineTuningJobEvent.of(r) for r in rows], has_more=has_more)
 
 
-class CheckpointMetrics(StepMetrics):
-    step: float | None = None
+class CheckpointMetrics(BaseModel):
+    """Only the metrics measured at the step (`StepMetrics`' fields and the step): OpenAI's
+    schema has no null for them."""
+
+    step: float | None = omitted_if_none()
+    train_loss: float | None = omitted_if_none()
+    train_mean_token_accuracy: float | None = omitted_if_none()
+    valid_loss: float | None = omitted_if_none()
+    valid_mean_token_accuracy: float | None = omitted_if_none()
+    full_valid_loss: float | None = omitted_if_none()
+    full_valid_mean_token_accuracy: float | None = omitted_if_none()
+    # DPO's (a Whetstone extension: OpenAI's docs name none)
+    train_reward_margin: float | None = omitted_if_none()
+    train_reward_accuracy: float | None = omitted_if_none()
+    valid_reward_margin: float | None = omitted_if_none()
+    valid_reward_accuracy: float | None = omitted_if_none()
 
 
 class FineTuningJobCheckpoint(BaseModel):

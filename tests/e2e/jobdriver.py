@@ -19,7 +19,7 @@ from contracts.messages import StepMetrics
 from contracts.store import ObjectStore, open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.tables import FineTuningJob
-from service.jobs import service
+from service.jobs import attempts, service
 from service.jobs.status import JobStatus
 from service.models import lifecycle
 from service.settings import Settings
@@ -74,6 +74,13 @@ def start_again(server: Server, job_id: str) -> None:
     """queued (after a resume) -> running."""
     with job_session(server, job_id) as (session, job):
         service.transition(session, job, JobStatus.RUNNING)
+
+
+def attempt_ended(server: Server, job_id: str) -> None:
+    """The attempt has stopped, as the scheduler sees it: a `pausing` job is `paused`."""
+    with job_session(server, job_id) as (session, job):
+        attempts.end(job, stopped_as_asked=True)
+        service.paused_if_pausing(session, job)
 
 
 def checkpoint(server: Server, job_id: str, step: int, loss: float = 1.0) -> str:

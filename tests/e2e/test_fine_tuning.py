@@ -174,7 +174,12 @@ def test_cancel_pause_resume_follow_the_state_machine(server: Server) -> None:
     jobdriver.start(server, job.id)
     running = jobs.retrieve(job.id)
     assert running.status == "running" and running.hyperparameters.n_epochs == 3
-    assert jobs.pause(job.id).status == "paused"
+    assert jobs.pause(job.id).status == "pausing"  # until its attempt has stopped
+    for refused in (jobs.pause, jobs.resume):
+        with pytest.raises(openai.BadRequestError):
+            refused(job.id)
+    jobdriver.attempt_ended(server, job.id)
+    assert jobs.retrieve(job.id).status == "paused"
     with pytest.raises(openai.BadRequestError):
         jobs.pause(job.id)
     assert jobs.resume(job.id).status == "queued"
@@ -185,10 +190,11 @@ def test_cancel_pause_resume_follow_the_state_machine(server: Server) -> None:
     with pytest.raises(openai.BadRequestError):
         jobs.cancel(job.id)
     messages = [e.message for e in jobs.list_events(job.id, limit=2)]  # pages followed
-    assert messages[:5] == [
+    assert messages[:6] == [
         "Fine-tuning job cancelled",
         "Fine-tuning job resumed, moving job to queued state",
         "Fine-tuning job paused",
+        "Pausing fine-tuning job: it stops at its next checkpoint",
         "Fine-tuning job started",
         "Files validated, moving job to queued state",
     ]

@@ -108,9 +108,12 @@ def test_pause_checkpoints_and_resume_continues(stack: Stack) -> None:
     client = stack.client()
     job_id = create_job(client)
     wait_for_step(client, job_id, 2)
-    assert client.fine_tuning.jobs.pause(job_id).status == "paused"
+    assert client.fine_tuning.jobs.pause(job_id).status == "pausing"
     deadline = time.monotonic() + 30
-    while stack.trainer_pid(job_id) is not None and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        stack.trainer_pid(job_id) is not None
+        or client.fine_tuning.jobs.retrieve(job_id).status == "pausing"
+    ):
         time.sleep(0.2)
     assert stack.trainer_pid(job_id) is None, "the trainer still runs after pause"
     paused_at = max(_metric_steps(stack, job_id))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.db.repositories.pagination import CursorNotFound, Page, paginate
 from service.db.tables import (
+    FineTunedModel,
     FineTuningJob,
     FineTuningJobCheckpoint,
     FineTuningJobEvent,
@@ -115,9 +116,14 @@ def get_checkpoint(session: Session, job_id: str, step: int) -> FineTuningJobChe
 def list_checkpoints(
     session: Session, job_id: str, *, after: str | None, limit: int
 ) -> Page[FineTuningJobCheckpoint]:
-    """Latest step first; `after` is the id of the last checkpoint seen."""
+    """Latest step first, only those whose model is live (a checkpoint pruned by retention
+    or whose model was deleted is not listed); `after` is the id of the last one seen."""
     ckpt = FineTuningJobCheckpoint
-    stmt = select(ckpt).where(ckpt.job_id == job_id)
+    stmt = (
+        select(ckpt)
+        .join(FineTunedModel, FineTunedModel.id == ckpt.fine_tuned_model_checkpoint)
+        .where(ckpt.job_id == job_id, FineTunedModel.deleted_at.is_(None))
+    )
     if after is not None:
         step = session.scalar(
             select(ckpt.step_number).where(ckpt.id == after, ckpt.job_id == job_id)
@@ -145,10 +151,10 @@ def _due() -> ColumnElement[bool]:
 
 
 def _holds_attempt() -> ColumnElement[bool]:
-    """An executor handle, or `running` without one yet (claimed, not launched)."""
+    """An executor handle, or `running` (`pausing`) without one yet (claimed, not launched)."""
     return or_(
         FineTuningJob.executor_handle.is_not(None),
-        FineTuningJob.status == JobStatus.RUNNING.value,
+        FineTuningJob.status.in_([JobStatus.RUNNING.value, JobStatus.PAUSING.value]),
     )
 
 

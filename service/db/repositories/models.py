@@ -60,6 +60,20 @@ def list_models(session: Session, project_id: str) -> list[FineTunedModel]:
     return list(session.scalars(stmt))
 
 
+def live_checkpoint_models(session: Session, job_id: str) -> list[FineTunedModel]:
+    """The job's checkpoint models not deleted yet, oldest first."""
+    stmt = (
+        select(FineTunedModel)
+        .where(
+            FineTunedModel.job_id == job_id,
+            FineTunedModel.kind == "checkpoint",
+            FineTunedModel.deleted_at.is_(None),
+        )
+        .order_by(FineTunedModel.created_at, FineTunedModel.id)
+    )
+    return list(session.scalars(stmt))
+
+
 def mark_deleted(session: Session, row: FineTunedModel, when: int) -> None:
     row.deleted_at = when
     session.flush()

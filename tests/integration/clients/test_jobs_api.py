@@ -104,7 +104,9 @@ def test_checkpoints_and_fine_tuned_models(server: Server, tmp_path: Path) -> No
             model="whetstone-tiny", training_file=upload(client, tmp_path), suffix="sdk"
         )
         jobdriver.start(server, job.id)
-        assert client.fine_tuning.jobs.pause(job.id).status == "paused"
+        assert client.fine_tuning.jobs.pause(job.id).status == "pausing"
+        jobdriver.attempt_ended(server, job.id)
+        assert client.fine_tuning.jobs.retrieve(job.id).status == "paused"
         assert client.fine_tuning.jobs.resume(job.id).status == "queued"
         jobdriver.start_again(server, job.id)
         names = [jobdriver.checkpoint(server, job.id, step, loss=0.5) for step in (5, 10)]

@@ -60,19 +60,21 @@ def _messages(session: Session, job: FineTuningJob) -> list[str]:
 def test_every_transition_writes_an_event(session: Session) -> None:
     job = _job(session, suffix="demo")
     assert job.status == "validating_files" and job.output_model.endswith(f":demo:{job.id[6:14]}")
-    for status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.QUEUED):
+    path = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSING, JobStatus.PAUSED)
+    for status in (*path, JobStatus.QUEUED):
         service.transition(session, job, status)
     assert _messages(session, job) == [
         f"Created fine-tuning job: {job.id}",
         f"Validating training file: {job.training_file}",
         "Files validated, moving job to queued state",
         "Fine-tuning job started",
+        "Pausing fine-tuning job: it stops at its next checkpoint",
         "Fine-tuning job paused",
         "Fine-tuning job resumed, moving job to queued state",
     ]
     with pytest.raises(InvalidTransition):
         service.transition(session, job, JobStatus.SUCCEEDED)
-    assert job.status == "queued" and len(_messages(session, job)) == 6
+    assert job.status == "queued" and len(_messages(session, job)) == 7
 
 
 def test_checkpoints_success_and_models(session: Session, tmp_path: Path) -> None:
@@ -128,7 +130,10 @@ def test_api_actions_set_what_the_scheduler_must_tell_the_attempt(session: Sessi
     service.transition(session, job, JobStatus.QUEUED)
     service.transition(session, job, JobStatus.RUNNING)
     service.pause(session, job)
-    assert (job.status, job.requested_action) == ("paused", "pause")
+    assert (job.status, job.requested_action) == ("pausing", "pause")
+    # The attempt has stopped: the job is paused, and resumable.
+    assert service.paused_if_pausing(session, job) and job.status == "paused"
+    assert not service.paused_if_pausing(session, job)
     service.resume(session, job)
     assert job.status == "queued"
     service.transition(session, job, JobStatus.RUNNING)

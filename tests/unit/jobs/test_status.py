@@ -21,7 +21,16 @@ DISALLOWED = [p for p in itertools.product(JobStatus, JobStatus) if p not in ALL
 
 
 def test_the_documented_lifecycle_is_allowed() -> None:
-    path = [S.VALIDATING_FILES, S.QUEUED, S.RUNNING, S.PAUSED, S.QUEUED, S.RUNNING, S.SUCCEEDED]
+    path = [
+        S.VALIDATING_FILES,
+        S.QUEUED,
+        S.RUNNING,
+        S.PAUSING,
+        S.PAUSED,
+        S.QUEUED,
+        S.RUNNING,
+        S.SUCCEEDED,
+    ]
     for current, target in itertools.pairwise(path):
         assert can_transition(current, target), (current, target)
     assert can_transition(S.RUNNING, S.QUEUED)  # a retryable attempt ended: queued again

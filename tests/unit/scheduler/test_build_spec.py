@@ -38,7 +38,7 @@ def _job(**columns: Any) -> FineTuningJob:
         "id": "ftjob-abc", "base_model": "whetstone-tiny", "training_file": "file-train",
         "validation_file": None, "parent_model": None, "resume_from": None, "seed": 7,
         "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
-        "lora": None, "learning_rate": None, **columns,
+        "lora": None, "learning_rate": None, "keep_checkpoints": None, **columns,
     }  # fmt: skip
     return FineTuningJob(**values)
 
@@ -82,6 +82,11 @@ def test_older_jobs_get_the_defaults(tmp_path: Path) -> None:
     assert spec.hyperparameters.learning_rate is None
     assert spec.hyperparameters.peak_learning_rate == trainer_spec.BASE_LEARNING_RATE * 0.5
     assert spec.micro_batch_tokens == trainer_spec.MICRO_BATCH_TOKENS == 8192
+    assert spec.keep_checkpoints == trainer_spec.KEEP_CHECKPOINTS == 3  # OpenAI's last 3 epochs
+
+
+def test_the_jobs_keep_checkpoints_reaches_the_trainers_retention(tmp_path: Path) -> None:
+    assert _spec(_context(tmp_path), _job(keep_checkpoints=10)).keep_checkpoints == 10
 
 
 def test_micro_batch_tokens_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

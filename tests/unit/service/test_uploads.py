@@ -110,8 +110,8 @@ def test_create_refuses_bad_requests_in_openais_shape(api: ApiClient) -> None:
     assert_error(create(api, 0), 400, "bytes", "invalid_value")
     body = {"filename": "a.jsonl", "purpose": "fine-tune", "bytes": 3}
     r = api.http.post("/v1/uploads", json=body, headers=api.auth())
-    assert_error(r, 400, "mime_type", "invalid_value")
-    assert_error(create(api, 10, expires_after={}), 400, "expires_after", "invalid_value")
+    assert_error(r, 400, "mime_type", "missing_required_parameter")
+    assert_error(create(api, 10, expires_after={}), 400, "expires_after", "unknown_parameter")
     assert api.http.post("/v1/uploads", json=body).status_code == 401
 
 
