@@ -197,3 +197,18 @@ def test_the_token_is_checked_before_the_body(api: ApiClient) -> None:
             assert reply.json()["error"]["type"] == "invalid_request_error"
     reply = _post(api, "ftjob-missing", "wsat-not-a-token", {"type": "metrics"})
     assert reply.status_code == 401
+
+
+@pytest.mark.parametrize("content", [b"not json", b'{"type": "metrics"', b""])
+def test_the_token_is_checked_before_the_body_is_parsed(api: ApiClient, content: bytes) -> None:
+    job_id, token = _running_job(api)
+    url = f"/internal/v1/jobs/{job_id}/report"
+    for bad in ("wsat-not-a-token", api.key_a):
+        headers = {"Authorization": f"Bearer {bad}", "Content-Type": "application/json"}
+        reply = api.http.post(url, content=content, headers=headers)
+        assert reply.status_code == 401, reply.text
+    # The live attempt's token with the same body: the body's own 400.
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    reply = api.http.post(url, content=content, headers=headers)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["code"] == "invalid_json"
