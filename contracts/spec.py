@@ -96,6 +96,18 @@ class LoraConfig(_Strict):
     ) = ALL_LINEAR
 
 
+class WandbRun(_Strict):
+    """Where the trainer logs the job to Weights & Biases (the job's `wandb` integration):
+    run id the job id, name `name` or the job id, tags `openai/finetune`,
+    `openai/{base model}`, `openai/{job id}` then the job's own. The API key is the
+    trainer's environment's (`WANDB_API_KEY`), never the spec's."""
+
+    project: str = Field(min_length=1, max_length=128)
+    name: str | None = None
+    entity: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
 class JobSpec(_Strict):
     job_id: str
     base_model: BaseModelRef
@@ -122,6 +134,9 @@ class JobSpec(_Strict):
         "fine-tuned model (its LoRA settings then stand). A `resume_from` checkpoint wins.",
     )
     attempt: int = Field(default=1, ge=1)
+    wandb: WandbRun | None = Field(
+        default=None, description="Log metrics and config to this W&B run; None: no W&B."
+    )
 
     @property
     def hyperparameters(self) -> SupervisedHyperparameters:
