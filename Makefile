@@ -47,12 +47,12 @@ $(VENV)/.installed-run: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[server,train,serve]'
+	$(PIP) install --quiet -e '.[server,train,serve,wandb]'
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec || true
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-run
-	$(PIP) install --quiet -e '.[server,train,serve,dev]'
+	$(PIP) install --quiet -e '.[server,train,serve,wandb,dev]'
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec || true
 	touch $@
 

@@ -109,6 +109,18 @@ class LoraConfig(_Strict):
     ) = ALL_LINEAR
 
 
+class WandbRun(_Strict):
+    """Where the trainer logs the job to Weights & Biases (the job's `wandb` integration):
+    run id the job id, name `name` or the job id, tags `openai/finetune`,
+    `openai/{base model}`, `openai/{job id}` then the job's own. The API key is the
+    trainer's environment's (`WANDB_API_KEY`), never the spec's."""
+
+    project: str = Field(min_length=1, max_length=128)
+    name: str | None = None
+    entity: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
 class JobSpec(_Strict):
     job_id: str
     base_model: BaseModelRef
@@ -146,6 +158,9 @@ class JobSpec(_Strict):
         default_factory=list,
         description="1-based line numbers of the training file set aside for the evaluation "
         "report (a job without a validation file): the trainer does not train on them.",
+    )
+    wandb: WandbRun | None = Field(
+        default=None, description="Log metrics and config to this W&B run; None: no W&B."
     )
 
     @property

@@ -146,6 +146,26 @@ class Settings(ExecutorSettings):
         "a step's examples are split into micro-batches of at most this many. Lower it when "
         "a large base model runs out of GPU memory. Unset: the JobSpec's default (8192).",
     )
+    trainer_report_max_wait_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a trainer keeps trying to deliver one progress report while "
+        "the API is unreachable (it waits, then stops; the lease requeues the job).",
+    )
+
+    # --- Weights & Biases: jobs with a `wandb` integration ---------------------------------
+    wandb_api_key: SecretStr | None = Field(
+        default=None,
+        description="W&B API key the trainers of jobs with a `wandb` integration log with "
+        "(their `WANDB_API_KEY`; never taken from a job). Unset: a local trainer inherits "
+        "the service's own `WANDB_API_KEY`, if any; without a key the job says so in a "
+        "`warn` event and trains on.",
+    )
+    wandb_base_url: str | None = Field(
+        default=None,
+        description="W&B server of those runs (their `WANDB_BASE_URL`), e.g. a dedicated "
+        "or self-hosted one; unset: W&B's cloud.",
+    )
 
     # --- Webhooks: delivery of job events (the scheduler's deliverer) -----------------------
     webhook_retry_seconds: list[NonNegativeInt] = Field(

@@ -34,8 +34,11 @@ FOOTER = "\n".join(
         "",
         "| process | variables |",
         "|---|---|",
-        "| trainer (`python -m trainer run`) | `WHETSTONE_S3_ENDPOINT_URL`, and boto3's own "
-        "(`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`) |",
+        "| trainer (`python -m trainer run`) | `WHETSTONE_S3_ENDPOINT_URL`, "
+        "`WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS` (the executor sets both), boto3's own "
+        "(`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`), and for jobs "
+        "with a `wandb` integration wandb's own (`WANDB_API_KEY`, `WANDB_BASE_URL`, "
+        "`WANDB_MODE`, `WANDB_DIR`, `WANDB_INIT_TIMEOUT`) |",
         "| vLLM's LoRA resolver (the launcher writes them) | `WHETSTONE_OBJECT_STORE_URL`, "
         "`WHETSTONE_S3_ENDPOINT_URL`, `WHETSTONE_LORA_CACHE_DIR`, `WHETSTONE_BASE_MODEL` |",
         "| SDK and CLI | `WHETSTONE_BASE_URL`, `WHETSTONE_API_KEY` |",

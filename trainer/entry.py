@@ -5,7 +5,11 @@ or stopped by SIGTERM after a checkpoint), `EXIT_BAD_INPUT` (2) bad spec or bad 
 `failed` message and one line on stderr, never a bare traceback), anything else a crash.
 
 The only environment this reads: `WHETSTONE_S3_ENDPOINT_URL` (an S3-compatible endpoint such
-as MinIO) and what boto3 reads itself (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...).
+as MinIO), `WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS` (how long one progress report is
+retried, default 600) and what boto3 and wandb read themselves (`AWS_ACCESS_KEY_ID`,
+`AWS_SECRET_ACCESS_KEY`, `WANDB_API_KEY`, `WANDB_BASE_URL`, ...). A report the service
+refuses (the attempt is no longer current) or cannot take in that time stops the trainer
+with `EXIT_LOST` (a crash: the service retries the job from its last checkpoint).
 """
 
 from __future__ import annotations
@@ -20,9 +24,20 @@ from pydantic import ValidationError
 from contracts.messages import EXIT_BAD_INPUT, EXIT_OK, Failed
 from contracts.spec import JobSpec
 from contracts.store import ObjectNotFound, split_url
-from trainer.progress import Channel, HttpChannel, Progress, StdoutChannel
+from trainer.progress import (
+    REPORT_MAX_WAIT_SECONDS,
+    Channel,
+    HttpChannel,
+    Progress,
+    ReportRefused,
+    ServiceUnreachable,
+    StdoutChannel,
+)
 
 ENDPOINT_ENV = "WHETSTONE_S3_ENDPOINT_URL"
+REPORT_MAX_WAIT_ENV = "WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS"
+EXIT_LOST = 3
+"""The progress channel is gone (refused or unreachable): a crash, retried by the service."""
 
 
 class SpecError(Exception):
@@ -63,9 +78,19 @@ def _fail(progress: Progress, message: str, code: str, param: str | None) -> int
 
 def run_command(spec_url: str, report_url: str | None = None, token: str | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    endpoint_url = os.environ.get(ENDPOINT_ENV) or None
-    channel: Channel = HttpChannel(report_url, token or "") if report_url else StdoutChannel()
+    channel: Channel = StdoutChannel()
+    if report_url:
+        max_wait = float(os.environ.get(REPORT_MAX_WAIT_ENV) or REPORT_MAX_WAIT_SECONDS)
+        channel = HttpChannel(report_url, token or "", max_wait=max_wait)
     progress = Progress(channel)
+    try:
+        return _run(spec_url, progress, os.environ.get(ENDPOINT_ENV) or None)
+    except (ReportRefused, ServiceUnreachable) as e:
+        sys.stderr.write(f"error: stopping: {e}\n")
+        return EXIT_LOST
+
+
+def _run(spec_url: str, progress: Progress, endpoint_url: str | None) -> int:
     try:
         spec = read_spec(spec_url, endpoint_url)
     except SpecError as e:

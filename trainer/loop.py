@@ -60,6 +60,7 @@ from trainer.dpo import (
 from trainer.model import LossSums, load_model, loss_sums, pick_device
 from trainer.outliers import example_losses, top_losses
 from trainer.progress import Progress
+from trainer.wandb_log import start_wandb
 
 EVAL_EXAMPLES = 64
 
@@ -417,11 +418,18 @@ def train(
 
     `micro_batch_tokens` overrides the JobSpec's. Heartbeats cover setup (reading the data,
     loading the model: minutes for a large one), the epochs and the finish (full validation,
-    the final adapter's upload)."""
+    the final adapter's upload). A job with a W&B integration logs its metrics there too
+    (`trainer.wandb_log`); W&B never stops the training."""
     progress.start_heartbeat()
+    tracker = start_wandb(spec, progress)
+    exit_code = 1
     try:
-        return _train(spec, progress, endpoint_url, micro_batch_tokens or spec.micro_batch_tokens)
+        result = _train(spec, progress, endpoint_url, micro_batch_tokens or spec.micro_batch_tokens)
+        exit_code = 0
+        return result
     finally:
+        if tracker is not None:
+            tracker.finish(exit_code)
         progress.stop_heartbeat()
 
 

@@ -12,7 +12,7 @@ COPY service ./service
 COPY trainer ./trainer
 COPY serving ./serving
 COPY clients ./clients
-RUN pip install '.[train]' && useradd --uid 10001 --user-group --no-create-home whetstone
+RUN pip install '.[train,wandb]' && useradd --uid 10001 --user-group --no-create-home whetstone
 
 USER 10001
 ENTRYPOINT []

@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
-from contracts.messages import Message, Reply
+from contracts.messages import Message, Reply, parse_message
 from service.auth import bearer_key
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
@@ -41,13 +43,30 @@ def attempt_token(job_id: str, request: Request, services: ServicesDep) -> str:
     return token
 
 
+async def report_body(request: Request) -> bytes:
+    """The raw body: read only once `attempt_token` has accepted the caller (FastAPI solves
+    dependencies in order, and a route without a body parameter parses nothing before)."""
+    return await request.body()
+
+
+def read_message(body: bytes) -> Message:
+    """One `Message`; anything else is the 400 every invalid request gets (`param` naming
+    the field, `invalid_json` for a body that is not JSON)."""
+    try:
+        return parse_message(body)
+    except ValidationError as e:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in e.errors()]
+        raise RequestValidationError(errors) from e
+
+
 @router.post("/jobs/{job_id}/report", response_model=Reply)
 def report(
     job_id: str,
     token: Annotated[str, Depends(attempt_token)],
-    message: Message,
+    body: Annotated[bytes, Depends(report_body)],
     services: ServicesDep,
 ) -> Reply:
+    message = read_message(body)
     with services.sessions() as session:
         job = repo.lock_job(session, job_id)
         if job is None or not attempts.is_current(job, token):

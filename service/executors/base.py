@@ -33,6 +33,9 @@ class Attempt:
     token: str
     base_model: str
     env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, str] = field(default_factory=dict)
+    """Variables that are secrets (the W&B API key): in a local trainer's environment; on
+    Kubernetes, keys of the attempt's own Secret, never written into the Job object."""
 
     def trainer_args(self) -> list[str]:
         """The arguments after `python -m trainer`; the token goes in the environment

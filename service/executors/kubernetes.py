@@ -10,7 +10,8 @@ Per attempt, in the configured namespace, both named `wst-{job}-{n}-{hash}`:
 
 The token reaches the trainer as the environment variable `WHETSTONE_ATTEMPT_TOKEN`, taken
 from the Secret (`secretKeyRef`): it is never written into the Job object nor put on the
-trainer's command line.
+trainer's command line. The attempt's other secret variables (`Attempt.secret_env`, the W&B
+API key) are keys of the same Secret, read the same way.
 A handle is `k8s:{namespace}/{job name}`. `kill` deletes the Job (propagation `Background`):
 the pod gets SIGTERM, saves a checkpoint and exits within the termination grace period.
 """
@@ -115,7 +116,7 @@ class KubernetesExecutor:
             metadata=k8s.V1ObjectMeta(
                 name=attempt_name(attempt), namespace=self.namespace, labels=self._labels(attempt)
             ),
-            string_data={"token": attempt.token},
+            string_data={**attempt.secret_env, "token": attempt.token},
         )
 
     def build_job(self, attempt: Attempt) -> k8s.V1Job:
@@ -210,6 +211,15 @@ class KubernetesExecutor:
             ),
         )
         extra = {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **attempt.env}
+        secrets = [
+            k8s.V1EnvVar(
+                name=name,
+                value_from=k8s.V1EnvVarSource(
+                    secret_key_ref=k8s.V1SecretKeySelector(name=attempt_name(attempt), key=name)
+                ),
+            )
+            for name in sorted(attempt.secret_env)
+        ]
         mounts = [
             k8s.V1VolumeMount(name="scratch", mount_path="/tmp"),
             k8s.V1VolumeMount(name="dshm", mount_path="/dev/shm"),
@@ -224,7 +234,11 @@ class KubernetesExecutor:
             image_pull_policy=s.k8s_image_pull_policy,
             command=TRAINER_COMMAND,
             args=attempt.trainer_args(),
-            env=[token, *(k8s.V1EnvVar(name=k, value=v) for k, v in sorted(extra.items()))],
+            env=[
+                token,
+                *secrets,
+                *(k8s.V1EnvVar(name=k, value=v) for k, v in sorted(extra.items())),
+            ],
             env_from=env_from or None,
             resources=k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None),
             volume_mounts=mounts,

@@ -205,6 +205,7 @@ class LocalExecutor:
             "PYTHONUNBUFFERED": "1",
             **devices,
             **attempt.env,
+            **attempt.secret_env,
             ATTEMPT_TOKEN_ENV: attempt.token,
         }
 

@@ -27,6 +27,7 @@ from contracts.spec import (
     JobSpec,
     Method,
     SupervisedHyperparameters,
+    WandbRun,
 )
 from service.db.repositories import jobs as repo
 from service.db.repositories.files import file_key
@@ -121,6 +122,7 @@ def _claim(
     if job.base_model not in ctx.registry:
         raise BaseModelGone(job.base_model)
     spec = build_spec(ctx, session, job, number)
+    wandb = wandb_run(job) is not None
     ctx.store.put_bytes(layout.spec_key(job.id), spec.encode())
     attempts.start(session, job, spec, ctx.settings.scheduler_start_seconds)
     held_out = len(JobSpec.model_validate_json(spec).held_out_lines)
@@ -135,7 +137,8 @@ def _claim(
         report_url=f"{ctx.settings.resolved_report_base_url}/internal/v1/jobs/{job.id}/report",
         token=token,
         base_model=job.base_model,
-        env=_trainer_env(ctx),
+        env=trainer_env(ctx, wandb),
+        secret_env=trainer_secrets(ctx, wandb),
     )
     return attempt
 
@@ -242,6 +245,7 @@ def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, numb
         resume_from=ctx.store.key_url(job.resume_from) if job.resume_from else None,
         attempt=number,
         held_out_lines=_held_out(ctx, session, job),
+        wandb=wandb_run(job),
         **extra,
     )
     return spec.model_dump_json(indent=1)
@@ -260,9 +264,36 @@ def _held_out(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> li
     )  # fmt: skip
 
 
-def _trainer_env(ctx: SchedulerContext) -> dict[str, str]:
-    endpoint = ctx.settings.s3_endpoint_url
-    return {"WHETSTONE_S3_ENDPOINT_URL": endpoint} if endpoint else {}
+def wandb_run(job: FineTuningJob) -> WandbRun | None:
+    """The job's first `wandb` integration (OpenAI's field) as the JobSpec's W&B run."""
+    for integration in job.integrations or []:
+        if integration.get("type") == "wandb" and integration.get("wandb"):
+            settings = integration["wandb"]
+            return WandbRun(
+                project=settings["project"],
+                name=settings.get("name"),
+                entity=settings.get("entity"),
+                tags=settings.get("tags") or [],
+            )
+    return None
+
+
+def trainer_env(ctx: SchedulerContext, wandb: bool = False) -> dict[str, str]:
+    settings = ctx.settings
+    env = {
+        "WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS": f"{settings.trainer_report_max_wait_seconds:g}"
+    }
+    if settings.s3_endpoint_url:
+        env["WHETSTONE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    if wandb and settings.wandb_base_url:
+        env["WANDB_BASE_URL"] = settings.wandb_base_url
+    return env
+
+
+def trainer_secrets(ctx: SchedulerContext, wandb: bool) -> dict[str, str]:
+    """The W&B API key, for a job with a `wandb` integration only."""
+    key = ctx.settings.wandb_api_key
+    return {"WANDB_API_KEY": key.get_secret_value()} if wandb and key is not None else {}
 
 
 def _record_handle(ctx: SchedulerContext, job_id: str, number: int, handle: str) -> None:

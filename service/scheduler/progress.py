@@ -1,12 +1,17 @@
 """The trainer's progress messages (docs/architecture.md, "Progress channel") -> job changes.
 
-Every message from the live attempt renews its lease. The reply tells the trainer what to do
-next: `continue`, or the job's `requested_action` (`cancel`, `pause`).
+Every message from the live attempt renews its lease. A message applied twice (the trainer
+sends a report again when the reply to it was lost) changes nothing the second time: a
+checkpoint is registered once per step, a metrics event equal to the latest one is not
+added again, a second `finished` or `failed` finds the job already ended.
+The reply tells the trainer what to do next: `continue`, or the job's `requested_action`
+(`cancel`, `pause`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -81,18 +86,26 @@ def handle_report(
 
 
 def _metrics(session: Session, job: FineTuningJob, message: Metrics) -> None:
-    _estimate_finish(session, job, message.step, message.total_steps)
-    jobs.add_metrics_event(session, job, message.step, message.total_steps, message.event_data())
-
-
-def _estimate_finish(session: Session, job: FineTuningJob, step: int, total: int) -> None:
-    """From the steps per second over the last few metrics events of this job."""
+    """A metrics event, unless the latest one is this very message (a report the trainer
+    sent again because the reply to it was lost)."""
     recent = session.scalars(
         select(FineTuningJobEvent)
         .where(FineTuningJobEvent.job_id == job.id, FineTuningJobEvent.type == "metrics")
         .order_by(FineTuningJobEvent.seq.desc())
         .limit(RATE_WINDOW)
     ).all()
+    data = message.event_data()
+    if recent and recent[0].data == {"step": message.step, "total_steps": message.total_steps,
+                                     **data}:  # fmt: skip
+        return
+    _estimate_finish(job, recent, message.step, message.total_steps)
+    jobs.add_metrics_event(session, job, message.step, message.total_steps, data)
+
+
+def _estimate_finish(
+    job: FineTuningJob, recent: Sequence[FineTuningJobEvent], step: int, total: int
+) -> None:
+    """From the steps per second over the last few metrics events of this job (newest first)."""
     oldest = next((e for e in reversed(recent) if e.data and e.data.get("step", step) < step), None)
     if oldest is None or oldest.data is None:
         return

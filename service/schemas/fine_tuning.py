@@ -69,7 +69,8 @@ class WandbIntegration(BaseModel):
 
 
 class FineTuningIntegration(BaseModel):
-    """Stored and reported with the job; Whetstone does not send anything to W&B itself."""
+    """Stored and reported with the job; its trainer logs metrics and config to this W&B run
+    (the server's W&B API key, never the job's)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -8,6 +8,7 @@ that records them; nothing here shows how a real cluster schedules or runs the p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import timedelta
@@ -113,6 +114,23 @@ def test_launch_creates_token_secret_then_job_and_ties_the_secret_to_the_job(
     assert secret["stringData"] == {"token": attempt.token}
     job_uid = kube.cluster.jobs[(NS, name)]["metadata"]["uid"]
     assert secret["metadata"]["ownerReferences"][0]["uid"] == job_uid
+
+
+def test_secret_variables_go_into_the_attempts_secret_not_the_job(kube: KubeHarness) -> None:
+    attempt = make_attempt("ftjob-wandb")
+    attempt = dataclasses.replace(attempt, secret_env={"WANDB_API_KEY": "wandb-secret-key"})
+    kube.executor.launch(attempt)
+    name = attempt_name(attempt)
+    secret = kube.cluster.secrets[(NS, name)]
+    assert secret["stringData"] == {"token": attempt.token, "WANDB_API_KEY": "wandb-secret-key"}
+    job = kube.cluster.jobs[(NS, name)]
+    assert "wandb-secret-key" not in json.dumps(job)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["WANDB_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": name, "key": "WANDB_API_KEY",
+    }  # fmt: skip
+    validate(job)
 
 
 def test_kill_deletes_the_job_in_the_background_and_its_secret(kube: KubeHarness) -> None:

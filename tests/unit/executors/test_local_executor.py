@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -180,3 +181,12 @@ def test_settings_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert (s.executor, s.trainer_slots) == ("kubernetes", 8)
     assert s.k8s_node_selector == {"nvidia.com/gpu.present": "true"}
     assert s.k8s_tolerations[0].toleration_seconds == 30
+
+
+def test_secret_variables_reach_the_trainers_environment(tmp_path: Path) -> None:
+    attempt = dataclasses.replace(
+        make_attempt("ftjob-wandb"), secret_env={"WANDB_API_KEY": "wandb-secret-key"}
+    )
+    env = LocalExecutor(tmp_path).environment(attempt, None)
+    assert env["WANDB_API_KEY"] == "wandb-secret-key"
+    assert "wandb-secret-key" not in " ".join(attempt.trainer_args())

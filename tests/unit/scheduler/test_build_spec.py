@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 from contracts import spec as trainer_spec
-from contracts.spec import JobSpec, LoraConfig
+from contracts.spec import JobSpec, LoraConfig, WandbRun
 from contracts.store import open_store
 from service.db.tables import File, FineTuningJob
-from service.scheduler.claim import build_spec
+from service.scheduler.claim import build_spec, trainer_env, trainer_secrets
 from service.scheduler.context import SchedulerContext
 from service.settings import Settings
 from serving.launcher import BaseModelEntry
@@ -103,3 +103,31 @@ def test_a_dpo_job_gets_a_dpo_jobspec_with_its_beta(tmp_path: Path) -> None:
     assert spec.method.dpo is not None and spec.method.dpo.beta == 0.3
     assert (spec.hyperparameters.n_epochs, spec.hyperparameters.batch_size) == (2, 4)
     assert spec.hyperparameters.learning_rate_multiplier == 1.5
+
+
+WANDB = {"project": "tuning", "name": None, "entity": "team", "tags": ["exp-1"]}
+
+
+def test_a_wandb_integration_reaches_the_jobspec_and_the_key_only_the_environment(
+    tmp_path: Path,
+) -> None:
+    ctx = _context(
+        tmp_path, wandb_api_key="wandb-secret-key", wandb_base_url="https://wandb.example.com"
+    )
+    job = _job(integrations=[{"type": "wandb", "wandb": WANDB}])
+    text = build_spec(ctx, _Files(12), job, 1)  # type: ignore[arg-type]
+    spec = JobSpec.model_validate_json(text)
+    assert spec.wandb == WandbRun(project="tuning", entity="team", tags=["exp-1"])
+    assert "wandb-secret-key" not in text
+    assert trainer_secrets(ctx, wandb=True) == {"WANDB_API_KEY": "wandb-secret-key"}
+    env = trainer_env(ctx, wandb=True)
+    assert env["WANDB_BASE_URL"] == "https://wandb.example.com"
+    assert "wandb-secret-key" not in env.values()
+    assert env["WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS"] == "600"
+
+
+def test_a_job_without_wandb_gets_neither_the_run_nor_the_key(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, wandb_api_key="wandb-secret-key")
+    assert _spec(ctx, _job()).wandb is None
+    assert trainer_secrets(ctx, wandb=False) == {}
+    assert "WANDB_BASE_URL" not in trainer_env(ctx, wandb=False)

@@ -197,3 +197,44 @@ def test_the_token_is_checked_before_the_body(api: ApiClient) -> None:
             assert reply.json()["error"]["type"] == "invalid_request_error"
     reply = _post(api, "ftjob-missing", "wsat-not-a-token", {"type": "metrics"})
     assert reply.status_code == 401
+
+
+@pytest.mark.parametrize("content", [b"not json", b'{"type": "metrics"', b""])
+def test_the_token_is_checked_before_the_body_is_parsed(api: ApiClient, content: bytes) -> None:
+    job_id, token = _running_job(api)
+    url = f"/internal/v1/jobs/{job_id}/report"
+    for bad in ("wsat-not-a-token", api.key_a):
+        headers = {"Authorization": f"Bearer {bad}", "Content-Type": "application/json"}
+        reply = api.http.post(url, content=content, headers=headers)
+        assert reply.status_code == 401, reply.text
+    # The live attempt's token with the same body: the body's own 400.
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    reply = api.http.post(url, content=content, headers=headers)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["code"] == "invalid_json"
+
+
+def test_a_report_delivered_twice_is_applied_once(api: ApiClient) -> None:
+    """The trainer sends a report again when the reply to it was lost."""
+    job_id, token = _running_job(api)
+    key = f"jobs/{job_id}/checkpoints/step-00000002/"
+    reports = [
+        Metrics(step=1, total_steps=4, train_loss=2.0, learning_rate=1e-4),
+        Metrics(step=2, total_steps=4, train_loss=1.5, learning_rate=1e-4),
+        Checkpoint(step=2, epoch=1, kind="step", key=key, url="file:///x/" + key,
+                   metrics=StepMetrics(train_loss=1.5)),
+        Metrics(step=3, total_steps=4, train_loss=1.0),
+    ]  # fmt: skip
+    for message in reports:
+        for _ in range(2):
+            reply = _post(api, job_id, token, message.model_dump(mode="json"))
+            assert reply.status_code == 200, reply.text
+    auth = api.auth()
+    events = api.http.get(f"/v1/fine_tuning/jobs/{job_id}/events?limit=100", headers=auth).json()
+    steps = [e["data"]["step"] for e in events["data"] if e["type"] == "metrics"]
+    assert sorted(steps) == [1, 2, 3]
+    created = [e for e in events["data"] if e["message"].startswith("Checkpoint created")]
+    assert len(created) == 1
+    url = f"/v1/fine_tuning/jobs/{job_id}/checkpoints"
+    checkpoints = api.http.get(url, headers=auth).json()["data"]
+    assert [c["step_number"] for c in checkpoints] == [2]
