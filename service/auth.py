@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
+from service import logs
 from service.db.repositories import projects
 from service.db.tables import Project
-from service.deps import ServicesDep
+from service.deps import Services, ServicesDep
 from service.errors import Authentication
 
 _NO_KEY = (
@@ -29,15 +31,21 @@ def bearer_key(request: Request) -> str:
     return key.strip()
 
 
-def current_project(request: Request, services: ServicesDep) -> Project:
+async def current_project(request: Request, services: ServicesDep) -> Project:
     """The caller's project, looked up in a short session of its own, so that a long
-    request (a large upload) holds no database connection while it streams."""
+    request (a large upload) holds no database connection while it streams. Async, so that
+    the project it sets for the request's log lines (`service.logs.project`) stays set."""
     key = bearer_key(request)
-    with services.sessions() as session:
-        project = projects.project_for_key(session, key)
+    project = await run_in_threadpool(_project_for_key, services, key)
     if project is None:
         raise unknown_key(key)
+    logs.project.set(project.id)
     return project
+
+
+def _project_for_key(services: Services, key: str) -> Project | None:
+    with services.sessions() as session:
+        return projects.project_for_key(session, key)
 
 
 def unknown_key(key: str) -> Authentication:

@@ -12,6 +12,7 @@ attempt starts, `add_metrics_event` as steps go, `register_checkpoint` for each 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from contracts.layout import checkpoint_prefix
 from contracts.messages import StepMetrics
 from contracts.names import checkpoint_model_name
+from service import metrics
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob, FineTuningJobCheckpoint
 from service.db.tables import FineTuningJobEvent as EventRow
@@ -75,6 +77,7 @@ def transition(
     """Move the job to `new_status` if the table allows it (else `InvalidTransition`, a 400)
     and write the event: `message`, or the transition's own message."""
     default = check_transition(job.id, status_of(job), new_status)
+    metrics.job_transition(job, status_of(job), new_status, time.time())
     job.status = new_status.value
     job.updated_at = now()
     if new_status.is_final:

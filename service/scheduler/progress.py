@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from contracts.layout import ADAPTER
 from contracts.messages import Action, Checkpoint, Failed, Finished, Log, Message, Metrics
 from contracts.store import ObjectStore
+from service import metrics
 from service.db.tables import FineTuningJob, FineTuningJobEvent
 from service.ids import now
 from service.jobs import attempts
@@ -76,6 +77,8 @@ def handle_report(
 
 
 def _metrics(session: Session, job: FineTuningJob, message: Metrics) -> None:
+    if message.tokens_per_second is not None and job.status == JobStatus.RUNNING.value:
+        metrics.trainer_throughput(job, message.tokens_per_second)
     _estimate_finish(session, job, message.step, message.total_steps)
     jobs.add_metrics_event(session, job, message.step, message.total_steps, message.event_data())
 
