@@ -287,5 +287,9 @@ def test_the_running_jobs_quota_holds_a_project_back_not_the_others(api: ApiClie
     with services.sessions() as session:
         held = repo.next_claimable(session, skip_locked=False, running_per_project=1)
         assert held is not None and held.id == beta  # alpha's second waits for its first
+    with services.sessions() as session, session.begin():
+        jobs.transition(session, session.get(FineTuningJob, beta), JobStatus.RUNNING)
+    with services.sessions() as session:
+        assert repo.next_claimable(session, skip_locked=False, running_per_project=1) is None
         free = repo.next_claimable(session, skip_locked=False, running_per_project=2)
         assert free is not None and free.id == second
