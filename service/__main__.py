@@ -5,12 +5,20 @@ from __future__ import annotations
 import uvicorn
 
 from service.app import create_app
+from service.logs import configure_logging, uvicorn_log_config
 from service.settings import Settings
 
 
 def main() -> None:
     settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    if settings.log_format == "json":
+        configure_logging("json")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=uvicorn_log_config(settings.log_format),
+    )
 
 
 if __name__ == "__main__":

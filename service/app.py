@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from service import metrics
 from service.api import (
     chat,
     checkpoint_permissions,
@@ -21,6 +22,8 @@ from service.api import (
     webhooks,
 )
 from service.errors import install_error_handlers
+from service.limits import RateLimiter, RateLimitMiddleware
+from service.request_ids import RequestIdMiddleware
 from service.runtime import Runtime
 from service.schemas.common import ERROR_RESPONSES
 from service.settings import Settings
@@ -72,9 +75,16 @@ def create_app(
             # Background work that lives as long as the app: the scheduler (`whetstone up`).
             background = BackgroundScheduler(runtime.scheduler()) if run_scheduler else None
             app.state.background = background
+            metrics_server = None
+            if settings.metrics_port is not None:
+                metrics_server = metrics.MetricsServer(
+                    metrics_registry, settings.host, settings.metrics_port, settings.metrics_token
+                )
             try:
                 yield
             finally:
+                if metrics_server is not None:
+                    metrics_server.stop()
                 if background is not None:
                     background.stop()
 
@@ -85,6 +95,14 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Outermost last: every response gets its x-request-id, the rate limit's 429 included.
+    metrics_registry = metrics.instrument(
+        app, settings.metrics_token, route=settings.metrics_port is None
+    )
+    if settings.rate_limit_requests_per_minute > 0:
+        limiter = RateLimiter(settings.rate_limit_requests_per_minute, settings.rate_limit_burst)
+        app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(RequestIdMiddleware)
     # One router per OpenAI resource.
     for router in (files.router, fine_tuning.router, models.router, chat.router, uploads.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)

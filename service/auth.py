@@ -12,10 +12,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from service import logs
 from service.db.repositories import admin_keys, projects
 from service.db.tables import AdminApiKey, Project
-from service.deps import ServicesDep
+from service.deps import Services, ServicesDep
 from service.errors import Authentication, PermissionDenied
 
 _NO_KEY = (
@@ -36,10 +38,17 @@ def bearer_key(request: Request) -> str:
     return key.strip()
 
 
-def current_project(request: Request, services: ServicesDep) -> Project:
+async def current_project(request: Request, services: ServicesDep) -> Project:
     """The caller's project, looked up in a short session of its own, so that a long
-    request (a large upload) holds no database connection while it streams."""
+    request (a large upload) holds no database connection while it streams. Async, so that
+    the project it sets for the request's log lines (`service.logs.project`) stays set."""
     key = bearer_key(request)
+    project = await run_in_threadpool(_project_for_key, services, key)
+    logs.project.set(project.id)
+    return project
+
+
+def _project_for_key(services: Services, key: str) -> Project:
     with services.sessions() as session:
         project = projects.project_for_key(session, key)
         if project is None:

@@ -171,7 +171,14 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
             "The server had an error while processing your request.", "server_error", None, None
         ),
         status_code=500,
+        # Rendered outside the request-id middleware: the header is added here.
+        headers=_request_id_header(request),
     )
+
+
+def _request_id_header(request: Request) -> dict[str, str] | None:
+    request_id = getattr(request.state, "request_id", None)
+    return {"x-request-id": request_id} if request_id else None
 
 
 def install_error_handlers(app: FastAPI) -> None:

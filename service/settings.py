@@ -7,6 +7,7 @@ Build it once (`Settings()`), pass it to `create_app(settings)`; nothing else re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, NonNegativeInt, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -242,6 +243,58 @@ class Settings(ExecutorSettings):
         default="127.0.0.1", description="Address the API binds to; `0.0.0.0` for every one."
     )
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the API.")
+
+    # --- Operations: logs, metrics, limits -------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object per log line (`ts`, `level`, `logger`, `message`, "
+        "and `request_id`, `job_id`, `project` on the lines that have them), for a log "
+        "collector; `text`: lines for people.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve `/metrics` on this port (same host) instead of the API's port; "
+        "`python -m service.scheduler` serves its own metrics (queue wait, run seconds) "
+        "only when this is set. Unset: the API answers `/metrics` itself.",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description="When set, `/metrics` needs `Authorization: Bearer <this token>` (a "
+        "Prometheus `authorization` credential); project API keys are never asked there.",
+    )
+    rate_limit_requests_per_minute: int = Field(
+        default=0,
+        ge=0,
+        description="Requests per minute each API key may make to `/v1/...` (a token bucket, "
+        "in this API process: with several replicas each one counts its own); over it, 429 "
+        "`rate_limit_exceeded` with `retry-after`. 0: no limit.",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests a key may make at once before the per-minute rate applies "
+        "(the bucket's size); unset: the per-minute number.",
+    )
+    quota_running_jobs: int = Field(
+        default=0,
+        ge=0,
+        description="Jobs of one project training at once; more wait `queued` for a slot. "
+        "0: no limit.",
+    )
+    quota_queued_jobs: int = Field(
+        default=0,
+        ge=0,
+        description="Jobs of one project waiting to train (`validating_files` or `queued`); "
+        "creating one more answers 400 `quota_exceeded`. 0: no limit.",
+    )
+    quota_storage_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Bytes of uploaded files one project may keep; an upload that would pass "
+        "it answers 400 `quota_exceeded` and stores nothing. 0: no limit.",
+    )
 
     # --- Derived values --------------------------------------------------------------------
     @property

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.repositories import projects
 from service.gpus import detect_gpus, fit_warnings, plan_devices, weights_bytes
 from service.hub import is_pulled, pull
+from service.logs import configure_logging, uvicorn_log_config
 from service.running import remove_server_file, write_server_file
 from service.runtime import Runtime
 from service.settings import Settings
@@ -136,9 +137,7 @@ def _announce_when_ready(supervisor: Supervisor, name: str) -> None:
 
 def run(settings: Settings) -> None:
     """Start everything, serve until Ctrl-C, then stop everything that was started."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for chatty in ("httpx", "alembic"):  # a line per request or migration step: not for people
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging(settings.log_format, "%(asctime)s %(message)s", datefmt="%H:%M:%S")
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     with Runtime(settings) as runtime:  # the app opens its own, with the planned settings
         ensure_base_models(runtime)
@@ -194,7 +193,14 @@ def _serve(settings: Settings, supervisor: Supervisor, key: str | None) -> None:
 
     app = create_app(settings, supervisor=supervisor, run_scheduler=True)
     server = _DrainingServer(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning"), app
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            log_config=uvicorn_log_config(settings.log_format),
+        ),
+        app,
     )
     url = f"http://{settings.host}:{settings.port}/v1"
 

@@ -24,6 +24,7 @@ from service.db.repositories import files
 from service.db.tables import File
 from service.errors import InvalidRequest
 from service.ids import new_id, now
+from service.limits import storage_exceeded
 from service.schemas.files import UPLOAD_PURPOSES, USER_DATA
 
 FIELD_LIMIT = 64 * 1024
@@ -131,6 +132,8 @@ class Upload:
     body: Iterator[bytes]
     boundary: bytes
     max_bytes: int
+    storage_left: int | None = None  # bytes the project's storage quota still allows
+    storage_limit: int = 0
     state: FormState = field(default_factory=FormState)
     checker: Checker = field(default_factory=Checker)
     size: int = 0
@@ -170,12 +173,16 @@ class Upload:
                 if self.purpose != USER_DATA:
                     self.checker.feed(data)
                 storing = self.checker.report.ok and self.size <= self.max_bytes
+                storing = storing and not self._over_quota()
                 if storing:
                     yield data
                 else:
                     self.cut = True
         parser.finalize()
         self._raise_if_refused()
+
+    def _over_quota(self) -> bool:
+        return self.storage_left is not None and self.size > self.storage_left
 
     def _purpose_ok_so_far(self) -> bool:
         purpose = self.purpose
@@ -209,6 +216,9 @@ class Upload:
                 param="file",
                 code="file_too_large",
             )
+        if self._over_quota():
+            assert self.storage_left is not None
+            raise storage_exceeded(self.size, self.storage_left, self.storage_limit)
         if purpose == USER_DATA:
             if self.cut:  # its first bytes came before `purpose` and were checked as a dataset
                 raise InvalidRequest(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from service import limits
 from service.auth import ProjectDep
 from service.db.repositories import files as repo
+from service.db.tables import File
 from service.deps import ServicesDep, SessionDep, StoreDep
 from service.errors import not_found
 from service.schemas.files import DeleteFileResponse, FileObject, ListFilesResponse
@@ -49,12 +50,19 @@ async def create_file(
 ) -> FileObject:
     """Upload a JSONL dataset (purpose `fine-tune`), checked line by line as it streams, or
     any file (purpose `user_data`), stored as it is."""
+    settings = services.settings
     upload = Upload(
         body=body_from_thread(request.stream()),
         boundary=boundary_of(request.headers.get("content-type", "")),
-        max_bytes=services.settings.max_file_bytes,
+        max_bytes=settings.max_file_bytes,
+        storage_limit=settings.quota_storage_bytes,
     )
-    save = partial(save_upload, session, services.store, project.id, upload)
+
+    def save() -> File:
+        # Two uploads of one project at once may together pass the quota by the smaller one.
+        upload.storage_left = limits.storage_left(session, project.id, upload.storage_limit)
+        return save_upload(session, services.store, project.id, upload)
+
     return FileObject.of(await anyio.to_thread.run_sync(save))
 
 

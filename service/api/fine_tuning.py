@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 
+from service import limits
 from service.auth import ProjectDep
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob as JobRow
@@ -63,6 +64,7 @@ def create(
     services: ServicesDep,
 ) -> FineTuningJob:
     """Create a job; it starts in `validating_files`."""
+    limits.check_queued_jobs(session, project.id, services.settings.quota_queued_jobs)
     return FineTuningJob.of(create_job(session, services.registry, project, body))
 
 

@@ -12,6 +12,7 @@ attempt starts, `add_metrics_event` as steps go, `register_checkpoint` for each 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from contracts.layout import checkpoint_prefix
 from contracts.messages import StepMetrics
 from contracts.names import checkpoint_model_name
+from service import metrics
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob, FineTuningJobCheckpoint
 from service.db.tables import FineTuningJobEvent as EventRow
@@ -103,6 +105,7 @@ def transition(
         session.refresh(job, ["status"])
     else:
         raise InvalidTransition(job.id, status_of(job), new_status)
+    metrics.job_transition(job, expected, new_status, time.time())
     for name, value in changes.items():
         set_committed_value(job, name, value)
     if new_status.is_final:

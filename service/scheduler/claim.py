@@ -17,6 +17,7 @@ the registry, else `server_error`). The other jobs are claimed as usual.
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,7 @@ from service.jobs import attempts
 from service.jobs import service as jobs
 from service.jobs.hyperparameters import AUTO, FineTuneMethod
 from service.jobs.status import JobStatus
+from service.logs import log_context
 from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import SERVER_ERROR, describe, is_transient, retry_delay
 
@@ -60,29 +62,39 @@ def claim_and_launch(ctx: SchedulerContext) -> list[str]:
         claimed = _claim_one(ctx)
         if claimed is None:
             break
-        job_id, attempt = claimed
+        job_id, project_id, attempt = claimed
         if attempt is None:
             continue  # the claim failed and was recorded; the slot is still free
-        try:
-            handle = ctx.executor.launch(attempt)
-        except ExecutorError as e:
-            _unclaim(ctx, job_id, attempt.number, e)
-            if isinstance(e, ExecutorFull):
-                break
-            continue
-        except Exception as e:
-            log.error("launch of %s attempt %d failed", job_id, attempt.number, exc_info=e)
-            _record_start_failure(ctx, job_id, attempt.number, e, transient=True)
-            continue
-        try:
-            _record_handle(ctx, job_id, attempt.number, handle)
-        except Exception as e:  # the trainer runs, but no job holds it: stop it
-            log.error("cannot record the handle of %s: %s", job_id, describe(e))
-            _kill_quietly(ctx, handle)
-            _record_start_failure(ctx, job_id, attempt.number, e)
-            continue
-        launched.append(job_id)
+        with log_context(job=job_id, project_id=project_id):
+            outcome = _launch(ctx, attempt)
+        if outcome == "full":
+            break
+        if outcome == "launched":
+            launched.append(job_id)
     return launched
+
+
+def _launch(ctx: SchedulerContext, attempt: Attempt) -> Literal["launched", "full", "failed"]:
+    """Launch the claimed attempt and record its handle."""
+    job_id = attempt.job_id
+    try:
+        handle = ctx.executor.launch(attempt)
+    except ExecutorError as e:
+        _unclaim(ctx, job_id, attempt.number, e)
+        return "full" if isinstance(e, ExecutorFull) else "failed"
+    except Exception as e:
+        log.error("launch of %s attempt %d failed", job_id, attempt.number, exc_info=e)
+        _record_start_failure(ctx, job_id, attempt.number, e, transient=True)
+        return "failed"
+    try:
+        _record_handle(ctx, job_id, attempt.number, handle)
+    except Exception as e:  # the trainer runs, but no job holds it: stop it
+        log.error("cannot record the handle of %s: %s", job_id, describe(e))
+        _kill_quietly(ctx, handle)
+        _record_start_failure(ctx, job_id, attempt.number, e)
+        return "failed"
+    log.info("%s: attempt %d launched as %s", job_id, attempt.number, handle)
+    return "launched"
 
 
 def _kill_quietly(ctx: SchedulerContext, handle: str) -> None:
@@ -92,22 +104,29 @@ def _kill_quietly(ctx: SchedulerContext, handle: str) -> None:
         log.exception("cannot kill %s", handle)
 
 
-def _claim_one(ctx: SchedulerContext) -> tuple[str, Attempt | None] | None:
-    """The next queued job, claimed, and its attempt; `(job id, None)` when it was not
-    claimed (another scheduler took it first, or claiming raised and the failure was
-    recorded on the job); None when no job waits."""
+def _claim_one(ctx: SchedulerContext) -> tuple[str, str, Attempt | None] | None:
+    """The next queued job, claimed: its id, its project's and its attempt; the attempt is
+    None when it was not claimed (another scheduler took it first, or claiming raised and
+    the failure was recorded on the job); None when no job waits."""
     with ctx.sessions() as session:
-        job = repo.next_claimable(session, skip_locked=ctx.on_postgres)
+        job = repo.next_claimable(
+            session,
+            skip_locked=ctx.on_postgres,
+            running_per_project=ctx.settings.quota_running_jobs,
+        )
         if job is None:
             return None
-        job_id, number = job.id, job.attempt + 1
-        try:
-            return job_id, _claim(ctx, session, job, number)
-        except Exception as e:
-            session.rollback()
-            failure = e
-    _record_start_failure(ctx, job_id, number, failure)
-    return job_id, None
+        job_id, number, project_id = job.id, job.attempt + 1, job.project_id
+        with log_context(job=job_id, project_id=project_id):
+            try:
+                attempt = _claim(ctx, session, job, number)
+                return job_id, project_id, attempt
+            except Exception as e:
+                session.rollback()
+                failure = e
+    with log_context(job=job_id, project_id=project_id):
+        _record_start_failure(ctx, job_id, number, failure)
+    return job_id, project_id, None
 
 
 def _claim(

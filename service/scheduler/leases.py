@@ -35,6 +35,7 @@ from service.executors import AttemptState, ExecutorError, Outcome
 from service.jobs import attempts
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus
+from service.logs import log_context
 from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import describe
 
@@ -46,16 +47,17 @@ def watch_attempts(ctx: SchedulerContext) -> None:
     with ctx.sessions() as session:
         for job in repo.jobs_holding_attempts(session, skip_locked=ctx.on_postgres):
             job_id = job.id
-            try:
-                _watch(ctx, session, job)
-                session.commit()
-            except ExecutorError as e:  # the backend cannot be asked now: not a loss
-                log.warning("cannot poll the attempt of %s: %s", job_id, e)
-                session.rollback()
-            except Exception as e:
-                session.rollback()
-                log.error("watching the attempt of %s failed", job_id, exc_info=e)
-                _watch_failed(ctx, session, job_id, e)
+            with log_context(job=job_id, project_id=job.project_id):
+                try:
+                    _watch(ctx, session, job)
+                    session.commit()
+                except ExecutorError as e:  # the backend cannot be asked now: not a loss
+                    log.warning("cannot poll the attempt of %s: %s", job_id, e)
+                    session.rollback()
+                except Exception as e:
+                    session.rollback()
+                    log.error("watching the attempt of %s failed", job_id, exc_info=e)
+                    _watch_failed(ctx, session, job_id, e)
 
 
 def _watch_failed(ctx: SchedulerContext, session: Session, job_id: str, error: Exception) -> None:
@@ -106,6 +108,8 @@ def _watch(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
 def _attempt_ended(
     session: Session, job: FineTuningJob, status: JobStatus, state: AttemptState
 ) -> None:
+    log.info("%s: attempt %d ended (%s), the job is %s", job.id, job.attempt, state.outcome,
+             status.value)  # fmt: skip
     attempts.end(job, stopped_as_asked=state.outcome is Outcome.SUCCEEDED)
     if jobs.paused_if_pausing(session, job):
         return  # stopped for the pause, or crashed on the way: resumes from its checkpoint

@@ -20,6 +20,7 @@ from service.db.tables import FineTuningJob
 from service.jobs import attempts
 from service.jobs import service as jobs
 from service.jobs.hyperparameters import FineTuneMethod
+from service.logs import log_context
 from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import SERVER_ERROR, TRIES, describe, is_transient, retry_delay
 from service.scheduler.hyperparameters import resolve
@@ -45,7 +46,7 @@ def validate_pending(ctx: SchedulerContext) -> int:
 
 def _validate_one(ctx: SchedulerContext, job_id: str) -> bool:
     """One job in its own transaction; an exception is recorded in another one."""
-    with ctx.sessions() as session:
+    with log_context(job=job_id), ctx.sessions() as session:
         try:
             job = _lock(ctx, session, job_id)
             if job is None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from contracts.layout import ADAPTER
 from contracts.messages import Action, Checkpoint, Failed, Finished, Log, Message, Metrics
 from contracts.store import ObjectStore
+from service import metrics
 from service.db.tables import FineTuningJob, FineTuningJobEvent
 from service.ids import now
 from service.jobs import attempts
@@ -88,6 +89,8 @@ def handle_report(
 def _metrics(session: Session, job: FineTuningJob, message: Metrics) -> None:
     """A metrics event, unless the latest one is this very message (a report the trainer
     sent again because the reply to it was lost)."""
+    if message.tokens_per_second is not None and job.status == JobStatus.RUNNING.value:
+        metrics.trainer_throughput(job, message.tokens_per_second)
     recent = session.scalars(
         select(FineTuningJobEvent)
         .where(FineTuningJobEvent.job_id == job.id, FineTuningJobEvent.type == "metrics")

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from service.db.repositories.pagination import CursorNotFound, Page, paginate
 from service.db.tables import (
@@ -178,9 +178,12 @@ def lock_validating(session: Session, job_id: str, *, skip_locked: bool) -> Fine
     return session.scalars(_locked(stmt, skip_locked)).first()
 
 
-def next_claimable(session: Session, *, skip_locked: bool) -> FineTuningJob | None:
+def next_claimable(
+    session: Session, *, skip_locked: bool, running_per_project: int = 0
+) -> FineTuningJob | None:
     """The oldest `queued` job that may start an attempt now: no requested action, no
-    attempt still winding down, no retry waiting."""
+    attempt still winding down, no retry waiting, and (`running_per_project` > 0) its
+    project holds fewer attempts than that."""
     stmt = (
         select(FineTuningJob)
         .where(
@@ -192,6 +195,15 @@ def next_claimable(session: Session, *, skip_locked: bool) -> FineTuningJob | No
         .order_by(FineTuningJob.created_at, FineTuningJob.id)
         .limit(1)
     )
+    if running_per_project > 0:
+        busy = aliased(FineTuningJob)
+        full = (
+            select(busy.project_id)
+            .where(or_(busy.executor_handle.is_not(None), busy.status == JobStatus.RUNNING.value))
+            .group_by(busy.project_id)
+            .having(func.count() >= running_per_project)
+        )
+        stmt = stmt.where(FineTuningJob.project_id.not_in(full))
     return session.scalars(_locked(stmt, skip_locked)).first()
 
 

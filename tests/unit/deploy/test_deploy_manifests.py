@@ -340,3 +340,26 @@ if __name__ == "__main__":
         "# Regenerate: python -m tests.unit.deploy.test_deploy_manifests\n"
     )
     EXAMPLE.write_text(header + yaml.safe_dump(job, sort_keys=False))
+
+
+def test_the_monitoring_example_scrapes_the_named_metrics_ports(docs: list[Doc]) -> None:
+    """The example ServiceMonitor's `metrics` port is the api Service's, which reaches the
+    API container's `metrics` port, the port WHETSTONE_METRICS_PORT moves /metrics to; the
+    PodMonitor finds the scheduler pods' port of that name."""
+    monitors = list(yaml.safe_load_all((DEPLOY / "monitoring.example.yaml").read_text()))
+    service_monitor = next(d for d in monitors if d["kind"] == "ServiceMonitor")
+    pod_monitor = next(d for d in monitors if d["kind"] == "PodMonitor")
+    service = named(docs, "Service", "whetstone-api")
+    assert selects(service_monitor["spec"]["selector"], service["metadata"]["labels"])
+    port = next(p for p in service["spec"]["ports"] if p["name"] == "metrics")
+    assert [e["port"] for e in service_monitor["spec"]["endpoints"]] == ["metrics"]
+    config = named(docs, "ConfigMap", "whetstone-config")["data"]
+    for name, monitor_selector in (
+        ("whetstone-api", service["spec"]["selector"]),
+        ("whetstone-scheduler", pod_monitor["spec"]["selector"]["matchLabels"]),
+    ):
+        template = named(docs, "Deployment", name)["spec"]["template"]
+        assert all(template["metadata"]["labels"].get(k) == v for k, v in monitor_selector.items())
+        ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+        assert ports["metrics"] == int(config["WHETSTONE_METRICS_PORT"]) == port["port"]
+    assert [e["port"] for e in pod_monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
