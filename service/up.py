@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.repositories import projects
 from service.gpus import detect_gpus, fit_warnings, plan_devices, weights_bytes
+from service.http_limits import capped_http
 from service.hub import is_pulled, pull
 from service.running import remove_server_file, write_server_file
 from service.runtime import Runtime
@@ -194,7 +195,14 @@ def _serve(settings: Settings, supervisor: Supervisor, key: str | None) -> None:
 
     app = create_app(settings, supervisor=supervisor, run_scheduler=True)
     server = _DrainingServer(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning"), app
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            http=capped_http(settings.max_header_bytes),
+        ),
+        app,
     )
     url = f"http://{settings.host}:{settings.port}/v1"
 
