@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from service.app import create_app
+from service.http_limits import capped_http
 from service.logs import configure_logging, uvicorn_log_config
 from service.settings import Settings
 
@@ -18,6 +19,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=uvicorn_log_config(settings.log_format),
+        http=capped_http(settings.max_header_bytes),
     )
 
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.db.repositories.pagination import CursorNotFound
 
@@ -111,20 +112,33 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 404:
         message = f"Unknown request URL: {request.method} {request.url.path}."
         code: str | None = "unknown_url"
     elif exc.status_code == 405:
         message = f"Method {request.method} not allowed for {request.url.path}."
         code = "method_not_allowed"
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     else:
         message, code = str(exc.detail), None
     type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
     return JSONResponse(
-        error_body(message, type_, None, code),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        error_body(message, type_, None, code), status_code=exc.status_code, headers=headers
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app takes at this path (Starlette's 405 names only the
+    first route that matched the path)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -243,6 +243,12 @@ class Settings(ExecutorSettings):
         default="127.0.0.1", description="Address the API binds to; `0.0.0.0` for every one."
     )
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the API.")
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        description="Most bytes of a request's line and headers; more answers 431 and closes "
+        "the connection.",
+    )
 
     # --- Operations: logs, metrics, limits -------------------------------------------------
     log_format: Literal["text", "json"] = Field(

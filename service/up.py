@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.repositories import projects
 from service.gpus import detect_gpus, fit_warnings, plan_devices, weights_bytes
+from service.http_limits import capped_http
 from service.hub import is_pulled, pull
 from service.logs import configure_logging, uvicorn_log_config
 from service.running import remove_server_file, write_server_file
@@ -199,6 +200,7 @@ def _serve(settings: Settings, supervisor: Supervisor, key: str | None) -> None:
             port=settings.port,
             log_level="warning",
             log_config=uvicorn_log_config(settings.log_format),
+            http=capped_http(settings.max_header_bytes),
         ),
         app,
     )

@@ -4,11 +4,12 @@ lists and deletes those grants. Admin keys only, as in OpenAI's API."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
+from service.api.params import After, Limit
 from service.auth import AdminDep
 from service.db.repositories import models as models_repo
 from service.db.repositories import permissions as repo
@@ -29,7 +30,6 @@ router = APIRouter(
 )
 
 PERMISSIONS = "/fine_tuning/checkpoints/{fine_tuned_model_checkpoint}/permissions"
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.get(
@@ -42,7 +42,7 @@ def list_permissions(
     admin: AdminDep,
     session: SessionDep,
     project_id: str | None = None,
-    after: str | None = None,
+    after: After = None,
     limit: Limit = 10,
     order: Literal["ascending", "descending"] = "descending",
 ) -> ListFineTuningCheckpointPermissionResponse:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from service import limits
+from service.api.params import After
 from service.auth import ProjectDep
 from service.db.repositories import files as repo
 from service.db.tables import File
@@ -73,7 +74,7 @@ def list_files(
     purpose: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
     order: Literal["asc", "desc"] = "desc",
-    after: str | None = None,
+    after: After = None,
 ) -> ListFilesResponse:
     page = repo.list_files(
         session, project.id, purpose=purpose, after=after, limit=limit, order=order

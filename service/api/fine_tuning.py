@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from service import limits
+from service.api.params import After, Limit
 from service.auth import ProjectDep
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob as JobRow
 from service.deps import ServicesDep, SessionDep
-from service.errors import not_found
+from service.errors import InvalidRequest, not_found
 from service.jobs import service
 from service.jobs.create import create_job
 from service.schemas.fine_tuning import (
@@ -46,7 +47,36 @@ _METADATA_FILTER: dict[str, Any] = {
     ]
 }
 
-Limit = Annotated[int, Query(ge=1, le=100)]
+
+_LIST_PARAMS = frozenset({"after", "limit", "metadata"})
+METADATA_KEY_MAX = 64
+
+
+def _metadata_filter(request: Request) -> dict[str, str]:
+    """The `metadata[k]=v` pairs of a jobs list. A parameter the list does not know (a typo
+    such as `metdata[team]`) or a key no job can have (empty, over 64 characters) is a 400: a
+    filter silently dropped would list every job to a script that means to act on a few."""
+    pairs = {}
+    for name, value in request.query_params.multi_items():
+        match = _METADATA_PARAM.match(name)
+        if match is None:
+            if name not in _LIST_PARAMS:
+                raise InvalidRequest(
+                    f"Unrecognized request argument supplied: {name}",
+                    param=name,
+                    code="unknown_parameter",
+                )
+            continue
+        key = match[1]
+        if len(key) > METADATA_KEY_MAX or "[" in key or "]" in key:
+            raise InvalidRequest(
+                f"Invalid metadata filter {name!r}: a metadata key is 1 to {METADATA_KEY_MAX} "
+                "characters, without brackets.",
+                param=name,
+                code="invalid_value",
+            )
+        pairs[key] = value
+    return pairs
 
 
 def _job(session: Session, project_id: str, job_id: str, *, for_update: bool = False) -> JobRow:
@@ -78,13 +108,11 @@ def list_(
     request: Request,
     project: ProjectDep,
     session: SessionDep,
-    after: str | None = None,
+    after: After = None,
     limit: Limit = 20,
 ) -> ListPaginatedFineTuningJobsResponse:
     """The project's jobs, newest first."""
-    pairs = {
-        m[1]: v for k, v in request.query_params.multi_items() if (m := _METADATA_PARAM.match(k))
-    }
+    pairs = _metadata_filter(request)
     none = request.query_params.get("metadata") == "null"
     page = repo.list_jobs(
         session, project.id, after=after, limit=limit, metadata=pairs, without_metadata=none
@@ -132,7 +160,7 @@ def list_events(
     fine_tuning_job_id: str,
     project: ProjectDep,
     session: SessionDep,
-    after: str | None = None,
+    after: After = None,
     limit: Limit = 20,
 ) -> ListFineTuningJobEventsResponse:
     """The job's events, newest first."""
@@ -150,7 +178,7 @@ def list_checkpoints(
     fine_tuning_job_id: str,
     project: ProjectDep,
     session: SessionDep,
-    after: str | None = None,
+    after: After = None,
     limit: Limit = 10,
 ) -> ListFineTuningJobCheckpointsResponse:
     """The job's checkpoints, latest step first."""

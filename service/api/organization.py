@@ -7,11 +7,10 @@ archived project, is refused from the next request on, chat included.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
+from service.api.params import After, Limit
 from service.auth import AdminDep
 from service.db.repositories import projects as repo
 from service.db.tables import ApiKey as ApiKeyRow
@@ -36,14 +35,13 @@ router = APIRouter(
 PROJECTS = "/organization/projects"
 PROJECT = PROJECTS + "/{project_id}"
 KEYS = PROJECT + "/api_keys"
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.get(PROJECTS, operation_id="list-projects", response_model=ListProjectsResponse)
 def list_projects(
     admin: AdminDep,
     session: SessionDep,
-    after: str | None = None,
+    after: After = None,
     limit: Limit = 20,
     include_archived: bool = False,
 ) -> ListProjectsResponse:
@@ -86,7 +84,7 @@ def list_keys(
     project_id: str,
     admin: AdminDep,
     session: SessionDep,
-    after: str | None = None,
+    after: After = None,
     limit: Limit = 20,
 ) -> ListProjectApiKeysResponse:
     project = _project(session, project_id)

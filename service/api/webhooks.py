@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
+from service.api.params import After, Limit
 from service.auth import ProjectDep
 from service.db.repositories import webhooks as repo
 from service.deps import SessionDep
@@ -23,7 +22,6 @@ router = APIRouter(tags=["Webhooks"])
 
 ENDPOINTS = "/webhook_endpoints"
 ENDPOINT = ENDPOINTS + "/{webhook_endpoint_id}"
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.post(
@@ -40,7 +38,7 @@ def create(
     ENDPOINTS, operation_id="listWebhookEndpoints", response_model=ListWebhookEndpointsResponse
 )
 def list_(
-    project: ProjectDep, session: SessionDep, after: str | None = None, limit: Limit = 20
+    project: ProjectDep, session: SessionDep, after: After = None, limit: Limit = 20
 ) -> ListWebhookEndpointsResponse:
     """The project's endpoints, newest first."""
     page = repo.list_endpoints(session, project.id, after=after, limit=limit)

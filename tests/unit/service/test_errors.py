@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
@@ -93,3 +94,39 @@ def test_body_validation_names_the_nested_field_and_bad_json_is_400(settings: Se
         assert r.status_code == 400 and _error(r.json())["param"] == "method.n_epochs"
         r = http.post("/echo", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and _error(r.json())["code"] == "invalid_json"
+
+
+def test_405_allows_every_method_of_the_path(api: ApiClient) -> None:
+    """`/v1/models/{model}` takes GET and DELETE: a POST is told both, not just the first."""
+    r = api.http.post("/v1/models/whetstone-tiny", headers=api.auth())
+    assert r.status_code == 405
+    assert set(r.headers["allow"].split(", ")) == {"DELETE", "GET", "HEAD"}
+    r = api.http.put("/v1/files", headers=api.auth())
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/files",
+        "/v1/fine_tuning/jobs",
+        "/v1/webhook_endpoints",
+    ],
+)
+def test_an_empty_after_is_the_first_page(api: ApiClient, path: str) -> None:
+    first = api.http.get(path, headers=api.auth())
+    empty = api.http.get(path + "?after=", headers=api.auth())
+    assert empty.status_code == 200, empty.text
+    assert empty.json()["data"] == first.json()["data"]
+
+
+def test_a_jobs_filter_the_list_does_not_know_is_a_400_not_every_job(api: ApiClient) -> None:
+    r = api.http.get("/v1/fine_tuning/jobs?metdata[team]=a", headers=api.auth())
+    assert r.status_code == 400
+    error = _error(r.json())
+    assert (error["param"], error["code"]) == ("metdata[team]", "unknown_parameter")
+    long_key = "k" * 65
+    r = api.http.get(f"/v1/fine_tuning/jobs?metadata[{long_key}]=a", headers=api.auth())
+    assert r.status_code == 400 and _error(r.json())["code"] == "invalid_value"
+    ok = api.http.get("/v1/fine_tuning/jobs?metadata[team]=a&limit=5&after=", headers=api.auth())
+    assert ok.status_code == 200 and ok.json()["data"] == []
