@@ -3,7 +3,7 @@ vLLM of its base model, a few requests in flight at once (vLLM batches them)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,11 +30,12 @@ def answer_all(
     max_tokens: int,
     concurrency: int,
     timeout: float,
+    headers: Mapping[str, str] | None = None,
     on_answer: Callable[[], None] = lambda: None,
 ) -> list[str]:
     """`model`'s answer to each example, in order. A prompt vLLM refuses on its own (too
     long for the context) answers ""; `on_answer` runs after each answer (lease renewal)."""
-    with httpx.Client(base_url=base_url, timeout=timeout) as http:
+    with httpx.Client(base_url=base_url, timeout=timeout, headers=headers) as http:
 
         def one(example: Example) -> str:
             text = _answer(http, model, example.prompt, max_tokens)

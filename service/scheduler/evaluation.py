@@ -146,6 +146,7 @@ class Evaluator:
                     url, scored.model, examples,
                     max_tokens=settings.eval_max_tokens, concurrency=settings.eval_concurrency,
                     timeout=settings.vllm_read_timeout, on_answer=renew,
+                    headers=self.routes.auth_headers(base_model),
                 )  # fmt: skip
             except ModelServerDown as e:
                 raise NotYet(str(e)) from e

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import metrics
 from service.db.repositories import webhooks as repo
 from service.db.tables import FineTuningJob
 from service.ids import now
@@ -147,13 +148,16 @@ class WebhookDeliverer:
                 delivery.status, delivery.delivered_at, delivery.last_error = (
                     repo.DELIVERED, now(), None,
                 )  # fmt: skip
+                metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered").inc()
                 return
             delivery.last_error = error
             if delivery.attempts <= len(self.retry_seconds):
                 delivery.next_attempt_at = now() + self.retry_seconds[delivery.attempts - 1]
                 log.info("webhook %s to %s: %s; retrying", attempt.webhook_id, attempt.url, error)
+                metrics.WEBHOOK_DELIVERIES.labels(outcome="retrying").inc()
                 return
             delivery.status = repo.FAILED
+            metrics.WEBHOOK_DELIVERIES.labels(outcome="failed").inc()
             job = session.get(FineTuningJob, delivery.job_id)
             if job is not None:
                 add_event(

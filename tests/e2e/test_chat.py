@@ -156,7 +156,9 @@ def test_deleted_model_is_404_and_unloaded_from_vllm(
     with pytest.raises(openai.NotFoundError):
         ask(client, model.name, "hi", max_tokens=4)
     assert model.name not in _vllm_models(vllm_server)
-    ask(client, model.checkpoint, "hi", max_tokens=4)  # its checkpoint is another model
+    with pytest.raises(openai.NotFoundError):  # its checkpoint model went with it
+        ask(client, model.checkpoint, "hi", max_tokens=4)
+    assert model.checkpoint not in {m.id for m in client.models.list()}
 
 
 def test_invalid_requests_answer_400_in_openai_shape(chat_server: Server) -> None:

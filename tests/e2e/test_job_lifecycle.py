@@ -88,10 +88,14 @@ def test_job_succeeds_and_reads_back(stack: Stack, base_model_dir: Path) -> None
     for row, event in zip(rows, metrics, strict=True):
         assert float(row["train_loss"]) == pytest.approx(event.data["train_loss"], abs=1e-5)  # type: ignore[index]
 
-    # Checkpoints: every 3 steps and at each epoch's end, each a model name of its own.
+    # Checkpoints are made every 3 steps and at each epoch's end; those kept are the epochs'
+    # (OpenAI's last 3), each a model name of its own; the step ones were pruned and are gone.
     checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job_id))
     steps = sorted(c.step_number for c in checkpoints)
-    assert steps == [3, 6, 9, 12]
+    assert steps == [6, 12]
+    listed = {m.id for m in client.models.list()}
+    assert f"{model}:ckpt-step-3" not in listed and f"{model}:ckpt-step-6" in listed
+    assert "Checkpoint created at step 3 with Snapshot ID: " in "\n".join(messages)
     for c in checkpoints:
         assert c.fine_tuned_model_checkpoint == f"{model}:ckpt-step-{c.step_number}"
         assert c.metrics.step == c.step_number

@@ -31,7 +31,16 @@ def deliver_until(deliverer: WebhookDeliverer, target: Receiver, count: int) -> 
     return target.wait_for(count, timeout=0)
 
 
+def _deliveries(outcome: str) -> float:
+    """`whetstone_webhook_deliveries_total{outcome}` as /metrics would show it."""
+    from service.metrics import REGISTRY
+
+    value = REGISTRY.get_sample_value("whetstone_webhook_deliveries_total", {"outcome": outcome})
+    return value or 0.0
+
+
 def test_a_refused_delivery_is_retried_with_the_same_id_and_verifies(db: Db) -> None:
+    before = {o: _deliveries(o) for o in ("retrying", "delivered")}
     with receiver(statuses=[500]) as hook:
         secret = endpoint(db, "alpha", hook.url)
         job_id = job(db)
@@ -52,6 +61,8 @@ def test_a_refused_delivery_is_retried_with_the_same_id_and_verifies(db: Db) -> 
         with db.sessions() as session:
             row = session.scalars(select(WebhookDelivery)).one()
             assert (row.status, row.attempts) == ("delivered", 2)
+    assert _deliveries("retrying") - before["retrying"] == 1
+    assert _deliveries("delivered") - before["delivered"] == 1
 
 
 def test_cancelled_and_failed_jobs_send_their_events(db: Db) -> None:
