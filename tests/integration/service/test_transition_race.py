@@ -22,6 +22,7 @@ from service.jobs.status import InvalidTransition, JobStatus
 from service.registry import BaseModelEntry
 from service.schemas.fine_tuning import CreateFineTuningJobRequest
 
+PAUSING = "Pausing fine-tuning job: it stops at its next checkpoint"
 REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonexistent")}
 
 
@@ -70,7 +71,7 @@ def test_a_pause_that_read_a_job_since_cancelled_is_refused(
         pausing = second.get_one(FineTuningJob, job_id)  # read while still running
         service.cancel(first, cancelling)
         first.commit()
-        with pytest.raises(InvalidTransition, match="is cancelled and cannot become paused"):
+        with pytest.raises(InvalidTransition, match="is cancelled and cannot become pausing"):
             service.pause(second, pausing)
         second.rollback()
     finally:
@@ -80,10 +81,10 @@ def test_a_pause_that_read_a_job_since_cancelled_is_refused(
         assert session.get_one(FineTuningJob, job_id).status == "cancelled"
     messages = _statuses_in_events(sessions, job_id)
     assert messages[-1] == "Fine-tuning job cancelled"
-    assert "Fine-tuning job paused" not in messages
+    assert PAUSING not in messages
 
 
-def test_a_cancel_that_read_a_job_since_paused_still_cancels_it(
+def test_a_cancel_that_read_a_job_since_pausing_still_cancels_it(
     sessions: sessionmaker[Session],
 ) -> None:
     job_id = _running_job(sessions)
@@ -99,7 +100,7 @@ def test_a_cancel_that_read_a_job_since_paused_still_cancels_it(
         first.close()
         second.close()
     ends = _statuses_in_events(sessions, job_id)[-2:]
-    assert ends == ["Fine-tuning job paused", "Fine-tuning job cancelled"]
+    assert ends == [PAUSING, "Fine-tuning job cancelled"]
 
 
 Action = Callable[[Session, FineTuningJob], None]
@@ -142,13 +143,13 @@ def test_a_cancel_and_a_pause_sent_together_end_in_one_story(
         for thread in threads:
             thread.join(30)
         messages = _statuses_in_events(sessions, job_id)
-        ends = [m for m in messages if m in ("Fine-tuning job cancelled", "Fine-tuning job paused")]
+        ends = [m for m in messages if m in ("Fine-tuning job cancelled", PAUSING)]
         with sessions() as session:
             status = session.get_one(FineTuningJob, job_id).status
         if outcomes["pause"] == "refused":  # the cancel won: the pause came too late
             assert outcomes["cancel"] == "done"
             assert ends == ["Fine-tuning job cancelled"] and status == "cancelled"
-        else:  # the pause won; the cancel, checked again, cancels the paused job
+        else:  # the pause won; the cancel, checked again, cancels the pausing job
             assert outcomes == {"cancel": "done", "pause": "done"}
-            assert ends == ["Fine-tuning job paused", "Fine-tuning job cancelled"]
+            assert ends == [PAUSING, "Fine-tuning job cancelled"]
             assert status == "cancelled"
