@@ -90,6 +90,16 @@ def start_running(data_dir: Path, job_id: str, steps: int) -> None:
     add_steps(data_dir, job_id, range(1, steps + 1))
 
 
+def attempt_ended(data_dir: Path, job_id: str) -> None:
+    """What the scheduler does once a pausing job's trainer has stopped: `paused`."""
+    from service.db.tables import FineTuningJob
+    from service.jobs import service as jobs
+
+    with db(data_dir) as session:
+        job = session.get(FineTuningJob, job_id)
+        assert job is not None and jobs.paused_if_pausing(session, job)
+
+
 def add_steps(data_dir: Path, job_id: str, steps: Iterable[int]) -> None:
     """More `metrics` events, as a running trainer reports them."""
     from service.db.tables import FineTuningJob

@@ -114,6 +114,9 @@ def test_pause_and_resume_with_the_buttons(dashboard: Dashboard, page: Any) -> N
     page.wait_for_selector("#job-summary [data-status=running]")
     assert page.is_disabled("#resume")
     page.click("#pause")
+    page.wait_for_selector("#job-summary [data-status=pausing]")  # until its trainer stops
+    assert page.is_disabled("#pause") and page.is_disabled("#resume")
+    standins.attempt_ended(dashboard.server.data_dir, job_id)
     page.wait_for_selector("#job-summary [data-status=paused]")
     assert page.is_disabled("#pause") and page.is_enabled("#resume")
     page.click("#resume")
