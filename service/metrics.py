@@ -216,10 +216,10 @@ def app_registry(app: FastAPI) -> CollectorRegistry:
 
 def instrument(app: FastAPI, token: str | None, *, route: bool) -> CollectorRegistry:
     """Add the HTTP metrics middleware to `app`; with `route`, answer `GET /metrics` on it."""
-    from prometheus_fastapi_instrumentator import Instrumentator
-
     registry = app_registry(app)
-    Instrumentator(excluded_handlers=[PATH], registry=registry).instrument(app)
+    # No HTTP middleware (prometheus-fastapi-instrumentator's kept the relayed chat stream's
+    # request to vLLM open after its caller had gone: tests/e2e/test_chat.py); the HTTP
+    # request metrics are not served until that is solved.
     if route:
 
         @app.get(PATH, include_in_schema=False)

@@ -95,24 +95,32 @@ def save_checkpoint(
     return folder
 
 
-def prune(store: ObjectStore, keep_step: int, keep_epochs: int = KEEP_CHECKPOINTS) -> list[int]:
-    """Keep the last `keep_epochs` epoch checkpoints, the latest step checkpoint while it is
-    newer than all of them (what a resume needs), and `keep_step`; drop the rest.
-
-    Incomplete checkpoints (no `COMPLETE`) other than `keep_step` are removed as well.
-    Returns the steps kept, ascending (the steps deleted are every other one).
-    """
+def kept_checkpoints(
+    store: ObjectStore, keep_step: int, keep_epochs: int = KEEP_CHECKPOINTS
+) -> list[int]:
+    """The steps `prune` keeps, ascending, without deleting anything: the last `keep_epochs`
+    epoch checkpoints, the latest step checkpoint while it is newer than all of them (what a
+    resume needs), and `keep_step`."""
     complete = layout.complete_checkpoints(store)
     epochs = [c.step for c in complete if c.kind == "epoch"][-keep_epochs:]
     steps = [c.step for c in complete if c.kind == "step"][-1:]
     newest_epoch = max((c.step for c in complete if c.kind == "epoch"), default=-1)
     keep = set(epochs) | {s for s in steps if s > newest_epoch} | {keep_step}
-    on_store = layout.checkpoint_steps_on_store(store)
-    for step in sorted(on_store - keep):
+    return sorted(keep & (layout.checkpoint_steps_on_store(store) | {keep_step}))
+
+
+def prune(store: ObjectStore, keep_step: int, keep_epochs: int = KEEP_CHECKPOINTS) -> list[int]:
+    """Delete every checkpoint but `kept_checkpoints(...)` (incomplete ones, no `COMPLETE`,
+    other than `keep_step` included); returns the steps kept, ascending.
+
+    The trainer reports a new checkpoint before it prunes: until the service knows of it, the
+    one it resumes from (the latest it knows) must still be on the store."""
+    keep = set(kept_checkpoints(store, keep_step, keep_epochs))
+    for step in sorted(layout.checkpoint_steps_on_store(store) - keep):
         folder = layout.checkpoint_dir(step)
         store.delete(folder + layout.COMPLETE)
         store.delete_prefix(folder)
-    return sorted(keep & (on_store | {keep_step}))
+    return sorted(keep)
 
 
 @dataclass

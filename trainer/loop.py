@@ -39,6 +39,7 @@ from trainer.checkpoints import (
     Position,
     fetch_adapter,
     fetch_checkpoint,
+    kept_checkpoints,
     prune,
     save_checkpoint,
     set_rng_state,
@@ -297,12 +298,16 @@ def checkpoint(run: Run, kind: Literal["epoch", "step"]) -> None:
         run.store, run.model, run.optimizer, run.scheduler, run.position, kind,
         extra=run.prefs.state() if run.prefs is not None else None,
     )  # fmt: skip
-    kept = prune(run.store, keep_step=run.position.step, keep_epochs=run.spec.keep_checkpoints)
+    step, keep_epochs = run.position.step, run.spec.keep_checkpoints
+    kept = kept_checkpoints(run.store, keep_step=step, keep_epochs=keep_epochs)
+    # Reported before older ones are deleted: a trainer killed in between leaves the service's
+    # latest checkpoint (the one it resumes from) on the store.
     run.progress.send(Checkpoint(
-        step=run.position.step, epoch=run.position.epoch_number, kind=kind,
+        step=step, epoch=run.position.epoch_number, kind=kind,
         key=layout.job_prefix(run.spec.job_id) + folder, url=run.store.key_url(folder),
         metrics=run.last, kept_steps=tuple(kept),
     ))  # fmt: skip
+    prune(run.store, keep_step=step, keep_epochs=keep_epochs)
 
 
 CSV_FIELDS = {"train_accuracy": "train_mean_token_accuracy"}

@@ -213,7 +213,8 @@ def test_client_disconnect_closes_the_request_to_vllm(
     # stay in the pool until idle connections are dropped (4 s): closed, it goes at once. The
     # deadline stays 1 s short of the first, and leaves room for a loaded machine (2 s was
     # missed by a few ms there).
-    deadline = time.monotonic() + took * 3 / 4 + 3
+    closed_at = time.monotonic()
+    deadline = closed_at + took * 3 / 4 + 3
     while streaming in _connections(chat_server.proc.pid, port):
         assert time.monotonic() < deadline, "the server kept its request to vLLM open"
         time.sleep(0.05)

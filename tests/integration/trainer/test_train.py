@@ -135,6 +135,32 @@ def test_checkpoints_in_a_local_folder(
 
 
 @pytest.mark.slow
+def test_a_checkpoint_is_reported_before_the_one_before_it_is_deleted(
+    qa_files: dict[str, str], make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    """The service resumes a killed trainer from the latest checkpoint it was told of: that
+    one is still complete on the store whenever the next report arrives (a trainer killed
+    between pruning and reporting used to leave the service a deleted checkpoint)."""
+    spec = _three_epochs(
+        make_spec, {"training_file": qa_files["training_file"]}, quantization="none"
+    )
+    store = open_store(spec.output)
+    reported: list[int] = []
+    missing: list[tuple[int, int]] = []
+
+    def check(message: dict[str, Any]) -> Action:
+        if message["type"] == "checkpoint":
+            if reported and not store.exists(layout.checkpoint_dir(reported[-1]) + layout.COMPLETE):
+                missing.append((reported[-1], message["step"]))
+            reported.append(message["step"])
+        return "continue"
+
+    train(spec, Progress(Recorder(check), heartbeat_seconds=0))
+    assert reported == [3, 4, 6, 8, 9, 12]
+    assert missing == [], "checkpoints deleted before the next one was reported"
+
+
+@pytest.mark.slow
 def test_checkpoints_in_s3(
     s3_bucket: str,
     s3_endpoint: str,
