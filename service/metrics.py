@@ -17,8 +17,8 @@ Two kinds, because the API and the scheduler may be separate processes
   separate scheduler serves its own with `WHETSTONE_METRICS_PORT`: scrape both and `sum`.
   Prometheus multiprocess mode is not used: the processes may be on different machines.
 
-The standard HTTP metrics (`http_requests_total`, `http_request_duration_seconds`, ...) come
-from prometheus-fastapi-instrumentator. `WHETSTONE_METRICS_TOKEN` asks scrapers for a bearer
+No per-route HTTP metrics: an instrumentation middleware around the app kept a streamed chat
+request to vLLM open after its caller left. `WHETSTONE_METRICS_TOKEN` asks scrapers for a bearer
 token; `WHETSTONE_METRICS_PORT` moves `/metrics` to a port of its own.
 """
 
