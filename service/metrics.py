@@ -17,8 +17,9 @@ Two kinds, because the API and the scheduler may be separate processes
   separate scheduler serves its own with `WHETSTONE_METRICS_PORT`: scrape both and `sum`.
   Prometheus multiprocess mode is not used: the processes may be on different machines.
 
-No per-route HTTP metrics: an instrumentation middleware around the app kept a streamed chat
-request to vLLM open after its caller left. `WHETSTONE_METRICS_TOKEN` asks scrapers for a bearer
+Per-route HTTP metrics (`http_requests_total{handler,method,status}`,
+`http_request_duration_seconds`) come from prometheus-fastapi-instrumentator's middleware,
+in the same registry. `WHETSTONE_METRICS_TOKEN` asks scrapers for a bearer
 token; `WHETSTONE_METRICS_PORT` moves `/metrics` to a port of its own.
 """
 
@@ -216,10 +217,10 @@ def app_registry(app: FastAPI) -> CollectorRegistry:
 
 def instrument(app: FastAPI, token: str | None, *, route: bool) -> CollectorRegistry:
     """Add the HTTP metrics middleware to `app`; with `route`, answer `GET /metrics` on it."""
+    from prometheus_fastapi_instrumentator import Instrumentator
+
     registry = app_registry(app)
-    # No HTTP middleware (prometheus-fastapi-instrumentator's kept the relayed chat stream's
-    # request to vLLM open after its caller had gone: tests/e2e/test_chat.py); the HTTP
-    # request metrics are not served until that is solved.
+    Instrumentator(excluded_handlers=[PATH], registry=registry).instrument(app)
     if route:
 
         @app.get(PATH, include_in_schema=False)

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from service.errors import InvalidRequest, NotFound, ServiceError
 from service.models.routes import VllmRoutes, not_ready
@@ -97,9 +98,28 @@ class ServingClient:
         if upstream.content_type != "text/event-stream":
             content = await _read_all(upstream, base_model)
             return Response(content, media_type="application/json")
-        return StreamingResponse(
-            _relay(upstream, base_model), media_type="text/event-stream", headers=_SSE_HEADERS
+        return _Relay(upstream, base_model)
+
+
+class _Relay(StreamingResponse):
+    """The SSE answer of `upstream`, whose connection is closed the moment this response
+    ends, however it ends. When the caller disconnects, Starlette cancels the stream; the
+    cancellation may land while the relay waits on the caller's socket rather than on
+    vLLM, and the event generator would then keep the connection until it is collected
+    (seconds later if anything up the stack holds its frame). Closing the connection is
+    what tells vLLM to abort the request."""
+
+    def __init__(self, upstream: aiohttp.ClientResponse, base_model: str) -> None:
+        super().__init__(
+            _events(upstream, base_model), media_type="text/event-stream", headers=_SSE_HEADERS
         )
+        self._upstream = upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._upstream.close()
 
 
 async def _read_all(upstream: aiohttp.ClientResponse, base_model: str) -> bytes:
@@ -113,13 +133,11 @@ async def _read_all(upstream: aiohttp.ClientResponse, base_model: str) -> bytes:
         upstream.release()
 
 
-async def _relay(upstream: aiohttp.ClientResponse, base_model: str) -> AsyncIterator[bytes]:
+async def _events(upstream: aiohttp.ClientResponse, base_model: str) -> AsyncIterator[bytes]:
     """vLLM's SSE events as they arrive, each whole: bytes after the last event boundary
-    wait for the rest of their event. The upstream connection is closed however this ends:
-    when the caller disconnects, Starlette cancels the stream and closing the connection
-    aborts the request in vLLM. vLLM failing mid-stream ends the stream with an error event,
-    and the event it was cut in the middle of is dropped (a client would choke on half a
-    JSON object before it reached the error)."""
+    wait for the rest of their event. vLLM failing mid-stream ends the stream with an error
+    event, and the event it was cut in the middle of is dropped (a client would choke on
+    half a JSON object before it reached the error)."""
     pending = b""
     try:
         async for chunk in upstream.content.iter_any():
@@ -134,8 +152,6 @@ async def _relay(upstream: aiohttp.ClientResponse, base_model: str) -> AsyncIter
         error = _timeout(base_model) if isinstance(e, TimeoutError) else _broke(base_model, e)
         log.warning("stream from vLLM of %s broke: %r", base_model, e)
         yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
-    finally:
-        upstream.close()
 
 
 def _broke(base_model: str, e: Exception) -> BadGateway:

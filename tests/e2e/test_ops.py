@@ -81,6 +81,7 @@ def test_a_job_shows_in_metrics_and_in_json_logs(stack: Stack) -> None:
     ]
     assert ({"outcome": "succeeded"}, 1.0) in [(ls, v) for ls, v in run if "le" not in ls]
     assert not any(ls["job_id"] == job_id for ls, _ in api["whetstone_trainer_tokens_per_second"])
+    assert value(api, "http_requests", handler="/v1/fine_tuning/jobs", method="POST") >= 1
 
     # The scheduler started the attempt: the queue wait is in its own metrics.
     port = stack.env["WHETSTONE_METRICS_PORT"]

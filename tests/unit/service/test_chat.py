@@ -8,6 +8,7 @@ cue; tests/e2e/test_chat.py drives the same paths with the real vLLM where it ca
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from contracts.layout import final_adapter_prefix
 from service.app import create_app
+from service.db.repositories import projects
 from service.db.tables import FineTunedModel, FineTuningJob
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus
@@ -28,7 +31,7 @@ from service.models import lifecycle
 from service.models.routes import VllmRoutes
 from service.serving_client import ServingClient
 from service.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for_port
 from tests.unit.service.conftest import ApiClient, create_key
 
 BASE = "whetstone-tiny"
@@ -278,6 +281,56 @@ def test_an_event_cut_by_a_broken_stream_is_dropped_before_the_error_event(
         data = json.loads(event.removeprefix(b"data: "))  # every event parses
         assert data["error"]["code"] == "model_server_error"
     assert len(events) == 3
+
+
+def test_a_caller_gone_mid_stream_closes_the_connection_to_vllm(
+    settings: Settings, vllm: StandIn
+) -> None:
+    """Under uvicorn, a caller that stops reading a stream and then hangs up: the service
+    closes its connection to vLLM at once (which is how vLLM learns to abort), whether the
+    relay was waiting on vLLM or on the caller's full socket when the caller left."""
+    event = b'data: {"choices":[{"delta":{"content":"%s"}}]}\n\n' % (b"x" * 4000)
+    vllm_saw_close = threading.Event()
+
+    def endless(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+        handler.close_connection = True
+        try:
+            while True:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                handler.wfile.flush()
+        except OSError:
+            vllm_saw_close.set()
+
+    vllm.answer = endless
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for_port(port)
+        with app.state.services.sessions() as session, session.begin():
+            key = projects.create_api_key(session, projects.get_or_create_project(session, "a"))
+        for _ in range(3):
+            vllm_saw_close.clear()
+            content = json.dumps(body(stream=True)).encode()
+            caller = socket.create_connection(("127.0.0.1", port))
+            caller.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+                b"authorization: Bearer %s\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (key.encode(), len(content), content)
+            )
+            assert caller.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(0.3)  # not reading: the service's writes to the caller back up
+            caller.close()
+            assert vllm_saw_close.wait(2), "the service kept reading vLLM for a caller gone"
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 def test_requests_refused_before_vllm(api: ApiClient, vllm: StandIn) -> None:

@@ -145,6 +145,7 @@ def test_metrics_count_jobs_from_the_database_without_a_project_key(api: ApiClie
     assert by_status["failed"] == 0
     assert found["whetstone_trained_tokens"] == [({}, 1234.0)]
     assert any(labels["outcome"] == "succeeded" for labels, _ in found["whetstone_job_run_seconds"])
+    assert any(labels.get("handler") == "/v1/files" for labels, _ in found["http_requests"])
     assert "whetstone_webhook_deliveries" in found
 
 
