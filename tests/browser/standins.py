@@ -146,3 +146,37 @@ def succeed(data_dir: Path, job_id: str, store_url: str) -> str:
             session, store, job, job.output_model, "final", final_adapter_prefix(job.id)
         )
         return str(job.fine_tuned_model)
+
+
+def evaluated(data_dir: Path, job_id: str, store_url: str) -> dict[str, object]:
+    """The job's evaluation report, as the scheduler's evaluator records it: the fine-tuned
+    model answers all of `QA` but the last, the base model none. Returns the report."""
+    from contracts.store import open_store
+    from service.db.tables import FineTuningJob
+    from service.evaluation.examples import Example
+    from service.evaluation.report import Scored, build_report, encode, summary
+    from service.jobs import service as jobs
+    from service.scheduler.results import save_result_bytes
+
+    examples = [
+        Example(i, i + 1, [{"role": "user", "content": q}], a) for i, (q, a) in enumerate(QA)
+    ]
+    tuned = [a for _, a in QA[:-1]] + ["I do not know."]
+    with db(data_dir) as session:
+        job = session.get(FineTuningJob, job_id)
+        assert job is not None and job.fine_tuned_model is not None
+        models = [
+            Scored(job.base_model, "base", ["I do not know."] * len(QA)),
+            Scored(job.fine_tuned_model, "fine_tuned", tuned, None, 0.42),
+        ]
+        report = build_report(
+            examples, models, data="validation_file", file=job.training_file,
+            outliers=[{"line": 8, "loss": 3.25}], seconds=12.4,
+        )  # fmt: skip
+        result = save_result_bytes(
+            session, open_store(store_url), job, "eval_report.json", encode(report)
+        )
+        job.result_files = [*job.result_files, result.id]
+        job.evaluation = "done"
+        jobs.add_event(session, job, summary(report), data={"result_file": result.id})
+        return report

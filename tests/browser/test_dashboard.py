@@ -234,3 +234,33 @@ def test_files_page_deletes_a_file(dashboard: Dashboard, page: Any) -> None:
     page.wait_for_selector(f"tr[data-file='{file_id}']", state="detached")
     with standins.api(dashboard.url, dashboard.server.key_a) as http:
         assert http.get(f"/v1/files/{file_id}").status_code == 404
+
+
+def test_the_job_page_shows_the_evaluation_report(dashboard: Dashboard, page: Any) -> None:
+    from service.settings import Settings
+
+    data_dir = dashboard.server.data_dir
+    store_url = Settings(data_dir=data_dir).resolved_object_store_url
+    job_id = standins.create_job(dashboard.url, dashboard.server.key_a, "graded")
+    standins.start_running(data_dir, job_id, standins.STEPS)
+    model = standins.succeed(data_dir, job_id, store_url)
+    standins.evaluated(data_dir, job_id, store_url)
+
+    log_in(page, dashboard.url, dashboard.server.key_a, f"ui/#/jobs/{job_id}")
+    card = page.wait_for_selector("#evaluation:not([hidden]) tr[data-kind=fine_tuned]")
+    assert model in card.inner_text() and "7/8" in card.inner_text()
+    assert "87.5%" in card.inner_text() and "0.42" in card.inner_text()
+    assert "0/8" in page.inner_text("#evaluation tr[data-kind=base]")
+    text = page.inner_text("#evaluation")
+    assert "8 examples from the validation file" in text and "12 s" in text
+    assert "Highest final loss: line 8 (3.25)" in text
+    # Both result files download under their own names.
+    names = []
+    for button in page.query_selector_all("#result-files button.download"):
+        with page.expect_download() as download:
+            button.click()
+        names.append(download.value.suggested_filename)
+    assert names == ["step_metrics.csv", "eval_report.json"]
+    with page.expect_download() as download:
+        page.query_selector_all("#result-files button.download")[1].click()
+    assert '"kind": "fine_tuned"' in download.value.path().read_text()

@@ -7,6 +7,7 @@ tuned model answers through the `openai` package, stopping on `<|eot_id|>`."""
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def test_up_trains_and_serves_a_llama_3_model(
     qa = [json.loads(line)["messages"] for line in DATASET.read_text().splitlines()]
     qa = [(m[1]["content"], m[2]["content"]) for m in qa[:4]]
 
-    with whetstone_up(tmp_path / "data", "--base-models-file", str(registry)) as up:
+    # Ended with kill -9: its vLLM goes with it (a parent-death signal), none is left behind.
+    up_args = ("--base-models-file", str(registry))
+    with whetstone_up(tmp_path / "data", *up_args, stop=signal.SIGKILL) as up:
         key = up.wait_for_line(r"API key for project 'default': (sk-whet-\S+)", 10).group(1)
         client = up.client(key)
         assert [m.id for m in client.models.list()] == [NAME]

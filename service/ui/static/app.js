@@ -252,7 +252,13 @@ function renderJob(jobId) {
   const checkpoints = h("div", { class: "card table-wrap", id: "checkpoints" }, h("h2", {}, "Checkpoints"));
   const results = h("div", { class: "card", id: "result-files" }, h("h2", {}, "Result files"));
   const evaluation = h("div", { class: "card table-wrap", id: "evaluation", hidden: "" });
+  const fileInfos = new Map(); // result file id -> its File object (the name to save it under)
   const reports = new Map(); // result file id -> its evaluation report, or null (another file)
+  const fileInfo = async (id) => {
+    if (!fileInfos.has(id)) fileInfos.set(id, await api(`/v1/files/${id}`));
+    return fileInfos.get(id);
+  };
+  const saveResult = async (id) => download(id, (await fileInfo(id)).filename);
   const eventsList = h("ul");
   const events = h("div", { class: "card" }, h("h2", {}, "Events"), h("div", { class: "events", id: "events" }, eventsList));
   const errorOut = h("div");
@@ -324,7 +330,7 @@ function renderJob(jobId) {
       h("h2", {}, "Result files"),
       files.length === 0
         ? h("p", { class: "muted" }, FINAL.has(job.status) ? "None." : "Written when the job finishes.")
-        : h("ul", {}, files.map((id) => h("li", {}, h("button", { class: "link download", type: "button", "data-file": id, onclick: () => download(id, `${id}.csv`).catch((e) => actionsOut.replaceChildren(errorBox(e))) }, `Download ${id}`)))),
+        : h("ul", {}, files.map((id) => h("li", {}, h("button", { class: "link download", type: "button", "data-file": id, onclick: () => saveResult(id).catch((e) => actionsOut.replaceChildren(errorBox(e))) }, `Download ${id}`)))),
     );
     showEvaluation(files).catch(() => {}); // the report is extra: the page works without it
   }
@@ -332,7 +338,7 @@ function renderJob(jobId) {
   async function showEvaluation(files) {
     for (const id of files) {
       if (!reports.has(id)) {
-        const file = await api(`/v1/files/${id}`);
+        const file = await fileInfo(id);
         reports.set(id, file.filename === "eval_report.json" ? await api(`/v1/files/${id}/content`) : null);
       }
     }

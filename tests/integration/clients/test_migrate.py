@@ -180,3 +180,33 @@ def test_a_bad_model_map_is_refused_before_anything_is_read(server: Server) -> N
         refused = whetstone_migrate(server, dest_key, source, source_key, "--model-map", "oops")
         assert source.served == []
     assert refused.returncode == 2 and "SOURCE_MODEL=DESTINATION_MODEL" in refused.stderr
+
+
+def test_jobs_named_with_jobs_move_alone_and_a_cancelled_one_only_when_named(
+    server: Server,
+) -> None:
+    source_key, dest_key = accounts(server, "named")
+    src, dest = server.client(source_key), server.client(dest_key)
+    train = upload(src, "train.jsonl", GOOD * 4)
+    wanted, other, stopped = (
+        src.fine_tuning.jobs.create(model=MAPPED, training_file=train) for _ in range(3)
+    )
+    src.fine_tuning.jobs.cancel(stopped.id)
+    with source_proxy(Source(server.url)) as source:
+        named = whetstone_migrate(
+            server, dest_key, source, source_key, "--jobs", wanted.id, "--json"
+        )
+        everything = whetstone_migrate(server, dest_key, source, source_key, "--json")
+        cancelled = whetstone_migrate(
+            server, dest_key, source, source_key, "--jobs", stopped.id, "--json"
+        )
+    assert named.returncode == 0, named.stderr
+    assert {j: r["status"] for j, r in rows(named).items()} == {wanted.id: "created"}
+    assert {j: r["status"] for j, r in rows(everything).items()} == {
+        wanted.id: "exists",
+        other.id: "created",
+        stopped.id: "skipped (source job cancelled; name it with --jobs to move it anyway)",
+    }
+    assert rows(cancelled)[stopped.id]["status"] == "created"
+    migrated = sorted(j.metadata["migrated_from"] for j in dest.fine_tuning.jobs.list())  # type: ignore[index]
+    assert migrated == sorted([wanted.id, other.id, stopped.id])

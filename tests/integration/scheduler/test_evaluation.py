@@ -39,10 +39,14 @@ QA = [(f"Q{i}?", f"A{i}.") for i in range(6)]
 
 
 class StandInVllm(BaseHTTPRequestHandler):
-    """The fine-tuned model knows every answer, the base model none."""
+    """The fine-tuned model knows every answer, the base model none. `asked` keeps each
+    request's body."""
+
+    asked: list[dict[str, Any]] = []
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        self.asked.append(body)
         question = body["messages"][-1]["content"]
         known = dict(QA)
         text = known[question] if body["model"].startswith("ft:") else "I do not know."
@@ -180,6 +184,25 @@ def test_report_is_a_result_file_with_an_event(world: World, vllm_url: str) -> N
         "validation file",
     )  # fmt: skip
     assert world.evaluator(vllm_url).run_pending() == []  # done once
+
+
+def test_the_settings_bound_the_evaluation(world: World, vllm_url: str) -> None:
+    """At most `eval_max_examples` examples, greedy answers of at most `eval_max_tokens`;
+    `eval_enabled=false` leaves every job without a report."""
+    StandInVllm.asked.clear()
+    job_id = world.succeeded_job()
+    world.evaluator(vllm_url, eval_max_examples=4, eval_max_tokens=7).run_pending()
+    report = world.report(job_id)
+    assert report["examples"] == 4 and len(report["samples"]) == 4
+    assert [s["reference"] for s in report["samples"]] == ["A0.", "A1.", "A2.", "A3."]
+    assert len(StandInVllm.asked) == 2 * 4  # base and fine-tuned, 4 prompts each
+    assert {(b["max_tokens"], b["temperature"]) for b in StandInVllm.asked} == {(7, 0)}
+
+    StandInVllm.asked.clear()
+    off = world.succeeded_job()
+    assert world.evaluator(vllm_url, eval_enabled=False).run_pending() == []
+    assert world.job(off).evaluation == "skipped" and world.job(off).result_files == ["file-csv"]
+    assert StandInVllm.asked == []
 
 
 def test_held_out_lines_are_the_evaluation_without_a_validation_file(

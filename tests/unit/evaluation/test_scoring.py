@@ -72,3 +72,17 @@ def test_summary_names_the_fine_tuned_and_base_counts() -> None:
     assert report["models"][2]["exact_match"] is None and report["models"][2]["step"] == 3
     assert report["samples"][0] == {"prompt": "user: q0", "reference": "a0", "base": "x",
                                     "fine_tuned": "a0"}  # fmt: skip
+
+
+def test_a_report_shows_at_most_20_samples_and_scores_every_example() -> None:
+    examples = [
+        Example(i, i + 1, [{"role": "user", "content": f"q{i}"}], f"a{i}") for i in range(25)
+    ]
+    models = [
+        Scored("base", "base", ["x"] * 25),
+        Scored("ft:base:p::1", "fine_tuned", [f"a{i}" for i in range(25)]),
+    ]
+    report = build_report(examples, models, data="validation_file", file="file-v",
+                          outliers=[], seconds=0.1)  # fmt: skip
+    assert report["examples"] == 25 and report["models"][1]["matches"] == 25
+    assert [s["reference"] for s in report["samples"]] == [f"a{i}" for i in range(20)]

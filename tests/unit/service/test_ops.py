@@ -7,8 +7,10 @@ import io
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import openai
@@ -147,6 +149,31 @@ def test_metrics_count_jobs_from_the_database_without_a_project_key(api: ApiClie
     assert any(labels["outcome"] == "succeeded" for labels, _ in found["whetstone_job_run_seconds"])
     assert any(labels.get("handler") == "/v1/files" for labels, _ in found["http_requests"])
     assert "whetstone_webhook_deliveries" in found
+
+
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802  # http.server's name
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_metrics_tell_whether_each_base_models_vllm_is_up(tmp_path: Path) -> None:
+    vllm = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=vllm.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{vllm.server_address[1]}"
+    for api in start(tmp_path, vllm_urls={"whetstone-tiny": url}):
+        assert families(api.http.get("/metrics").text)["whetstone_vllm_up"] == [
+            ({"base_model": "whetstone-tiny"}, 1.0)
+        ]
+        vllm.shutdown()
+        vllm.server_close()
+        assert families(api.http.get("/metrics").text)["whetstone_vllm_up"] == [
+            ({"base_model": "whetstone-tiny"}, 0.0)
+        ]
 
 
 @pytest.fixture()
