@@ -35,7 +35,10 @@ def retrieve(model: str, project: ProjectDep, session: SessionDep, services: Ser
 def delete(
     model: str, project: ProjectDep, session: SessionDep, services: ServicesDep
 ) -> DeleteModelResponse:
-    """Delete one of this project's fine-tuned models; vLLM can no longer resolve it."""
+    """Delete one of this project's fine-tuned models; vLLM can no longer resolve it. A job's
+    final model takes the job's checkpoint models with it (they leave `/v1/models` and the
+    job's checkpoints, and answer 404); a checkpoint model goes alone. The job and its events
+    stay."""
     return lifecycle.delete(
         session,
         services.store,

@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 
 from contracts.messages import Checkpoint, Finished, Log, Metrics, StepMetrics
 from contracts.names import checkpoint_model_name
+from service.db.repositories import admin_keys, projects
 from service.schemas.fine_tuning import CheckpointMetrics
 from tests.unit.service.conftest import ApiClient
 from tests.unit.service.test_checkpoint_models import _checkpoint, _report, _running_job
@@ -27,7 +28,24 @@ CHAT = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hel
 
 @cache
 def _components() -> dict[str, Any]:
-    return yaml.safe_load(SPEC.read_text())["components"]  # type: ignore[no-any-return]
+    return _exclusive_bounds(yaml.safe_load(SPEC.read_text())["components"])  # type: ignore[no-any-return]
+
+
+def _exclusive_bounds(node: Any) -> Any:
+    """A few schemas of the spec keep OpenAPI 3.0's `exclusiveMinimum: true` beside `minimum`
+    (DPO's `beta`: more than 0); JSON Schema 2020-12 reads a number there, and `true` as 1,
+    which would refuse `beta: 0.2`. Written the 2020-12 way, with the meaning the spec has."""
+    if isinstance(node, list):
+        return [_exclusive_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _exclusive_bounds(value) for key, value in node.items()}
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if node.get(exclusive) is True and bound in node:
+            node[exclusive] = node.pop(bound)
+        elif node.get(exclusive) is False:
+            del node[exclusive]
+    return node
 
 
 def assert_matches(schema: str, body: Any) -> None:
@@ -172,3 +190,68 @@ def test_errors_in_openais_words(
     error = reply.json()["error"]
     assert (error["param"], error["code"]) == (param, code), error
     assert error["type"] == "invalid_request_error" and param in error["message"]
+
+
+def test_a_dpo_job(api: ApiClient) -> None:
+    line = json.dumps({
+        "input": {"messages": CHAT[:1]},
+        "preferred_output": CHAT[1:],
+        "non_preferred_output": [{"role": "assistant", "content": "go away"}],
+    }).encode() + b"\n"  # fmt: skip
+    files = {"file": ("prefs.jsonl", line * 12, "application/jsonl")}
+    file_id = _ok(
+        api.http.post("/v1/files", headers=api.auth(), files=files, data={"purpose": "fine-tune"})
+    )["id"]
+    method = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}}
+    body = {"model": "whetstone-tiny", "training_file": file_id, "method": method}
+    created = _ok(api.http.post("/v1/fine_tuning/jobs", headers=api.auth(), json=body))
+    assert created["method"]["dpo"]["hyperparameters"]["beta"] == 0.2
+    assert_matches("FineTuningJob", created)
+
+
+def test_uploads_and_their_parts(api: ApiClient) -> None:
+    data = json.dumps({"messages": CHAT}).encode() + b"\n"
+    body = {"purpose": "fine-tune", "filename": "t.jsonl", "bytes": len(data) * 12,
+            "mime_type": "application/jsonl"}  # fmt: skip
+    upload = _ok(api.http.post("/v1/uploads", headers=api.auth(), json=body))
+    assert_matches("Upload", upload)
+    part = _ok(
+        api.http.post(
+            f"/v1/uploads/{upload['id']}/parts", headers=api.auth(), files={"data": data * 12}
+        )
+    )
+    assert_matches("UploadPart", part)
+    done = _ok(
+        api.http.post(
+            f"/v1/uploads/{upload['id']}/complete",
+            headers=api.auth(),
+            json={"part_ids": [part["id"]]},
+        )
+    )
+    assert done["status"] == "completed" and done["file"]["bytes"] == len(data) * 12
+    assert_matches("Upload", done)
+    other = _ok(api.http.post("/v1/uploads", headers=api.auth(), json=body))
+    cancelled = _ok(api.http.post(f"/v1/uploads/{other['id']}/cancel", headers=api.auth()))
+    assert cancelled["status"] == "cancelled"
+    assert_matches("Upload", cancelled)
+
+
+def test_checkpoint_permissions(api: ApiClient) -> None:
+    job_id, token, _ = _running_job(api)
+    _report(api, job_id, token, _checkpoint(job_id, 10, (10,)))
+    checkpoints = api.http.get(f"/v1/fine_tuning/jobs/{job_id}/checkpoints", headers=api.auth())
+    name = _ok(checkpoints)["data"][0]["fine_tuned_model_checkpoint"]
+    services = api.http.app.state.services  # type: ignore[attr-defined]
+    with services.sessions() as session, session.begin():
+        admin = {"Authorization": f"Bearer {admin_keys.create_admin_key(session)}"}
+        beta = projects.get_or_create_project(session, "beta").id
+    path = f"/v1/fine_tuning/checkpoints/{name}/permissions"
+    granted = _ok(api.http.post(path, headers=admin, json={"project_ids": [beta]}))
+    assert [p["project_id"] for p in granted["data"]] == [beta]
+    assert_matches("ListFineTuningCheckpointPermissionResponse", granted)
+    assert_matches("FineTuningCheckpointPermission", granted["data"][0])
+    listed = _ok(api.http.get(path, headers=admin))
+    assert_matches("ListFineTuningCheckpointPermissionResponse", listed)
+    deleted = _ok(api.http.delete(f"{path}/{granted['data'][0]['id']}", headers=admin))
+    assert deleted["deleted"] is True
+    assert_matches("DeleteFineTuningCheckpointPermissionResponse", deleted)

@@ -1,7 +1,7 @@
 """Webhook endpoints and the outbox of their deliveries (`service.webhooks`).
 
 Revision ID: 0006_webhooks
-Revises: 0003
+Revises: 0004_uploads
 """
 
 from __future__ import annotations

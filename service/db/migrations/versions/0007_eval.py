@@ -3,7 +3,7 @@ while one is owed) and the lease of the scheduler running it. Jobs that succeede
 revision are marked `skipped`: no report is made for them.
 
 Revision ID: 0006_eval
-Revises: 0003
+Revises: 0006_webhooks
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 permissions (a project granted the use of another project's fine-tuned model).
 
 Revision ID: 0005_admin
-Revises: 0003
+Revises: 0006_eval
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 fine-tuning job); null in jobs made before it (the JobSpec's default, the last 3 epochs).
 
 Revision ID: 0004_parity
-Revises: 0003
+Revises: 0005_admin
 """
 
 from __future__ import annotations
