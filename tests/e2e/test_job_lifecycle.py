@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus.malformed import PREF_GOOD
 from tests.e2e.lifecycle_stack import (
     FINAL,
     Stack,
@@ -155,6 +156,22 @@ def test_auto_hyperparameters_are_recorded(stack: Stack) -> None:
     assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier) == (8, 1, 1.0)
     assert job.hyperparameters.n_epochs == 8
     assert wait_for(client, job.id, FINAL, timeout=60).status == "cancelled"
+
+
+def test_a_dpo_jobs_auto_hyperparameters_count_its_pairs_and_it_cancels(stack: Stack) -> None:
+    client = stack.client()
+    prefs = client.files.create(file=("p.jsonl", PREF_GOOD * 12), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model="whetstone-tiny", training_file=prefs.id, method={"type": "dpo"}
+    )
+    job = wait_for(client, job.id, ("queued", "running", *FINAL), timeout=60)
+    cancelled = client.fine_tuning.jobs.cancel(job.id)
+    hp = job.method.dpo.hyperparameters  # type: ignore[union-attr]
+    # 12 preference pairs are 12 examples: 8 epochs, batch 1, multiplier 1; beta 0.1.
+    assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier, hp.beta) == (8, 1, 1.0, 0.1)
+    assert cancelled.status == "cancelled"
+    done = wait_for(client, job.id, FINAL, timeout=60)
+    assert done.status == "cancelled" and done.fine_tuned_model is None
 
 
 def test_continued_training_starts_from_the_parent_adapter(stack: Stack) -> None:
