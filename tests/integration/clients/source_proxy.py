@@ -1,7 +1,8 @@
 """A small HTTP proxy in front of a running Whetstone that plays the source account of
 `whetstone migrate`: it forwards every request as it is, and only where a test asks it
 
-- answers 500 for the content of chosen files (a source failing midway),
+- answers 500 for the content of chosen files (a source failing midway), or cuts their
+  content off halfway (a connection lost during the download),
 - takes Azure OpenAI's shape (`/openai/v1/...` paths, the key in an `api-key` header),
 - answers chat completions itself: a stand-in for the hosted fine-tuned model, which needs
   a vLLM this suite does not start for these tests; it records what it was asked.
@@ -25,6 +26,7 @@ class Source:
     backend: str  # the Whetstone behind it, e.g. http://127.0.0.1:8123
     port: int = 0
     fail_content_of: set[str] = field(default_factory=set)
+    cut_content_of: set[str] = field(default_factory=set)
     azure: bool = False
     chat_answers: bool = False
     chat_requests: list[dict[str, Any]] = field(default_factory=list)
@@ -68,6 +70,16 @@ def _handler(source: Source) -> type[BaseHTTPRequestHandler]:
             parts = path.split("?")[0].strip("/").split("/")
             if parts[-1:] == ["content"] and parts[-2] in source.fail_content_of:
                 self._error(500, "The server had an error while processing your request.")
+                return
+            if parts[-1:] == ["content"] and parts[-2] in source.cut_content_of:
+                whole = httpx.get(source.backend + path, headers=headers).content
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(whole)))
+                self.end_headers()
+                self.wfile.write(whole[: len(whole) // 2])
+                self.wfile.flush()
+                self.close_connection = True
                 return
             if source.chat_answers and path.startswith("/v1/chat/completions"):
                 self._chat(json.loads(body))

@@ -174,6 +174,28 @@ def test_a_source_failing_midway_is_reported_and_a_rerun_finishes_without_duplic
     assert dest.files.content(copy.id).content == GOOD * 5
 
 
+def test_a_download_cut_halfway_stores_no_short_copy_and_a_rerun_copies_it_whole(
+    server: Server,
+) -> None:
+    source_key, dest_key = accounts(server, "cut")
+    src, dest = server.client(source_key), server.client(dest_key)
+    data = GOOD * 400  # large enough to be sent in several chunks
+    file_id = upload(src, "big.jsonl", data)
+    job = src.fine_tuning.jobs.create(model=MAPPED, training_file=file_id)
+    with source_proxy(Source(server.url, cut_content_of={file_id})) as source:
+        cut = whetstone_migrate(server, dest_key, source, source_key, "--json")
+    assert cut.returncode == 1, cut.stdout + cut.stderr
+    assert rows(cut)[job.id]["status"].endswith(f"{len(data) // 2} bytes arrived of {len(data)}")
+    assert list(dest.files.list()) == [] and list(dest.fine_tuning.jobs.list()) == []
+
+    with source_proxy(Source(server.url)) as source:
+        rerun = whetstone_migrate(server, dest_key, source, source_key, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert rows(rerun)[job.id]["status"] == "created"
+    (copy,) = dest.files.list()
+    assert dest.files.content(copy.id).content == data
+
+
 def test_a_bad_model_map_is_refused_before_anything_is_read(server: Server) -> None:
     source_key, dest_key = accounts(server, "badmap")
     with source_proxy(Source(server.url)) as source:
