@@ -210,6 +210,10 @@ def _fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 @app.command("eval")
 def eval_report(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> None:
     """Show a job's evaluation report: each model's exact match and F1 on the same examples."""
@@ -226,7 +230,7 @@ def eval_report(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> 
     rows = [
         [m["kind"], m["model"], output.text(m["step"]),
          "-" if m["matches"] is None else f"{m['matches']}/{n}", _fraction(m["exact_match"]),
-         _fraction(m["f1"]), output.text(m["valid_loss"]), m.get("error") or ""]
+         _fraction(m["f1"]), _loss(m["valid_loss"]), m.get("error") or ""]
         for m in report["models"]
     ]  # fmt: skip
     headers = ["KIND", "MODEL", "STEP", "MATCHES", "EXACT", "F1", "VALID LOSS", "ERROR"]

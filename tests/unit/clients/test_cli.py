@@ -215,3 +215,50 @@ def test_files_validate_json(standin: StandIn, tmp_path: Path) -> None:
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["ok"] is False and [p["line"] for p in report["problems"]] == [2]
+
+
+def test_jobs_eval_shows_the_report_as_a_table_and_json(standin: StandIn) -> None:
+    """The newest `eval_report.json` among the job's result files; losses rounded alike
+    whether the trainer's CSV or a checkpoint's metrics gave them."""
+    model = "ft:whetstone-tiny:default:veloria:0G88FhZW"
+    report = {
+        "examples": 16, "data": "validation_file", "file": "file-v", "seconds": 7.2,
+        "models": [
+            {"model": "whetstone-tiny", "kind": "base", "step": None, "matches": 0,
+             "exact_match": 0.0, "f1": 0.003, "valid_loss": None},
+            {"model": model, "kind": "fine_tuned", "step": None, "matches": 16,
+             "exact_match": 1.0, "f1": 1.0, "valid_loss": 0.051936},
+            {"model": f"{model}:ckpt-step-400", "kind": "checkpoint", "step": 400,
+             "matches": 16, "exact_match": 1.0, "f1": 1.0, "valid_loss": 0.051936003935096585},
+            {"model": f"{model}:ckpt-step-384", "kind": "checkpoint", "step": 384,
+             "matches": None, "exact_match": None, "f1": None, "valid_loss": None,
+             "error": "the model server answered 404"},
+        ],
+        "samples": [], "outliers": [{"line": 2, "loss": 0.081}, {"line": 13, "loss": 0.078}],
+    }  # fmt: skip
+    job = {**JOB, "status": "succeeded", "result_files": ["file-csv", "file-eval"]}
+    standin.script("GET", "/fine_tuning/jobs/ftjob-1", Reply(200, job))
+    standin.script("GET", "/files/file-eval", Reply(200, {**FILE, "id": "file-eval",
+                   "filename": "eval_report.json", "purpose": "fine-tune-results"}))  # fmt: skip
+    standin.script("GET", "/files/file-eval/content", Reply(200, report))
+
+    table = run(standin, "jobs", "eval", "ftjob-1")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "Evaluation on 16 examples (validation file), 7 s"
+    rows = {line.split()[0] + line.split()[2]: line for line in lines[2:6]}
+    assert "0/16" in rows["base-"] and "0.0%" in rows["base-"]
+    assert "16/16" in rows["fine_tuned-"] and "100.0%" in rows["fine_tuned-"]
+    assert rows["fine_tuned-"].split()[-1] == "0.0519" == rows["checkpoint400"].split()[-1]
+    assert "the model server answered 404" in rows["checkpoint384"]
+    assert lines[-1] == "Highest final training loss: line 2 (0.08), line 13 (0.08)"
+    assert json.loads(run(standin, "jobs", "eval", "ftjob-1", "--json").stdout) == report
+
+
+def test_jobs_eval_before_the_report_says_so_and_exits_1(standin: StandIn) -> None:
+    job = {**JOB, "status": "succeeded", "result_files": ["file-abc"]}
+    standin.script("GET", "/fine_tuning/jobs/ftjob-1", Reply(200, job))
+    standin.script("GET", "/files/file-abc", Reply(200, FILE))
+    result = run(standin, "jobs", "eval", "ftjob-1")
+    assert result.returncode == 1
+    assert "ftjob-1 has no evaluation report (yet)" in result.stderr
