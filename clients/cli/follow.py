@@ -77,7 +77,7 @@ class Tracker:
         return duration(remaining - (time.time() - self.last[0]))
 
     def loss(self) -> str:
-        return f"{self.losses[-1]:.4f}" if self.losses else "-"
+        return output.loss(self.losses[-1] if self.losses else None)
 
 
 def event_line(event: FineTuningJobEvent) -> Text:

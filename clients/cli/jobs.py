@@ -193,14 +193,11 @@ def checkpoints(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> 
         st.client().fine_tuning.jobs.checkpoints.list(job_id)
     )
 
-    def loss(c: FineTuningJobCheckpoint) -> str:
-        return output.text(c.metrics.train_loss)
-
     columns = [
         ("STEP", lambda c: str(c.step_number)),
         ("MODEL", lambda c: c.fine_tuned_model_checkpoint),
-        ("TRAIN LOSS", loss),
-        ("VALID LOSS", lambda c: output.text(c.metrics.valid_loss)),
+        ("TRAIN LOSS", lambda c: output.loss(c.metrics.train_loss)),
+        ("VALID LOSS", lambda c: output.loss(c.metrics.valid_loss)),
         ("CREATED", lambda c: output.minute(c.created_at)),
     ]
     output.show_many(st, items, columns)
@@ -208,10 +205,6 @@ def checkpoints(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> 
 
 def _fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
-
-
-def _loss(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 @app.command("eval")
@@ -230,7 +223,7 @@ def eval_report(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> 
     rows = [
         [m["kind"], m["model"], output.text(m["step"]),
          "-" if m["matches"] is None else f"{m['matches']}/{n}", _fraction(m["exact_match"]),
-         _fraction(m["f1"]), _loss(m["valid_loss"]), m.get("error") or ""]
+         _fraction(m["f1"]), output.loss(m["valid_loss"]), m.get("error") or ""]
         for m in report["models"]
     ]  # fmt: skip
     headers = ["KIND", "MODEL", "STEP", "MATCHES", "EXACT", "F1", "VALID LOSS", "ERROR"]

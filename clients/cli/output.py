@@ -62,6 +62,11 @@ def text(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
+def loss(value: float | None) -> str:
+    """A loss as every table shows it: 4 decimals (a trainer reports 17 digits)."""
+    return "-" if value is None else f"{value:.4f}"
+
+
 def dump(obj: BaseModel) -> dict[str, Any]:
     return obj.model_dump(mode="json", exclude_none=False)
 

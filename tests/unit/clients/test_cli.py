@@ -262,3 +262,18 @@ def test_jobs_eval_before_the_report_says_so_and_exits_1(standin: StandIn) -> No
     result = run(standin, "jobs", "eval", "ftjob-1")
     assert result.returncode == 1
     assert "ftjob-1 has no evaluation report (yet)" in result.stderr
+
+
+def test_jobs_checkpoints_rounds_the_trainers_losses(standin: StandIn) -> None:
+    checkpoint = {
+        "id": "ftckpt-1", "object": "fine_tuning.job.checkpoint", "created_at": 1700000000,
+        "fine_tuning_job_id": "ftjob-1", "step_number": 400,
+        "fine_tuned_model_checkpoint": "ft:whetstone-tiny:default:v:1:ckpt-step-400",
+        "metrics": {"step": 400, "train_loss": 0.051936003935096585},
+    }  # fmt: skip
+    page = {"object": "list", "data": [checkpoint], "has_more": False}
+    standin.script("GET", "/fine_tuning/jobs/ftjob-1/checkpoints", Reply(200, page))
+    result = run(standin, "jobs", "checkpoints", "ftjob-1")
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "ckpt-step-400" in line)
+    assert row.split()[2:4] == ["0.0519", "-"]
