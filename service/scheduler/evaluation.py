@@ -23,10 +23,11 @@ import time
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from contracts import layout
 from contracts.spec import JobSpec
-from contracts.store import ObjectNotFound
+from contracts.store import ObjectNotFound, ObjectStore
 from service.db.repositories import files
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTunedModel, FineTuningJob
@@ -246,12 +247,7 @@ class Evaluator:
             job = session.get(FineTuningJob, job_id)
             if job is None or job.evaluation != "running":
                 return
-            data = encode(report)
-            result = save_result_bytes(session, self.ctx.store, job, REPORT_FILENAME, data)
-            job.result_files = [*job.result_files, result.id]
-            job.evaluation = "done"
-            job.evaluation_lease_expires_at = None
-            jobs.add_event(session, job, summary(report), data={"result_file": result.id})
+            attach_report(session, self.ctx.store, job, report)
             session.commit()
 
     def _end(self, job_id: str, outcome: str, message: str, level: jobs.Level) -> None:
@@ -306,3 +302,15 @@ class _Renewal:
 def _describe(e: Exception) -> str:
     message = e.message if isinstance(e, ServiceError) else str(e)
     return message or type(e).__name__
+
+
+def attach_report(
+    session: Session, store: ObjectStore, job: FineTuningJob, report: dict[str, Any]
+) -> None:
+    """`report` stored as the job's result file `eval_report.json`, the job's evaluation
+    `done`, and its summary an event."""
+    result = save_result_bytes(session, store, job, REPORT_FILENAME, encode(report))
+    job.result_files = [*job.result_files, result.id]
+    job.evaluation = "done"
+    job.evaluation_lease_expires_at = None
+    jobs.add_event(session, job, summary(report), data={"result_file": result.id})

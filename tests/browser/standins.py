@@ -154,9 +154,8 @@ def evaluated(data_dir: Path, job_id: str, store_url: str) -> dict[str, object]:
     from contracts.store import open_store
     from service.db.tables import FineTuningJob
     from service.evaluation.examples import Example
-    from service.evaluation.report import Scored, build_report, encode, summary
-    from service.jobs import service as jobs
-    from service.scheduler.results import save_result_bytes
+    from service.evaluation.report import Scored, build_report
+    from service.scheduler.evaluation import attach_report
 
     examples = [
         Example(i, i + 1, [{"role": "user", "content": q}], a) for i, (q, a) in enumerate(QA)
@@ -173,10 +172,5 @@ def evaluated(data_dir: Path, job_id: str, store_url: str) -> dict[str, object]:
             examples, models, data="validation_file", file=job.training_file,
             outliers=[{"line": 8, "loss": 3.25}], seconds=12.4,
         )  # fmt: skip
-        result = save_result_bytes(
-            session, open_store(store_url), job, "eval_report.json", encode(report)
-        )
-        job.result_files = [*job.result_files, result.id]
-        job.evaluation = "done"
-        jobs.add_event(session, job, summary(report), data={"result_file": result.id})
+        attach_report(session, open_store(store_url), job, report)
         return report
