@@ -15,6 +15,7 @@ from service.api import (
     checkpoint_permissions,
     files,
     fine_tuning,
+    graders,
     internal,
     models,
     organization,
@@ -106,6 +107,7 @@ def create_app(
     # One router per OpenAI resource.
     for router in (files.router, fine_tuning.router, models.router, chat.router, uploads.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    app.include_router(graders.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     # Whetstone's extension: the endpoints told when jobs end.
     app.include_router(webhooks.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     # The Admin API (admin keys): checkpoint permissions, projects and their keys.

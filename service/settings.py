@@ -14,15 +14,17 @@ from pydantic_settings import SettingsConfigDict
 
 from service.executors.settings import ExecutorSettings
 from service.gpus import GPU_LIST_PATTERN
+from service.graders.settings import GraderSettings
 
 TINY_MODEL_NAME = "whetstone-tiny"
 TINY_MODEL_MAX_SEQ_LEN = 1024
 
 
-class Settings(ExecutorSettings):
+class Settings(ExecutorSettings, GraderSettings):
     """Every setting of the control plane, one flat class, one section per area (the
     executor's section, `WHETSTONE_EXECUTOR`, `WHETSTONE_TRAINER_*`, `WHETSTONE_K8S_*`, is
-    inherited from `service.executors.settings.ExecutorSettings`)."""
+    inherited from `service.executors.settings.ExecutorSettings`; the graders',
+    `WHETSTONE_GRADER_*`, from `service.graders.settings.GraderSettings`)."""
 
     model_config = SettingsConfigDict(env_prefix="WHETSTONE_", extra="ignore")
 

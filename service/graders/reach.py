@@ -1,0 +1,93 @@
+"""What a request's graders may reach: `context(services, key)` builds the `Context` of
+`contracts.graders.run` for one caller.
+
+A model grader's model is, in order: one of the grading endpoint's (`WHETSTONE_GRADER_MODELS`
+at `WHETSTONE_GRADER_MODELS_URL`, called with httpx), or a base or fine-tuned model the
+caller's key may chat with (`ChatAccess`), asked through the same relay to vLLM as
+`/v1/chat/completions`. Grading runs in a worker thread (a Python grader blocks); the relay
+is async, so it is called back on the event loop through anyio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anyio.from_thread
+import httpx
+import orjson
+
+from contracts.graders.model_graders import ModelCallError
+from contracts.graders.run import Context
+from service.deps import Services
+from service.errors import NotFound, ServiceError
+
+
+class Reach:
+    """The grading models and embeddings one caller (`key`) may use."""
+
+    def __init__(self, services: Services, key: str) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.key = key
+
+    def serves(self, model: str) -> bool:
+        if model in self.settings.grader_models and self.settings.grader_models_url:
+            return True
+        try:
+            self.services.chat_access.base_model(self.key, model)
+        except NotFound:
+            return False
+        return True
+
+    def complete(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        if model in self.settings.grader_models and self.settings.grader_models_url:
+            return self._external("/chat/completions", body)
+        try:
+            base_model = self.services.chat_access.base_model(self.key, model)
+            response = anyio.from_thread.run(
+                self.services.serving.chat, base_model, model, orjson.dumps(body)
+            )
+        except ServiceError as e:
+            raise ModelCallError(f"{model}: {e.message}") from None
+        answer = orjson.loads(bytes(response.body))
+        if not isinstance(answer, dict):
+            raise ModelCallError(f"{model}: the answer is not a chat completion.")
+        return answer
+
+    def embed(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
+        body = {"model": self.settings.grader_embedding_model, "input": list(texts)}
+        answer = self._external("/embeddings", body)
+        try:
+            rows = sorted(answer["data"], key=lambda row: row["index"])
+            return [[float(x) for x in row["embedding"]] for row in rows]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelCallError(f"The embedding model's answer is unusable: {e!r}") from None
+
+    def _external(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = (self.settings.grader_models_url or "").rstrip("/") + path
+        headers = {}
+        if self.settings.grader_models_api_key is not None:
+            headers["Authorization"] = f"Bearer {self.settings.grader_models_api_key.get_secret_value()}"
+        try:
+            reply = httpx.post(
+                url, json=body, headers=headers, timeout=self.settings.grader_models_timeout_seconds
+            )
+        except httpx.HTTPError as e:
+            raise ModelCallError(f"The grading endpoint did not answer: {e!r}") from None
+        if reply.status_code != 200:
+            raise ModelCallError(
+                f"The grading endpoint answered {reply.status_code}: {reply.text[:500]}"
+            )
+        answer = reply.json()
+        if not isinstance(answer, dict):
+            raise ModelCallError("The grading endpoint's answer is not a JSON object.")
+        return answer
+
+
+def context(services: Services, key: str) -> tuple[Context, Reach]:
+    reach = Reach(services, key)
+    settings = services.settings
+    embed = reach.embed if settings.grader_embedding_model and settings.grader_models_url else None
+    ctx = Context(limits=settings.grader_limits(), complete=reach.complete, embed=embed)
+    return ctx, reach
