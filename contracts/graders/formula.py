@@ -91,8 +91,7 @@ def _check(node: ast.AST, names: set[str], called: set[int]) -> None:
             if name not in names and not (name in FUNCTIONS and id(node) in called):
                 known = ", ".join(sorted(names)) or "none"
                 raise FormulaError(
-                    f"`calculate_output` names `{name}`, which is not one of its graders "
-                    f"({known})."
+                    f"`calculate_output` names `{name}`, which is not one of its graders ({known})."
                 )
         case ast.BinOp(op=op) if type(op) in _BINARY:
             return
@@ -135,7 +134,7 @@ def evaluate(text: str, values: Mapping[str, float]) -> float:
 
 def _value(node: ast.expr, values: Mapping[str, float]) -> float:
     match node:
-        case ast.Constant(value=value):
+        case ast.Constant(value=int() | float() as value):
             return float(value)
         case ast.Name(id=name):
             return float(values[name])

@@ -62,7 +62,10 @@ def _text(content: Any, sample: templates.Sample, item: Any) -> str:
 def messages(items: list[EvalItem], sample: templates.Sample, item: Any) -> list[dict[str, str]]:
     """The grader's prompt, templates rendered; `MissingVariable`/`SampleNotJson` propagate."""
     return [
-        {"role": "system" if m.role == "developer" else m.role, "content": _text(m.content, sample, item)}
+        {
+            "role": "system" if m.role == "developer" else m.role,
+            "content": _text(m.content, sample, item),
+        }
         for m in items
     ]
 

@@ -128,7 +128,9 @@ def _dispatch(
             text = templates.render(grader.input, sample, item)
             reference = templates.render(grader.reference, sample, item)
             try:
-                result.reward = similarity.score(grader.evaluation_metric, text, reference, ctx.embed)
+                result.reward = similarity.score(
+                    grader.evaluation_metric, text, reference, ctx.embed
+                )
             except similarity.SimilarityUnavailable as e:
                 result.errors.other_error = True
                 result.details["error"] = str(e)

@@ -140,7 +140,9 @@ def _supervise(
             left = started + limits.wall_seconds - time.monotonic()
             if left <= 0:
                 outcome.kind = "timeout"
-                outcome.error = f"The grader ran past its {limits.wall_seconds:g} s wall-clock limit."
+                outcome.error = (
+                    f"The grader ran past its {limits.wall_seconds:g} s wall-clock limit."
+                )
                 break
             if not selector.get_map():
                 time.sleep(min(left, 0.01))  # every pipe closed; the process is ending

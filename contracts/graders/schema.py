@@ -227,7 +227,9 @@ def _check_messages(messages: list[EvalItem], param: str) -> None:
     for i, message in enumerate(messages):
         parts = message.content if isinstance(message.content, list) else [message.content]
         for j, part in enumerate(parts):
-            where = f"{param}[{i}].content" + (f"[{j}]" if isinstance(message.content, list) else "")
+            where = f"{param}[{i}].content" + (
+                f"[{j}]" if isinstance(message.content, list) else ""
+            )
             if isinstance(part, str):
                 templates.check(part, where)
             elif isinstance(part, InputText | OutputText):

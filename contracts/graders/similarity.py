@@ -50,9 +50,7 @@ def bleu(text: str, reference: str) -> float:
     if not hypothesis or not ref:
         return 1.0 if hypothesis == ref else 0.0
     smoothing = SmoothingFunction().method1
-    return float(
-        sentence_bleu([ref], hypothesis, smoothing_function=smoothing, auto_reweigh=True)
-    )
+    return float(sentence_bleu([ref], hypothesis, smoothing_function=smoothing, auto_reweigh=True))
 
 
 def gleu(text: str, reference: str) -> float:
@@ -77,7 +75,7 @@ def meteor(text: str, reference: str) -> float:
     hypothesis, ref = _tokens(text), _tokens(reference)
     if not hypothesis or not ref:
         return 1.0 if hypothesis == ref else 0.0
-    return float(meteor_score([ref], hypothesis, wordnet=_NoSynonyms()))  # type: ignore[arg-type]
+    return float(meteor_score([ref], hypothesis, wordnet=_NoSynonyms()))
 
 
 @cache

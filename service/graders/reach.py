@@ -68,7 +68,9 @@ class Reach:
         url = (self.settings.grader_models_url or "").rstrip("/") + path
         headers = {}
         if self.settings.grader_models_api_key is not None:
-            headers["Authorization"] = f"Bearer {self.settings.grader_models_api_key.get_secret_value()}"
+            headers["Authorization"] = (
+                f"Bearer {self.settings.grader_models_api_key.get_secret_value()}"
+            )
         try:
             reply = httpx.post(
                 url, json=body, headers=headers, timeout=self.settings.grader_models_timeout_seconds

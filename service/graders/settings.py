@@ -56,7 +56,7 @@ class GraderSettings(BaseSettings):
     )
     grader_models: list[str] = Field(
         default_factory=list,
-        description='Models of `WHETSTONE_GRADER_MODELS_URL` that graders may name, as JSON: '
+        description="Models of `WHETSTONE_GRADER_MODELS_URL` that graders may name, as JSON: "
         '`["gpt-4.1-mini"]`. A model grader naming another model must name a base or '
         "fine-tuned model of this server (its project's).",
     )

@@ -59,7 +59,9 @@ def test_no_network() -> None:
     thread.join()
     server.close()
     assert outcome.reward is None and outcome.kind == "runtime"
-    assert "ConnectionRefusedError" in (outcome.error or "") or "unreachable" in (outcome.error or "")
+    assert "ConnectionRefusedError" in (outcome.error or "") or "unreachable" in (
+        outcome.error or ""
+    )
     assert accepted == []  # the host's listener never saw it
     outside = _run(
         "import socket\n"
@@ -108,7 +110,8 @@ def test_no_environment_of_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
     outcome = _run(
         "import os\n"
         "def grade(sample, item):\n"
-        "    leaked = [k for k in os.environ if k.startswith('WHETSTONE') or 'secret' in os.environ[k]]\n"
+        "    env = os.environ\n"
+        "    leaked = [k for k in env if k.startswith('WHETSTONE') or 'secret' in env[k]]\n"
         "    return float(len(leaked))\n"
     )
     assert outcome.reward == 0.0

@@ -54,7 +54,9 @@ def test_templates_reach_nested_item_fields_and_the_samples_json() -> None:
     result = _grade(grader, '{"city": "Oslo"}', {"a": {"b": ["x", "Oslo"]}})
     assert result.reward == 1.0
     # A non-string value is rendered as JSON.
-    rendered = templates.render("{{item.n}} {{item.l}}", templates.Sample.from_text("x"), {"n": 3, "l": [1]})
+    rendered = templates.render(
+        "{{item.n}} {{item.l}}", templates.Sample.from_text("x"), {"n": 3, "l": [1]}
+    )
     assert rendered == "3 [1]"
 
 
@@ -95,7 +97,9 @@ def test_formula_arithmetic_and_functions() -> None:
     assert formula.evaluate("(a + b) / 2", values) == 0.375
     assert formula.evaluate("a ^ 2 + b ** 2", values) == 0.3125
     assert formula.evaluate("2 ^ 3 ^ 2", values) == 512.0  # right-associative, as `**`
-    assert formula.evaluate("max(a, b) - min(a, b) + abs(-1) + sqrt(b) + floor(1.5)", values) == 2.75
+    assert (
+        formula.evaluate("max(a, b) - min(a, b) + abs(-1) + sqrt(b) + floor(1.5)", values) == 2.75
+    )
     assert formula.evaluate("-a + log(exp(b)) + ceil(0.2)", values) == pytest.approx(0.75)
 
 
@@ -149,7 +153,9 @@ def test_multi_grader_combines_named_graders() -> None:
     half = _grade(grader, "Pari", {"label": "Paris"})
     assert half.sub_rewards["city"] == 0.0 and 0.4 < half.reward < 0.5
     # OpenAI's spec's form: one grader, named in the formula by its name.
-    single = _grade({**grader, "graders": CHECK, "calculate_output": "exact * 2"}, "Paris", {"label": "Paris"})
+    single = _grade(
+        {**grader, "graders": CHECK, "calculate_output": "exact * 2"}, "Paris", {"label": "Paris"}
+    )
     assert single.reward == 2.0
 
 
@@ -217,7 +223,12 @@ SCORE = {
     "model": "judge-model",
     "input": [
         {"role": "developer", "content": "Score 0-1."},
-        {"role": "user", "content": [{"type": "input_text", "text": "A: {{sample.output_text}} R: {{item.ref}}"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "A: {{sample.output_text}} R: {{item.ref}}"}
+            ],
+        },
     ],
     "range": [0, 1],
     "sampling_params": {"temperature": 0, "seed": 7, "max_completions_tokens": 16},
@@ -249,7 +260,12 @@ def test_score_model_request_and_answer() -> None:
     assert body["response_format"]["json_schema"]["schema"]["required"] == ["result"]
     assert result.reward == 1.0  # 1.7, held to the range
     assert result.usage_per_model == {
-        "judge-model-v1": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13, "cached_tokens": 0}
+        "judge-model-v1": {
+            "prompt_tokens": 10,
+            "completion_tokens": 3,
+            "total_tokens": 13,
+            "cached_tokens": 0,
+        }
     }
     assert result.to_openai()["metadata"]["token_usage"] == 13
 
@@ -264,7 +280,9 @@ def test_score_model_request_and_answer() -> None:
         ({"choices": []}, 0.0, "model_grader_parse_error"),
     ],
 )
-def test_score_model_answers_read_leniently(answer: dict[str, Any], reward: float, flag: str | None) -> None:
+def test_score_model_answers_read_leniently(
+    answer: dict[str, Any], reward: float, flag: str | None
+) -> None:
     result = _grade(SCORE, "x", {"ref": "y"}, Context(complete=lambda m, b: answer))
     assert result.reward == reward
     assert (getattr(result.errors, flag) if flag else not result.errors.any()) is True
@@ -289,7 +307,9 @@ def test_label_model() -> None:
     assert result.reward == 1.0 and result.scores == {"label": "positive"}
     enum = sent[0]["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"]
     assert enum == ["positive", "neutral", "negative"]
-    assert _grade(grader, "meh", None, Context(complete=lambda m, b: _answer("neutral"))).reward == 0.0
+    assert (
+        _grade(grader, "meh", None, Context(complete=lambda m, b: _answer("neutral"))).reward == 0.0
+    )
     assert _refused({**grader, "passing_labels": ["great"]}).param == "grader.passing_labels"
 
 
