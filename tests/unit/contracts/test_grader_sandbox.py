@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -175,3 +176,50 @@ def test_what_a_grader_raises_or_returns_wrong_is_reported() -> None:
     assert nan.reward is None
     exits = _run("import os\ndef grade(sample, item):\n    os._exit(3)\n")
     assert exits.reward is None and "without a result" in (exits.error or "")
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not SYSTEM_PYTHON.exists() or not Path("/usr/bin/setpriv").exists(),
+    reason="needs root to start a service stand-in as another user, and the system's Python",
+)
+def test_a_service_that_is_not_root_isolates_through_a_user_namespace() -> None:
+    """Production may not run as root: the sandbox then makes a user namespace of its own."""
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path.cwd())!r})\n"
+        "from contracts.graders.sandbox import Limits, run\n"
+        "limits = Limits(wall_seconds=30, cpu_seconds=2)\n"
+        "sources = {\n"
+        "    'net': 'import socket\\ndef grade(s, i):\\n"
+        '    socket.create_connection(("1.1.1.1", 53), timeout=2)\\n\',\n'
+        "    'fork': 'import os\\ndef grade(s, i):\\n    while True:\\n        os.fork()\\n',\n"
+        "    'write': 'def grade(s, i):\\n    open(\"/usr/owned\", \"w\")\\n',\n"
+        "    'ok': 'def grade(s, i):\\n    return 0.5\\n',\n"
+        "}\n"
+        "for name, source in sources.items():\n"
+        "    o = run(source, {'output_text': 'a'}, None, limits)\n"
+        "    print(name, o.reward, o.kind, (o.error or '').splitlines()[-1:])\n"
+    )
+    out = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            str(SYSTEM_PYTHON),
+            "-",
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+    assert lines.get("ok") == "0.5 None []", out.stdout + out.stderr
+    assert "Network is unreachable" in lines["net"]
+    assert "BlockingIOError" in lines["fork"]
+    assert "Read-only file system" in lines["write"]
