@@ -7,6 +7,7 @@ failed sample 0 and go on, and the run endpoint can answer 200 with the reason.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,9 @@ class Context:
     """What graders may use on this deployment."""
 
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    # Python graders running at once in this process (each may use `limits.memory_bytes`);
+    # None: no cap. One waiting past its wall-clock limit is a `python_grader_server_error`.
+    python_slots: threading.BoundedSemaphore | None = None
     complete: model_graders.Complete | None = None  # model graders' chat completions
     embed: similarity.Embed | None = None  # `cosine`
 
@@ -160,7 +164,17 @@ def _string_check(grader: StringCheckGrader, sample: templates.Sample, item: Any
 def _python(
     grader: PythonGrader, sample: templates.Sample, item: Any, ctx: Context, result: Grade
 ) -> None:
-    outcome = sandbox.run(grader.source, sample.namespace(), item, ctx.limits)
+    slots = ctx.python_slots
+    if slots is not None and not slots.acquire(timeout=ctx.limits.wall_seconds):
+        result.errors.python_grader_server_error = True
+        result.errors.python_grader_server_error_type = "busy"
+        result.details["error"] = "Every Python grader slot of this server stayed busy."
+        return
+    try:
+        outcome = sandbox.run(grader.source, sample.namespace(), item, ctx.limits)
+    finally:
+        if slots is not None:
+            slots.release()
     result.details = {"stdout": outcome.stdout, "stderr": outcome.stderr}
     if outcome.reward is not None:
         result.reward = outcome.reward

@@ -20,12 +20,18 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
-BOOT: Final = (Path(__file__).parent / "sandbox_boot.py").read_text()
 KEPT_OUTPUT: Final = 8192  # of stdout and of stderr, for the report
 MAX_RESULT: Final = 64 * 1024
+
+
+@cache
+def _boot() -> str:
+    """The sandbox process's first code, run with `python -c`."""
+    return (Path(__file__).parent / "sandbox_boot.py").read_text()
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ def run(source: str, sample: dict[str, Any], item: Any, limits: Limits) -> Outco
     started = time.monotonic()
     try:
         process = subprocess.Popen(
-            [os.path.realpath(sys.executable), "-I", "-S", "-c", BOOT],
+            [os.path.realpath(sys.executable), "-I", "-S", "-c", _boot()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ from contracts.graders.run import Context, check_available, grade
 from service.auth import ProjectDep, bearer_key
 from service.deps import ServicesDep
 from service.errors import InvalidRequest
-from service.graders.reach import Reach, context
+from service.graders.reach import Reach, context, python_slots
 from service.schemas.graders import (
     RunGraderRequest,
     RunGraderResponse,
@@ -46,7 +46,8 @@ async def run_grader(
     body: RunGraderRequest, request: Request, project: ProjectDep, services: ServicesDep
 ) -> RunGraderResponse:
     """Grade `model_sample` against `item`."""
-    ctx, reach = context(services, bearer_key(request))
+    slots = python_slots(request.app.state, services.settings)
+    ctx, reach = context(services, bearer_key(request), slots)
     await run_in_threadpool(_checked, body.grader, ctx, reach)
     result = await run_in_threadpool(grade, body.grader, body.model_sample, body.item, ctx)
     answer = result.to_openai()
@@ -64,6 +65,7 @@ async def validate_grader(
     body: ValidateGraderRequest, request: Request, project: ProjectDep, services: ServicesDep
 ) -> ValidateGraderResponse:
     """Check a grader without running it; the answer is the grader."""
-    ctx, reach = context(services, bearer_key(request))
+    slots = python_slots(request.app.state, services.settings)
+    ctx, reach = context(services, bearer_key(request), slots)
     await run_in_threadpool(_checked, body.grader, ctx, reach)
     return ValidateGraderResponse(grader=body.grader)

@@ -10,6 +10,7 @@ is async, so it is called back on the event loop through anyio.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from contracts.graders.model_graders import ModelCallError
 from contracts.graders.run import Context
 from service.deps import Services
 from service.errors import NotFound, ServiceError
+from service.settings import Settings
 
 
 class Reach:
@@ -87,9 +89,25 @@ class Reach:
         return answer
 
 
-def context(services: Services, key: str) -> tuple[Context, Reach]:
+def context(
+    services: Services, key: str, python_slots: threading.BoundedSemaphore
+) -> tuple[Context, Reach]:
     reach = Reach(services, key)
     settings = services.settings
     embed = reach.embed if settings.grader_embedding_model and settings.grader_models_url else None
-    ctx = Context(limits=settings.grader_limits(), complete=reach.complete, embed=embed)
+    ctx = Context(
+        limits=settings.grader_limits(),
+        complete=reach.complete,
+        embed=embed,
+        python_slots=python_slots,
+    )
     return ctx, reach
+
+
+def python_slots(state: Any, settings: Settings) -> threading.BoundedSemaphore:
+    """The process's Python grader slots, kept on the app's `state` from the first use."""
+    slots: threading.BoundedSemaphore | None = getattr(state, "grader_python_slots", None)
+    if slots is None:
+        slots = threading.BoundedSemaphore(settings.grader_python_concurrency)
+        state.grader_python_slots = slots
+    return slots

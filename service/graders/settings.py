@@ -44,6 +44,13 @@ class GraderSettings(BaseSettings):
         description="What a Python grader may print (stdout and stderr together), in KiB, "
         "before it is killed; the first 8 KiB of each are reported.",
     )
+    grader_python_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Python graders one API process runs at once; others wait (up to their "
+        "wall-clock limit). Each may use `WHETSTONE_GRADER_PYTHON_MEMORY_MB`.",
+    )
     grader_models_url: str | None = Field(
         default=None,
         description="An OpenAI-compatible endpoint (`https://host/v1`) for `score_model` and "
