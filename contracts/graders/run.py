@@ -171,7 +171,8 @@ def _python(
         result.details["error"] = "Every Python grader slot of this server stayed busy."
         return
     try:
-        outcome = sandbox.run(grader.source, sample.namespace(), item, ctx.limits)
+        # A run without an item gives `grade` an empty dict, as a dataset line would.
+        outcome = sandbox.run(grader.source, sample.namespace(), item or {}, ctx.limits)
     finally:
         if slots is not None:
             slots.release()

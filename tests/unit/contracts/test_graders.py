@@ -334,3 +334,8 @@ def test_python_graders_wait_for_a_slot_and_say_when_none_came() -> None:
     assert busy.errors.python_grader_server_error_type == "busy"
     ctx = Context(limits=Limits(wall_seconds=30), python_slots=slots)
     assert _grade(source, "x", None, ctx).reward == 1.0  # the slot came back
+
+
+def test_a_python_grader_without_an_item_gets_an_empty_dict() -> None:
+    source = "def grade(sample, item):\n    return float(len(item)) + (item.get('x') is None)\n"
+    assert _grade({"type": "python", "name": "p", "source": source}, "x").reward == 1.0
