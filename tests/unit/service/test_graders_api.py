@@ -311,3 +311,23 @@ def test_hostile_python_graders_are_contained_and_reported(
     # The service is unaffected: it answers, and grades the next sample.
     assert http.get("/healthz").status_code == 200
     assert _run(client, PYTHON, "Paris", {"label": "Paris"})["reward"] == 1.0
+
+
+def test_a_served_model_answers_through_the_relay(tmp_path: Path, stand_in: str) -> None:
+    """A base model of this server, its vLLM played by the stand-in: the grader's request goes
+    through the same relay as `/v1/chat/completions`."""
+    vllm = stand_in.removesuffix("/v1")
+    settings = Settings(data_dir=tmp_path / "d", vllm_urls={"whetstone-tiny": vllm})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+        client = openai.OpenAI(
+            base_url="http://testserver/v1",
+            api_key=create_key(http, "alpha"),
+            http_client=http,
+            max_retries=0,
+        )
+        answer = _run(client, {**SCORE, "model": "whetstone-tiny"}, "Paris", {"label": "Paris"})
+    assert answer["reward"] == pytest.approx(0.8)
+    assert answer["model_grader_token_usage_per_model"]["judge-2026"]["total_tokens"] == 26
+    sent = StandIn.bodies[-1]
+    assert sent["path"] == "/v1/chat/completions" and sent["model"] == "whetstone-tiny"
+    assert sent["auth"] is None  # no grading endpoint key on the way to vLLM
