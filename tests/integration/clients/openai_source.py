@@ -35,6 +35,8 @@ class OpenAISource:
     rate_limited: int = 0  # the next N requests answer 429 with `retry-after: 1`
     cut_content: set[str] = field(default_factory=set)  # these downloads stop halfway, once
     drop_chat: set[int] = field(default_factory=set)  # these chat requests (1-based) hang up
+    hold_from: int | None = None  # chat requests from this one (1-based) wait for `release`
+    release: threading.Event = field(default_factory=threading.Event)
     chat_requests: list[dict[str, Any]] = field(default_factory=list)
     chats_seen: int = 0
     rate_limited_sent: int = 0
@@ -183,7 +185,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.source.lock:
             self.source.chats_seen += 1
-            drop = self.source.chats_seen in self.source.drop_chat
+            seen = self.source.chats_seen
+        hold = self.source.hold_from
+        if hold is not None and seen >= hold:
+            self.source.release.wait(timeout=60)
+        with self.source.lock:
+            drop = seen in self.source.drop_chat
             if not drop:
                 status, answer = _answer(self.source, json.loads(body))
         if drop:
