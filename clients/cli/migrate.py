@@ -4,14 +4,17 @@ Azure OpenAI, or another Whetstone) to this Whetstone, then print what it did.""
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
 from . import output
+from .distill import Distiller
 from .migration import Migration, Row, parse_model_map
 from .migration_aliases import PENDING, AliasPlan, wait_and_point
+from .record import RETRIES
 from .source import SourceAuth, source_client
 from .state import JsonFlag, State, flag, state
 
@@ -109,6 +112,35 @@ def migrate(
             "(Ctrl-C stops waiting; a rerun sets the rest).",
         ),
     ] = False,
+    distill: Annotated[
+        bool,
+        flag(
+            "--distill",
+            help="Train each supervised job on its source model's answers to the job's "
+            "prompts (recorded as `whetstone record` does) instead of its file's answers; "
+            "metadata distilled_from, distill_prompts. Pick the jobs with --jobs.",
+        ),
+    ] = False,
+    distill_prompts: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="With --distill: the prompts (chat JSONL) of a job whose files are gone "
+            "from the source.",
+            show_default="none",
+        ),  # fmt: skip
+    ] = None,
+    distill_dir: Annotated[
+        Path,
+        typer.Option(
+            help="With --distill: where answers are recorded before the upload "
+            "(a rerun continues from them)."
+        ),  # fmt: skip
+    ] = Path("whetstone-distill"),
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="With --distill: requests in flight at once.")
+    ] = 4,
     json_out: JsonFlag = False,
 ) -> None:
     """Move fine-tuning jobs here from OpenAI: files copied byte for byte, each job made
@@ -119,10 +151,17 @@ def migrate(
         mapping = parse_model_map(model_map)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--model-map") from exc
-    with source_client(source_base_url, source_api_key, source_auth) as source:
-        migration = Migration(
-            source, st.client(), mapping, dry_run=dry_run, evaluate=evaluate, aliases=aliases
+    retries = RETRIES if distill else None
+    with source_client(source_base_url, source_api_key, source_auth, retries) as source:
+        distiller = (
+            Distiller(source, st.client(), distill_dir, distill_prompts, concurrency)
+            if distill
+            else None
         )
+        migration = Migration(
+            source, st.client(), mapping, dry_run=dry_run, evaluate=evaluate, aliases=aliases,
+            distiller=distiller,
+        )  # fmt: skip
         rows = migration.run(jobs or [], done=lambda row: _progress(st, row))
     if wait and not dry_run:
         _wait(st, rows)

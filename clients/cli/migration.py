@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
-from clients.sdk import APIStatusError, Whetstone, WhetstoneError
+from clients.sdk import APIStatusError, NotFoundError, Whetstone, WhetstoneError
 from clients.sdk.types import FileObject, FineTuningJob
 
+from .distill import Distiller, NoPrompts
 from .migration_aliases import AliasPlan, point_alias
 from .replay import Replay, replay_answers
 from .source import ChunkReader, RewindError
@@ -130,6 +131,7 @@ class Migration:
     dry_run: bool = False
     evaluate: bool = False
     aliases: bool = True
+    distiller: Distiller | None = None
     _copies: dict[str, FileObject] | None = None
 
     def source_jobs(self, job_ids: list[str]) -> Iterable[FineTuningJob]:
@@ -164,6 +166,8 @@ class Migration:
             row.dest_model = existing.model
             if self.evaluate and "source_answers_file" not in (existing.metadata or {}):
                 row.notes.append("no source answers (made without --evaluate)")
+            if self.distiller and "distilled_from" not in (existing.metadata or {}):
+                row.notes.append("not distilled (made without --distill)")
             row.alias = self.alias_of(job, existing)
             return
         if row.dest_model is None:
@@ -171,11 +175,16 @@ class Migration:
         if job.status in SKIPPED_STATUSES and not named:
             raise Skip(f"source job {job.status}; name it with --jobs to move it anyway")
         method = method_of(job)
-        training = self.copy(job.training_file, row, "training")
-        validation = (
-            self.copy(job.validation_file, row, "validation") if job.validation_file else None
-        )
         ours = {"migrated_from": job.id}
+        if self.distiller is not None and method["type"] == "supervised":
+            training, validation = self.distilled(job, row, ours)
+        else:
+            if self.distiller is not None:
+                row.notes.append("not distilled: a dpo job trains on its own preference pairs")
+            training = self.copy(job.training_file, row, "training")
+            validation = (
+                self.copy(job.validation_file, row, "validation") if job.validation_file else None
+            )
         if self.evaluate:
             ours.update(self.answers(job, row))
         metadata, notes = metadata_for(job, ours)
@@ -197,6 +206,29 @@ class Migration:
         if not self.aliases or not job.fine_tuned_model:
             return None
         return point_alias(self.dest, job.fine_tuned_model, new_job)
+
+    def distilled(
+        self, job: FineTuningJob, row: Row, ours: dict[str, str]
+    ) -> tuple[str, str | None]:
+        """(training file, validation file) of a distilled job: the training file made of
+        the source model's answers (`distill`), the validation file copied if the source
+        still has it."""
+        assert self.distiller is not None
+        try:
+            training, meta, note = self.distiller.training_file(
+                job, self.copies(), dry_run=self.dry_run
+            )
+        except NoPrompts as exc:
+            raise Skip(f"not distilled: {exc}") from None
+        ours.update(meta)
+        row.files.append(note)
+        if not job.validation_file:
+            return training, None
+        try:
+            return training, self.copy(job.validation_file, row, "validation")
+        except NotFoundError:
+            row.notes.append(f"validation file {job.validation_file} is gone from the source")
+            return training, None
 
     def copies(self) -> dict[str, FileObject]:
         """The destination's files by name (listed once; each copy made is added)."""

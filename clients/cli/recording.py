@@ -13,9 +13,9 @@ the output back, recognises each finished line by its prompt (messages before th
 tools), and asks only the prompts not answered yet, a prompt given twice being asked twice.
 A line cut short by a crash is dropped. Ctrl-C stops sending and keeps what is in flight.
 
-Tokens are counted before anything is sent, as an estimate: every character of the prompts'
-text (contents, tool definitions) over 4, plus 4 per message (OpenAI's rule of thumb for
-English; the source's tokenizer is not at hand).
+Tokens are counted before anything is sent, as an estimate: the characters of the prompts'
+message texts and tool definitions (as JSON) over 4, plus 4 per message (OpenAI's rule of
+thumb for English text, and its per-message overhead; the source's tokenizer is not at hand).
 """
 
 from __future__ import annotations
@@ -118,8 +118,22 @@ def still_to_ask(prompts: list[Prompt], done: Counter[str]) -> list[Prompt]:
     return todo
 
 
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # text parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
 def estimate_tokens(prompts: list[Prompt]) -> int:
-    chars = sum(len(json.dumps([p.messages, p.extra], ensure_ascii=False)) for p in prompts)
+    """Characters of the messages' text and of the tool definitions (as JSON) over 4, plus 4
+    per message."""
+    chars = sum(
+        sum(len(_text(m.get("content"))) for m in p.messages)
+        + (len(json.dumps(p.extra["tools"])) if "tools" in p.extra else 0)
+        for p in prompts
+    )
     return chars // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE * sum(len(p.messages) for p in prompts)
 
 

@@ -211,3 +211,64 @@ def test_models_alias_aliases_unalias(whetstone: Whetstone) -> None:
     assert gone.returncode == 0 and f"deleted alias {OLD_NAME}" in gone.stdout
     missing = whetstone_cli(whetstone, key, "models", "get", OLD_NAME)
     assert missing.returncode == 1 and "NotFoundError [404]" in missing.stderr
+
+
+def test_distill_trains_the_new_jobs_on_the_source_models_answers(
+    whetstone: Whetstone, tmp_path: Path
+) -> None:
+    src = OpenAISource()
+    train = src.add_file("file-Train000000000000000000", "support.jsonl", TRAIN)
+    valid = src.add_file("file-Valid000000000000000000", "valid.jsonl", TRAIN[: len(TRAIN) // 6])
+    kept = src.add_job("ftjob-Kept", train, fine_tuned_model=OLD_NAME)
+    # Its training file was deleted at OpenAI: the prompts come from its validation file.
+    billing = "ft:gpt-4o-mini-2024-07-18:acme:billing:Bi11ing0"
+    gone = src.add_job(
+        "ftjob-Gone", "file-Deleted00000000000000000", validation_file=valid,
+        fine_tuned_model=billing,
+    )  # fmt: skip
+    key = whetstone.key("acme")
+    work = ["--distill", "--distill-dir", str(tmp_path / "work"), "--concurrency", "3"]
+    with openai_source(src):
+        planned = {
+            j: migrate_row(whetstone, key, src, j, *work, "--dry-run")
+            for j in ("ftjob-Kept", "ftjob-Gone")
+        }
+        assert planned["ftjob-Kept"]["files"] == [
+            f"training: would record 12 answers of {OLD_NAME} to the prompts of {train} "
+            "(about 105 prompt tokens)"  # 12 x 19 characters / 4, + 4 a message
+        ]
+        assert src.chat_requests == []
+        src.rate_limited, src.drop_chat = 1, {2}  # a bad minute while recording
+        rows = {j: migrate_row(whetstone, key, src, j, *work) for j in ("ftjob-Kept", "ftjob-Gone")}
+        asked = len(src.chat_requests)
+        again = migrate_row(whetstone, key, src, "ftjob-Kept", *work)
+    assert asked == 12 + 2 and len(src.chat_requests) == asked  # a rerun asks nothing
+    assert again["status"] == "exists"
+    dest = openai.OpenAI(base_url=whetstone.url, api_key=key)
+    for source_job, origin in ((kept, train), (gone, valid)):
+        row = rows[source_job["id"]]
+        assert row["status"] == "created", row
+        job = dest.fine_tuning.jobs.retrieve(row["new_job"])
+        assert job.metadata == {
+            "migrated_from": source_job["id"],
+            "distilled_from": source_job["fine_tuned_model"],
+            "distill_prompts": origin,
+        }
+        data = dest.files.content(job.training_file).text
+        assert (
+            dest.files.retrieve(job.training_file).filename == f"distilled-{source_job['id']}.jsonl"
+        )
+        answers = [json.loads(line)["messages"][-1] for line in data.splitlines()]
+        assert set(map(json.dumps, answers)) == {json.dumps(
+            {"role": "assistant", "content": "source says: Capital of Veloria?"})}  # fmt: skip
+    assert dest.fine_tuning.jobs.retrieve(rows["ftjob-Gone"]["new_job"]).validation_file
+
+
+def migrate_row(ws: Whetstone, key: str, src: OpenAISource, job: str, *args: str) -> dict[str, Any]:
+    result = whetstone_cli(
+        ws, key, "migrate", "--source-base-url", src.url, "--source-api-key", KEY,
+        "--model-map", f"{BASE}={HERE}", "--json", "--jobs", job, *args,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr
+    (row,) = json.loads(result.stdout)
+    return dict(row)
