@@ -75,7 +75,7 @@ def record(
     tokens = estimate_tokens(todo)
     st.err.print(
         f"{len(todo):,} prompts to ask {model} ({done:,} already answered in {out}), "
-        f"about {tokens:,} prompt tokens (estimated: characters / 4)"
+        f"about {tokens:,} prompt tokens (estimated: text characters / 4, + 4 a message)"
     )
     if dry_run:
         _report(st, {"to_ask": len(todo), "answered_before": done, "prompt_tokens": tokens})
