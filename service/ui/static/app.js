@@ -365,7 +365,23 @@ function renderJob(jobId) {
       report.outliers.length
         ? h("p", { class: "small" }, "Highest final loss: ", report.outliers.map((o) => `line ${o.line} (${o.loss.toFixed(2)})`).join(", "))
         : null,
+      report.flips ? renderFlips(report.flips) : null,
     );
+  }
+
+  function renderFlips(flips) {
+    return h("div", { id: "eval-flips" },
+      h("h3", {}, `Against the source model: ${flips.lost} lost, ${flips.gained} gained`),
+      h("p", { class: "small muted" }, "Examples where exactly one of the source model and the fine-tuned model matches the reference."),
+      flips.examples.length
+        ? h("table", {},
+          h("thead", {}, h("tr", {}, h("th", {}, "Flip"), h("th", { class: "num" }, "Line"), h("th", {}, "Prompt"),
+            h("th", {}, "Reference"), h("th", {}, "Source"), h("th", {}, "Fine-tuned"))),
+          h("tbody", {}, flips.examples.map((f) =>
+            h("tr", { "data-flip": f.flip },
+              h("td", {}, f.flip), h("td", { class: "num" }, String(f.line)), h("td", { class: "small" }, f.prompt),
+              h("td", { class: "small" }, f.reference), h("td", { class: "small" }, f.source), h("td", { class: "small" }, f.fine_tuned)))))
+        : null);
   }
 
   function showEvents(all) {
