@@ -68,10 +68,14 @@ def record(
     again."""
     st = state(ctx, json_out)
     try:
-        todo = still_to_ask(read_prompts(prompts), recorded(out))
+        asked = recorded(out)
+    except PromptError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--output") from exc
+    try:
+        todo = still_to_ask(read_prompts(prompts), asked)
     except PromptError as exc:
         raise typer.BadParameter(str(exc), param_hint="--prompts") from exc
-    done = sum(1 for line in out.open("rb") if line.strip()) if out.exists() else 0
+    done = sum(asked.values())
     tokens = estimate_tokens(todo)
     st.err.print(
         f"{len(todo):,} prompts to ask {model} ({done:,} already answered in {out}), "

@@ -100,11 +100,18 @@ def recorded(output: Path) -> Counter[str]:
     if len(whole) != len(data):
         with output.open("r+b") as handle:
             handle.truncate(len(whole))
-    for raw in whole.splitlines():
-        if raw.strip():
+    for number, raw in enumerate(whole.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
             line = json.loads(raw)
             extra = {k: line[k] for k in EXTRA if line.get(k) is not None}
             done[prompt_key(line["messages"][:-1], extra)] += 1
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise PromptError(
+                f"{output} line {number} is not a chat line: is it the output of an earlier "
+                "run? (give another -o)"
+            ) from None
     return done
 
 

@@ -152,3 +152,17 @@ def test_ctrl_c_keeps_the_answers_in_flight_and_a_rerun_finishes(
     assert rerun.returncode == 0 and json.loads(rerun.stdout)["answered"] == 3
     assert len(source.chat_requests) == 6
     assert sorted(map(key, lines(out))) == sorted(key(expected(p)) for p in PROMPTS)
+
+
+def test_a_bad_prompts_file_or_a_foreign_output_is_refused_before_anything_is_sent(
+    source: OpenAISource, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(PROMPTS[0]) + "\n{oops\n")
+    refused = record(source, bad, tmp_path / "out.jsonl")
+    assert refused.returncode == 2 and "line 2: invalid JSON" in refused.stderr
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("my notes\n")
+    refused = record(source, prompts_file(tmp_path), foreign)
+    assert refused.returncode == 2 and "line 1 is not a chat line" in refused.stderr
+    assert foreign.read_text() == "my notes\n" and source.chat_requests == []
