@@ -91,15 +91,13 @@ def read_prompts(path: Path) -> list[Prompt]:
 
 def recorded(output: Path) -> Counter[str]:
     """The prompts already answered in `output` (by key, with their counts). A last line
-    without its newline (a crash while writing it) is cut off the file."""
+    without its newline (a crash while writing it) is cut off the file; PromptError, and the
+    file left as it is, when `output` holds anything but chat lines."""
     done: Counter[str] = Counter()
     if not output.exists():
         return done
     data = output.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]
-    if len(whole) != len(data):
-        with output.open("r+b") as handle:
-            handle.truncate(len(whole))
     for number, raw in enumerate(whole.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -108,11 +106,20 @@ def recorded(output: Path) -> Counter[str]:
             extra = {k: line[k] for k in EXTRA if line.get(k) is not None}
             done[prompt_key(line["messages"][:-1], extra)] += 1
         except (ValueError, TypeError, KeyError, AttributeError):
-            raise PromptError(
-                f"{output} line {number} is not a chat line: is it the output of an earlier "
-                "run? (give another -o)"
-            ) from None
+            raise _foreign(output, number) from None
+    if len(whole) != len(data):
+        if not data[len(whole) :].lstrip().startswith(b"{"):
+            raise _foreign(output, whole.count(b"\n") + 1)
+        with output.open("r+b") as handle:
+            handle.truncate(len(whole))
     return done
+
+
+def _foreign(output: Path, number: int) -> PromptError:
+    return PromptError(
+        f"{output} line {number} is not a chat line: is it the output of an earlier run? "
+        "(give another -o)"
+    )
 
 
 def still_to_ask(prompts: list[Prompt], done: Counter[str]) -> list[Prompt]:

@@ -161,8 +161,9 @@ def test_a_bad_prompts_file_or_a_foreign_output_is_refused_before_anything_is_se
     bad.write_text(json.dumps(PROMPTS[0]) + "\n{oops\n")
     refused = record(source, bad, tmp_path / "out.jsonl")
     assert refused.returncode == 2 and "line 2: invalid JSON" in refused.stderr
-    foreign = tmp_path / "notes.txt"
-    foreign.write_text("my notes\n")
-    refused = record(source, prompts_file(tmp_path), foreign)
-    assert refused.returncode == 2 and "line 1 is not a chat line" in refused.stderr
-    assert foreign.read_text() == "my notes\n" and source.chat_requests == []
+    for text in ("my notes\n", "my notes"):  # with or without its last newline
+        foreign = tmp_path / "notes.txt"
+        foreign.write_text(text)
+        refused = record(source, prompts_file(tmp_path), foreign)
+        assert refused.returncode == 2 and "line 1 is not a chat line" in refused.stderr
+        assert foreign.read_text() == text and source.chat_requests == []
