@@ -12,7 +12,7 @@ from clients.sdk.types import FineTuningJob, FineTuningJobCheckpoint, FineTuning
 
 from . import output
 from .follow import follow_job
-from .state import JsonFlag, flag, state
+from .state import JsonFlag, State, flag, state
 
 app = typer.Typer(help="Create, watch and control fine-tuning jobs.", no_args_is_help=True)
 
@@ -232,6 +232,21 @@ def eval_report(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> 
     if report["outliers"]:
         worst = ", ".join(f"line {o['line']} ({o['loss']:.2f})" for o in report["outliers"])
         st.out.print(f"Highest final training loss: {worst}")
+    if report.get("flips"):
+        _show_flips(st, report["flips"])
+
+
+def _show_flips(st: State, flips: dict[str, Any]) -> None:
+    """The examples the source model and the fine-tuned model disagree on (exact match)."""
+    title = (f"Against the source model: {flips['lost']} lost (the source was right), "
+             f"{flips['gained']} gained (the fine-tuned model is right)")  # fmt: skip
+    rows = [[f["flip"], str(f["line"]), f["prompt"], f["reference"], f["source"], f["fine_tuned"]]
+            for f in flips["examples"]]  # fmt: skip
+    if rows:
+        headers = ["FLIP", "LINE", "PROMPT", "REFERENCE", "SOURCE", "FINE-TUNED"]
+        output.show_table(st, headers, rows, title)
+    else:
+        st.out.print(title)
 
 
 @app.command("follow")

@@ -19,6 +19,7 @@ from clients.sdk import APIConnectionError, APIError, APIStatusError, WhetstoneE
 from . import files, jobs, models, webhooks
 from .chat import chat
 from .migrate import migrate
+from .record import record
 from .state import JsonFlag, State
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(webhooks.app, name="webhooks")
 app.command()(chat)
 app.command()(migrate)
+app.command()(record)
 
 
 @app.callback()

@@ -4,13 +4,17 @@ Azure OpenAI, or another Whetstone) to this Whetstone, then print what it did.""
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
 from . import output
+from .distill import Distiller
 from .migration import Migration, Row, parse_model_map
+from .migration_aliases import PENDING, AliasPlan, wait_and_point
+from .record import RETRIES
 from .source import SourceAuth, source_client
 from .state import JsonFlag, State, flag, state
 
@@ -35,7 +39,7 @@ def _cells(row: Row) -> list[output.Cell]:
         "\n".join(row.files) or "-",
         output.text(row.new_job),
         _status(row.status),
-        "\n".join(row.notes) or "-",
+        "\n".join(row.notes + ([row.alias.line()] if row.alias else [])) or "-",
     ]
 
 
@@ -92,6 +96,51 @@ def migrate(
             "source_model).",
         ),
     ] = False,
+    aliases: Annotated[
+        bool,
+        typer.Option(
+            "--aliases/--no-aliases",
+            help="Make each source job's fine_tuned_model name an alias of the model its new "
+            "job makes here, once that job succeeds (a rerun sets those still pending).",
+        ),
+    ] = True,
+    wait: Annotated[
+        bool,
+        flag(
+            "--wait",
+            help="Stay until every migrated job has ended, and set its alias then "
+            "(Ctrl-C stops waiting; a rerun sets the rest).",
+        ),
+    ] = False,
+    distill: Annotated[
+        bool,
+        flag(
+            "--distill",
+            help="Train each supervised job on its source model's answers to the job's "
+            "prompts (recorded as `whetstone record` does) instead of its file's answers; "
+            "metadata distilled_from, distill_prompts. Pick the jobs with --jobs.",
+        ),
+    ] = False,
+    distill_prompts: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="With --distill: the prompts (chat JSONL) of a job whose files are gone "
+            "from the source.",
+            show_default="none",
+        ),  # fmt: skip
+    ] = None,
+    distill_dir: Annotated[
+        Path,
+        typer.Option(
+            help="With --distill: where answers are recorded before the upload "
+            "(a rerun continues from them)."
+        ),  # fmt: skip
+    ] = Path("whetstone-distill"),
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="With --distill: requests in flight at once.")
+    ] = 4,
     json_out: JsonFlag = False,
 ) -> None:
     """Move fine-tuning jobs here from OpenAI: files copied byte for byte, each job made
@@ -102,9 +151,20 @@ def migrate(
         mapping = parse_model_map(model_map)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--model-map") from exc
-    with source_client(source_base_url, source_api_key, source_auth) as source:
-        migration = Migration(source, st.client(), mapping, dry_run=dry_run, evaluate=evaluate)
+    retries = RETRIES if distill else None
+    with source_client(source_base_url, source_api_key, source_auth, retries) as source:
+        distiller = (
+            Distiller(source, st.client(), distill_dir, distill_prompts, concurrency)
+            if distill
+            else None
+        )
+        migration = Migration(
+            source, st.client(), mapping, dry_run=dry_run, evaluate=evaluate, aliases=aliases,
+            distiller=distiller,
+        )  # fmt: skip
         rows = migration.run(jobs or [], done=lambda row: _progress(st, row))
+    if wait and not dry_run:
+        _wait(st, rows)
     if st.json:
         output.print_json(st, [asdict(row) for row in rows])
     else:
@@ -114,3 +174,24 @@ def migrate(
             st.err.print("[dim](no fine-tuning jobs in the source account)[/dim]")
     if any(row.failed for row in rows):
         raise typer.Exit(1)
+
+
+def _wait(st: State, rows: list[Row]) -> None:
+    """Wait for the migrated jobs whose alias is pending, and point each alias as its job
+    ends (one line on stderr each)."""
+    pending = {r.new_job: r for r in rows if r.new_job and r.alias and r.alias.status == PENDING}
+    if not pending:
+        return
+
+    def ended(job_id: str, plan: AliasPlan) -> None:
+        pending[job_id].alias = plan
+        if not st.json:
+            st.err.print(Text(f"{job_id}: {plan.line()}"))
+
+    if not st.json:
+        st.err.print(f"waiting for {len(pending)} new job(s) to end (Ctrl-C stops waiting)")
+    names = {job_id: row.alias.name for job_id, row in pending.items() if row.alias}
+    try:
+        wait_and_point(st.client(), names, ended=ended)
+    except KeyboardInterrupt:
+        st.err.print("stopped waiting: run whetstone migrate again to set the pending aliases")

@@ -11,7 +11,9 @@ Idempotent, with nothing kept on the machine that runs it:
   short is refused), so a file of that name with the source's byte count is a finished
   copy: a rerun (from any machine) reuses it. A copy whose size differs is deleted.
 - the answers of `--evaluate` are a `user_data` file named `source-answers-{job id}.jsonl`,
-  reused the same way.
+  reused the same way;
+- each source model's name becomes an alias of the model its migrated job made, once that
+  job has succeeded (`migration_aliases`): a rerun sets those that were pending.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
-from clients.sdk import APIStatusError, Whetstone, WhetstoneError
+from clients.sdk import APIStatusError, NotFoundError, Whetstone, WhetstoneError
 from clients.sdk.types import FileObject, FineTuningJob
 
+from .distill import Distiller, NoPrompts
+from .migration_aliases import AliasPlan, point_alias
 from .replay import Replay, replay_answers
 from .source import ChunkReader, RewindError
 
@@ -46,10 +50,11 @@ class Row:
     new_job: str | None = None
     status: str = ""
     notes: list[str] = field(default_factory=list)
+    alias: AliasPlan | None = None
 
     @property
     def failed(self) -> bool:
-        return self.status.startswith("failed")
+        return self.status.startswith("failed") or (self.alias is not None and self.alias.failed)
 
 
 class Skip(Exception):
@@ -125,6 +130,8 @@ class Migration:
     model_map: Mapping[str, str]
     dry_run: bool = False
     evaluate: bool = False
+    aliases: bool = True
+    distiller: Distiller | None = None
     _copies: dict[str, FileObject] | None = None
 
     def source_jobs(self, job_ids: list[str]) -> Iterable[FineTuningJob]:
@@ -159,29 +166,69 @@ class Migration:
             row.dest_model = existing.model
             if self.evaluate and "source_answers_file" not in (existing.metadata or {}):
                 row.notes.append("no source answers (made without --evaluate)")
+            if self.distiller and "distilled_from" not in (existing.metadata or {}):
+                row.notes.append("not distilled (made without --distill)")
+            row.alias = self.alias_of(job, existing)
             return
         if row.dest_model is None:
             raise Skip("no mapping")
         if job.status in SKIPPED_STATUSES and not named:
             raise Skip(f"source job {job.status}; name it with --jobs to move it anyway")
         method = method_of(job)
-        training = self.copy(job.training_file, row, "training")
-        validation = (
-            self.copy(job.validation_file, row, "validation") if job.validation_file else None
-        )
         ours = {"migrated_from": job.id}
+        if self.distiller is not None and method["type"] == "supervised":
+            training, validation = self.distilled(job, row, ours)
+        else:
+            if self.distiller is not None:
+                row.notes.append("not distilled: a dpo job trains on its own preference pairs")
+            training = self.copy(job.training_file, row, "training")
+            validation = (
+                self.copy(job.validation_file, row, "validation") if job.validation_file else None
+            )
         if self.evaluate:
             ours.update(self.answers(job, row))
         metadata, notes = metadata_for(job, ours)
         row.notes.extend(notes)
         if self.dry_run:
             row.status = "would create"
+            row.alias = self.alias_of(job, None)
             return
         created = self.dest.fine_tuning.jobs.create(
             model=row.dest_model, training_file=training, validation_file=validation,
             suffix=suffix_of(job), seed=job.seed, method=method, metadata=metadata,
         )  # fmt: skip
         row.new_job, row.status = created.id, "created"
+        row.alias = self.alias_of(job, created)
+
+    def alias_of(self, job: FineTuningJob, new_job: FineTuningJob | None) -> AliasPlan | None:
+        """The alias of the source job's model name (`new_job` None: a dry run); None when
+        the source job made no model or aliases are not wanted."""
+        if not self.aliases or not job.fine_tuned_model:
+            return None
+        return point_alias(self.dest, job.fine_tuned_model, new_job)
+
+    def distilled(
+        self, job: FineTuningJob, row: Row, ours: dict[str, str]
+    ) -> tuple[str, str | None]:
+        """(training file, validation file) of a distilled job: the training file made of
+        the source model's answers (`distill`), the validation file copied if the source
+        still has it."""
+        assert self.distiller is not None
+        try:
+            training, meta, note = self.distiller.training_file(
+                job, self.copies(), dry_run=self.dry_run
+            )
+        except NoPrompts as exc:
+            raise Skip(f"not distilled: {exc}") from None
+        ours.update(meta)
+        row.files.append(note)
+        if not job.validation_file:
+            return training, None
+        try:
+            return training, self.copy(job.validation_file, row, "validation")
+        except NotFoundError:
+            row.notes.append(f"validation file {job.validation_file} is gone from the source")
+            return training, None
 
     def copies(self) -> dict[str, FileObject]:
         """The destination's files by name (listed once; each copy made is added)."""

@@ -37,7 +37,9 @@ def source_url(base_url: str) -> str:
     return url
 
 
-def source_client(base_url: str, api_key: str, auth: SourceAuth = SourceAuth.auto) -> Whetstone:
+def source_client(
+    base_url: str, api_key: str, auth: SourceAuth = SourceAuth.auto, max_retries: int | None = None
+) -> Whetstone:
     """An SDK client on the source account, with its key in the header the source reads."""
     header = auth
     if auth is SourceAuth.auto:
@@ -45,8 +47,13 @@ def source_client(base_url: str, api_key: str, auth: SourceAuth = SourceAuth.aut
     url = source_url(base_url)
     if header is SourceAuth.api_key:
         # api_key="" keeps WHETSTONE_API_KEY (the destination's key) out of the request.
-        return Whetstone(base_url=url, api_key="", default_headers={"api-key": api_key})
-    return Whetstone(base_url=url, api_key=api_key)
+        return Whetstone(
+            base_url=url,
+            api_key="",
+            default_headers={"api-key": api_key},
+            max_retries=max_retries,
+        )
+    return Whetstone(base_url=url, api_key=api_key, max_retries=max_retries)
 
 
 class RewindError(RuntimeError):

@@ -2,8 +2,9 @@
 models, answered by the vLLM of its base model.
 
 The body is read as bytes and forwarded as it is; only `model` is read here, to check that
-the caller may use it and to find its base model. The answer is vLLM's, relayed as JSON or
-as SSE chunk by chunk (`service.serving_client`).
+the caller may use it and to find its base model; a model alias's name
+(`service.models.aliases`) is the one change made: `model` becomes the alias's target. The
+answer is vLLM's, relayed as JSON or as SSE chunk by chunk (`service.serving_client`).
 """
 
 from __future__ import annotations
@@ -65,10 +66,20 @@ async def create_chat_completion(request: Request) -> Response:
         raise
     # This route is on the path of every token a user waits for: a recent answer spares
     # the database and the worker thread.
-    base_model = access.recent(key, model)
-    if base_model is None:
-        base_model = await run_in_threadpool(access.base_model, key, model)
-    return await services.serving.chat(base_model, model, body)
+    route = access.recent(key, model)
+    if route is None:
+        route = await run_in_threadpool(access.route, key, model)
+    base_model, target = route
+    if target != model:
+        body = with_model(body, target)
+    return await services.serving.chat(base_model, target, body)
+
+
+def with_model(body: bytes, model: str) -> bytes:
+    """The body (already checked by `requested_model`) asking for `model` instead."""
+    data = orjson.loads(body)
+    data["model"] = model
+    return orjson.dumps(data)
 
 
 def requested_model(body: bytes) -> str:

@@ -17,6 +17,7 @@ from service.db.repositories import projects
 from service.db.tables import FineTunedModel
 from service.deps import ServicesDep, SessionDep
 from service.errors import InvalidRequest, not_found
+from service.models import aliases
 from service.schemas.common import ErrorResponse
 from service.schemas.permissions import (
     CreateFineTuningCheckpointPermissionRequest,
@@ -114,7 +115,7 @@ def delete_permission(
 
 
 def _model(session: Session, name: str) -> FineTunedModel:
-    model = models_repo.find_model(session, name)
+    model = models_repo.find_model(session, aliases.resolve_any(session, name))
     if model is None or model.deleted_at is not None:
         raise not_found("model", name, param="fine_tuned_model_checkpoint")
     return model

@@ -301,3 +301,21 @@ class CheckpointPermission(Base):
     model: Mapped[str] = mapped_column(ForeignKey("fine_tuned_models.id", ondelete="CASCADE"))
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelAlias(Base):
+    """Another name a project gives a model it may use (`service.models.aliases`): `name`
+    answers as `model` for this project's keys only. `model` is a base model of the registry
+    or a fine-tuned or checkpoint model name; it is checked when the alias is set and again
+    at each use, so an alias of a deleted model answers 404."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (Index("ix_model_aliases_project_created", "project_id", "created_at"),)
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from service.evaluation.examples import Example, prompt_text
-from service.evaluation.scoring import Score, score
+from service.evaluation.scoring import Score, exact_match, score
 
 Kind = Literal["base", "fine_tuned", "checkpoint", "source"]
 MAX_SAMPLES = 20
 MAX_OUTLIERS = 10
+MAX_FLIPS = 20  # of each direction
 
 
 @dataclass
@@ -57,7 +58,7 @@ def build_report(
             if kind in by_kind:
                 sample[kind] = by_kind[kind].answers[i]  # type: ignore[index]
         samples.append(sample)
-    return {
+    report: dict[str, Any] = {
         "examples": len(examples),
         "data": data,
         "file": file,
@@ -66,6 +67,31 @@ def build_report(
         "seconds": round(seconds, 3),
         "outliers": outliers[:MAX_OUTLIERS],
     }
+    if "source" in by_kind and "fine_tuned" in by_kind:
+        report["flips"] = flips(examples, by_kind["source"], by_kind["fine_tuned"])
+    return report
+
+
+def flips(examples: list[Example], source: Scored, tuned: Scored) -> dict[str, Any]:
+    """The examples whose exact match differs between the source model (a migrated job's
+    original) and the fine-tuned model: `lost` (the source was right, the new model is
+    not) and `gained` (the other way round); counts of all, the first `MAX_FLIPS` of each
+    with both answers."""
+    found: dict[str, list[dict[str, Any]]] = {"lost": [], "gained": []}
+    for i, example in enumerate(examples):
+        was = exact_match(source.answers[i], example.reference)  # type: ignore[index]
+        now = exact_match(tuned.answers[i], example.reference)  # type: ignore[index]
+        if was != now:
+            found["lost" if was else "gained"].append({
+                "line": example.line, "prompt": prompt_text(example.prompt),
+                "reference": example.reference, "source": source.answers[i],  # type: ignore[index]
+                "fine_tuned": tuned.answers[i],  # type: ignore[index]
+            })  # fmt: skip
+    return {
+        "lost": len(found["lost"]), "gained": len(found["gained"]),
+        "examples": [{"flip": kind, **entry} for kind in ("lost", "gained")
+                     for entry in found[kind][:MAX_FLIPS]],
+    }  # fmt: skip
 
 
 def encode(report: dict[str, Any]) -> bytes:
@@ -73,7 +99,8 @@ def encode(report: dict[str, Any]) -> bytes:
 
 
 def summary(report: dict[str, Any]) -> str:
-    """`Evaluation: exact match 11/12 fine-tuned, 0/12 base on the validation file`."""
+    """`Evaluation: exact match 11/12 fine-tuned, 0/12 base on the validation file`, and
+    with a source model `...; against the source: 1 lost, 2 gained`."""
     n = report["examples"]
     rows = {m["kind"]: m for m in report["models"] if m["kind"] != "checkpoint"}
     parts = []
@@ -86,4 +113,10 @@ def summary(report: dict[str, Any]) -> str:
         if report["data"] == "validation_file"
         else f"on {n} held-out training example{'s' if n != 1 else ''}"
     )
-    return f"Evaluation: exact match {', '.join(parts)} {where}"
+    flipped = report.get("flips")
+    against = (
+        f"; against the source: {flipped['lost']} lost, {flipped['gained']} gained"
+        if flipped
+        else ""
+    )
+    return f"Evaluation: exact match {', '.join(parts)} {where}{against}"

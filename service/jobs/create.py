@@ -33,6 +33,7 @@ from service.jobs.hyperparameters import (
 )
 from service.jobs.service import add_event
 from service.jobs.status import JobStatus
+from service.models import aliases
 from service.registry import BaseModelEntry
 from service.schemas.files import FINE_TUNE
 from service.schemas.fine_tuning import MAX_SEED, CreateFineTuningJobRequest
@@ -116,7 +117,8 @@ def create_job(
     project: Project,
     request: CreateFineTuningJobRequest,
 ) -> FineTuningJob:
-    base_model, parent = base_of(session, registry, project.id, request.model)
+    model = aliases.resolve(session, registry, project.id, request.model)
+    base_model, parent = base_of(session, registry, project.id, model)
     method = with_learning_rate(
         normalize_method(request.method, request.hyperparameters), request.learning_rate
     )
@@ -134,7 +136,7 @@ def create_job(
             created_at=created,
             updated_at=created,
             status=JobStatus.VALIDATING_FILES.value,
-            model=request.model,
+            model=model,
             base_model=base_model,
             parent_model=parent,
             training_file=request.training_file,

@@ -1,7 +1,8 @@
 """Who may chat with which model: the chat route's one database question, remembered briefly.
 
-Every chat completion asks: is this API key known, and which base model serves the model it
-names for the key's project? Asking the database costs a query and a trip to a worker thread,
+Every chat completion asks: is this API key known, which model does the name it sends stand
+for in the key's project (a model alias's target, else itself), and which base model serves
+it? Asking the database costs a query and a trip to a worker thread,
 about a third of the API's own CPU per proxied request. `ChatAccess` keeps each yes for `ttl`
 seconds (`WHETSTONE_CHAT_ACCESS_CACHE_SECONDS`; 0 asks every time). A no is never kept: a new
 key or model works at once. Deleting a model in this process forgets it at once; another API
@@ -46,13 +47,13 @@ class ChatAccess:
         self.ttl = ttl
         self.max_entries = max_entries
         self.revocations = revocations
-        # -> (base model, until, the revocation stamp when it was asked)
-        self._answers: dict[tuple[str, str], tuple[str, float, int]] = {}
+        # -> ((base model, model), until, the revocation stamp when it was asked)
+        self._answers: dict[tuple[str, str], tuple[tuple[str, str], float, int]] = {}
         self._lock = threading.Lock()
 
-    def recent(self, key: str, model: str) -> str | None:
-        """The base model of a yes given less than `ttl` seconds ago and since the latest
-        revocation, else None."""
+    def recent(self, key: str, model: str) -> tuple[str, str] | None:
+        """The route (base model, model) of a yes given less than `ttl` seconds ago and since
+        the latest revocation, else None."""
         answer = self._answers.get((secret_hash(key), model))
         if answer is None or answer[1] < time.monotonic() or answer[2] != self._stamp():
             return None
@@ -70,35 +71,45 @@ class ChatAccess:
         return self.revocations.stamp() if self.revocations is not None else 0
 
     def base_model(self, key: str, model: str) -> str:
-        """Ask the database (blocking: call it from a worker thread). The base model serving
-        `model` for the key's project: itself for a registered base model, else the base of
-        the project's live fine-tuned or checkpoint model. 401 for an unknown key; another
-        project's model, a deleted one and an unknown one are the same 404."""
+        """The base model of `route(key, model)`."""
+        return self.route(key, model)[0]
+
+    def route(self, key: str, model: str) -> tuple[str, str]:
+        """Ask the database (blocking: call it from a worker thread). (the base model serving
+        `model` for the key's project, the model vLLM is asked for): a registered base model
+        serves itself; a name of the project's aliases stands for its target; a fine-tuned or
+        checkpoint model must be live and the project's own or granted to it. 401 for an
+        unknown key; another project's model, a deleted one and an unknown one are the same
+        404."""
         key_hash = secret_hash(key)
         stamp = self._stamp()  # before the question: a revocation during it voids the answer
         with self.engine.connect() as connection:
-            known, base_model = models_repo.key_and_model(connection, key_hash, model)
+            known, target, base_model = models_repo.key_and_model(connection, key_hash, model)
         if not known:
             with Session(self.engine) as session:
                 raise refused_key(session, key)
-        if model in self.base_models:
-            base_model = model
+        if model in self.base_models:  # never shadowed by an alias
+            target = model
+        if target in self.base_models:
+            base_model = target
         if base_model is None:
             raise not_found("model", model, param="model")
+        answer = (base_model, target)
         if self.ttl > 0:
-            self._remember((key_hash, model), base_model, stamp)
-        return base_model
+            self._remember((key_hash, model), answer, stamp)
+        return answer
 
     def forget_model(self, model: str) -> None:
-        """Drop every answer about `model` (it was deleted)."""
+        """Drop every answer about `model` (it was deleted), also those through an alias."""
         with self._lock:
-            for entry in [entry for entry in self._answers if entry[1] == model]:
+            gone = [e for e, a in self._answers.items() if model in (e[1], a[0][1])]
+            for entry in gone:
                 del self._answers[entry]
 
-    def _remember(self, entry: tuple[str, str], base_model: str, stamp: int) -> None:
+    def _remember(self, entry: tuple[str, str], answer: tuple[str, str], stamp: int) -> None:
         with self._lock:
             # A renewed answer moves to the end, so the first one is always the oldest,
             # and only a new entry can push the oldest out.
             if self._answers.pop(entry, None) is None and len(self._answers) >= self.max_entries:
                 del self._answers[next(iter(self._answers))]
-            self._answers[entry] = (base_model, time.monotonic() + self.ttl, stamp)
+            self._answers[entry] = (answer, time.monotonic() + self.ttl, stamp)

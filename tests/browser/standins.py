@@ -148,9 +148,12 @@ def succeed(data_dir: Path, job_id: str, store_url: str) -> str:
         return str(job.fine_tuned_model)
 
 
-def evaluated(data_dir: Path, job_id: str, store_url: str) -> dict[str, object]:
+def evaluated(
+    data_dir: Path, job_id: str, store_url: str, source: list[str] | None = None
+) -> dict[str, object]:
     """The job's evaluation report, as the scheduler's evaluator records it: the fine-tuned
-    model answers all of `QA` but the last, the base model none. Returns the report."""
+    model answers all of `QA` but the last, the base model none (and a source model's
+    answers, `source`, when given). Returns the report."""
     from contracts.store import open_store
     from service.db.tables import FineTuningJob
     from service.evaluation.examples import Example
@@ -168,6 +171,8 @@ def evaluated(data_dir: Path, job_id: str, store_url: str) -> dict[str, object]:
             Scored(job.base_model, "base", ["I do not know."] * len(QA)),
             Scored(job.fine_tuned_model, "fine_tuned", tuned, None, 0.42),
         ]
+        if source is not None:
+            models.append(Scored("ft:gpt-4o-mini-2024-07-18:acme::AbC123", "source", source))
         report = build_report(
             examples, models, data="validation_file", file=job.training_file,
             outliers=[{"line": 8, "loss": 3.25}], seconds=12.4,

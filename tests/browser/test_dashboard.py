@@ -264,3 +264,56 @@ def test_the_job_page_shows_the_evaluation_report(dashboard: Dashboard, page: An
     with page.expect_download() as download:
         page.query_selector_all("#result-files button.download")[1].click()
     assert '"kind": "fine_tuned"' in download.value.path().read_text()
+
+
+def test_the_evaluation_shows_the_flips_against_the_source_model(
+    dashboard: Dashboard, page: Any
+) -> None:
+    from service.settings import Settings
+
+    data_dir = dashboard.server.data_dir
+    store_url = Settings(data_dir=data_dir).resolved_object_store_url
+    job_id = standins.create_job(dashboard.url, dashboard.server.key_a, "flipped")
+    standins.start_running(data_dir, job_id, standins.STEPS)
+    standins.succeed(data_dir, job_id, store_url)
+    # The source got the last question right (the fine-tuned model did not), the first wrong.
+    source = ["No idea."] + [a for _, a in standins.QA[1:]]
+    standins.evaluated(data_dir, job_id, store_url, source=source)
+
+    log_in(page, dashboard.url, dashboard.server.key_a, f"ui/#/jobs/{job_id}")
+    flips = page.wait_for_selector("#eval-flips")
+    assert "Against the source model: 1 lost, 1 gained" in flips.inner_text()
+    lost = page.inner_text("#eval-flips tr[data-flip=lost]")
+    assert standins.QA[-1][1] in lost and "I do not know." in lost
+    gained = page.inner_text("#eval-flips tr[data-flip=gained]")
+    assert "No idea." in gained and standins.QA[0][1] in gained
+
+
+def test_an_alias_is_listed_offered_in_the_playground_and_deleted_alone(
+    dashboard: Dashboard, page: Any
+) -> None:
+    from service.settings import Settings
+
+    data_dir = dashboard.server.data_dir
+    store_url = Settings(data_dir=data_dir).resolved_object_store_url
+    job_id = standins.create_job(dashboard.url, dashboard.server.key_a, "aliased")
+    standins.start_running(data_dir, job_id, standins.STEPS)
+    model = standins.succeed(data_dir, job_id, store_url)
+    alias = "ft:gpt-4o-mini-2024-07-18:acme::AbC123"
+    with standins.api(dashboard.url, dashboard.server.key_a) as http:
+        made = http.post("/v1/models/aliases", json={"name": alias, "model": model})
+        assert made.status_code == 200, made.text
+
+    log_in(page, dashboard.url, dashboard.server.key_a, "ui/#/models")
+    row = page.wait_for_selector(f"tr[data-model='{alias}']")
+    assert f"alias of {model}" in row.inner_text()
+    page.goto(f"{dashboard.url}/ui/#/playground")
+    option = f"#model-a optgroup[label='Aliases'] option[value='{alias}']"
+    page.wait_for_selector(option, state="attached")
+    page.goto(f"{dashboard.url}/ui/#/models")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"tr[data-model='{alias}'] button.delete")
+    page.wait_for_selector(f"tr[data-model='{alias}']", state="detached")
+    with standins.api(dashboard.url, dashboard.server.key_a) as http:
+        assert http.get(f"/v1/models/aliases/{alias}").status_code == 404
+        assert http.get(f"/v1/models/{model}").status_code == 200

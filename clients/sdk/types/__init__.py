@@ -21,7 +21,7 @@ from .fine_tuning import (
     Method,
     Metrics,
 )
-from .models import Model, ModelDeleted
+from .models import Model, ModelAlias, ModelAliasDeleted, ModelDeleted
 from .webhooks import WebhookEndpoint, WebhookEndpointDeleted, WebhookEndpointWithSecret
 
 __all__ = [
@@ -42,6 +42,8 @@ __all__ = [
     "Method",
     "Metrics",
     "Model",
+    "ModelAlias",
+    "ModelAliasDeleted",
     "ModelDeleted",
     "WebhookEndpoint",
     "WebhookEndpointDeleted",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Connection, String, and_, bindparam, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from service.db.tables import ApiKey, CheckpointPermission, FineTunedModel, Project
+from service.db.tables import ApiKey, CheckpointPermission, FineTunedModel, ModelAlias, Project
 
 
 def add_model(session: Session, row: FineTunedModel) -> FineTunedModel:
@@ -80,15 +80,21 @@ def mark_deleted(session: Session, row: FineTunedModel, when: int) -> None:
 
 
 # One statement for the chat route's whole database work; built once, so that SQLAlchemy
-# compiles it once. A key of an archived project is no key.
+# compiles it once. A key of an archived project is no key. The project's alias of the name,
+# if any, stands for its target (`service.models.aliases`).
+_NAME = bindparam("model", type_=String)
+_TARGET = func.coalesce(ModelAlias.model, _NAME)
 _KEY_AND_MODEL = (
-    select(ApiKey.project_id, FineTunedModel.base_model)
+    select(ApiKey.project_id, _TARGET.label("target"), FineTunedModel.base_model)
     .join(Project, and_(Project.id == ApiKey.project_id, Project.archived_at.is_(None)))
+    .outerjoin(
+        ModelAlias, and_(ModelAlias.project_id == ApiKey.project_id, ModelAlias.name == _NAME)
+    )
     .outerjoin(
         FineTunedModel,
         and_(
             _usable_by(ApiKey.project_id),
-            FineTunedModel.id == bindparam("model"),
+            FineTunedModel.id == _TARGET,
             FineTunedModel.deleted_at.is_(None),
         ),
     )
@@ -96,8 +102,11 @@ _KEY_AND_MODEL = (
 )
 
 
-def key_and_model(connection: Connection, key_hash: str, model: str) -> tuple[bool, str | None]:
-    """(whether the key with this hash exists, the base model of the live model `model` its
-    project owns or was granted, or None when it has no such model), in one query."""
+def key_and_model(
+    connection: Connection, key_hash: str, model: str
+) -> tuple[bool, str, str | None]:
+    """(whether the key with this hash exists, the model `model` names for its project (the
+    target of its alias `model`, else `model`), the base model of that live model if the
+    project owns or was granted it, or None), in one query."""
     row = connection.execute(_KEY_AND_MODEL, {"key_hash": key_hash, "model": model}).first()
-    return (False, None) if row is None else (True, row.base_model)
+    return (False, model, None) if row is None else (True, row.target, row.base_model)

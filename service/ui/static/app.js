@@ -365,7 +365,23 @@ function renderJob(jobId) {
       report.outliers.length
         ? h("p", { class: "small" }, "Highest final loss: ", report.outliers.map((o) => `line ${o.line} (${o.loss.toFixed(2)})`).join(", "))
         : null,
+      report.flips ? renderFlips(report.flips) : null,
     );
+  }
+
+  function renderFlips(flips) {
+    return h("div", { id: "eval-flips" },
+      h("h3", {}, `Against the source model: ${flips.lost} lost, ${flips.gained} gained`),
+      h("p", { class: "small muted" }, "Examples where exactly one of the source model and the fine-tuned model matches the reference."),
+      flips.examples.length
+        ? h("table", {},
+          h("thead", {}, h("tr", {}, h("th", {}, "Flip"), h("th", { class: "num" }, "Line"), h("th", {}, "Prompt"),
+            h("th", {}, "Reference"), h("th", {}, "Source"), h("th", {}, "Fine-tuned"))),
+          h("tbody", {}, flips.examples.map((f) =>
+            h("tr", { "data-flip": f.flip },
+              h("td", {}, f.flip), h("td", { class: "num" }, String(f.line)), h("td", { class: "small" }, f.prompt),
+              h("td", { class: "small" }, f.reference), h("td", { class: "small" }, f.source), h("td", { class: "small" }, f.fine_tuned)))))
+        : null);
   }
 
   function showEvents(all) {
@@ -535,8 +551,9 @@ function renderNewJob() {
 function modelOptions(models, selected) {
   const groups = [
     ["Base models", models.filter((m) => m.owned_by === BASE_MODEL_OWNER)],
-    ["Fine-tuned models", models.filter((m) => m.owned_by !== BASE_MODEL_OWNER && !/:ckpt-step-\d+$/.test(m.id))],
-    ["Checkpoints", models.filter((m) => m.owned_by !== BASE_MODEL_OWNER && /:ckpt-step-\d+$/.test(m.id))],
+    ["Fine-tuned models", models.filter((m) => m.owned_by !== BASE_MODEL_OWNER && !m.alias_for && !/:ckpt-step-\d+$/.test(m.id))],
+    ["Checkpoints", models.filter((m) => m.owned_by !== BASE_MODEL_OWNER && !m.alias_for && /:ckpt-step-\d+$/.test(m.id))],
+    ["Aliases", models.filter((m) => m.alias_for)],
   ];
   const known = new Set(models.map((m) => m.id));
   return [
@@ -744,7 +761,7 @@ function renderModels() {
       const { data } = await api("/v1/models");
       body.replaceChildren(...data.map((m) => {
         const base = m.owned_by === BASE_MODEL_OWNER;
-        const kind = base ? "base" : /:ckpt-step-\d+$/.test(m.id) ? "checkpoint" : "fine-tuned";
+        const kind = base ? "base" : m.alias_for ? `alias of ${m.alias_for}` : /:ckpt-step-\d+$/.test(m.id) ? "checkpoint" : "fine-tuned";
         return h("tr", { "data-model": m.id },
           h("td", { class: "id mono small" }, m.id),
           h("td", {}, kind),
@@ -758,9 +775,11 @@ function renderModels() {
     }
   }
   async function remove(m) {
-    if (!confirm(`Delete ${m.id}? It can no longer be served.`)) return;
+    const what = m.alias_for ? `the alias ${m.id} (${m.alias_for} stays)` : `${m.id}? It can no longer be served.`;
+    if (!confirm(`Delete ${what}`)) return;
     try {
-      await api(`/v1/models/${encodeURIComponent(m.id)}`, { method: "DELETE" });
+      const path = m.alias_for ? "/v1/models/aliases/" : "/v1/models/";
+      await api(`${path}${encodeURIComponent(m.id)}`, { method: "DELETE" });
       out.replaceChildren();
     } catch (e) {
       out.replaceChildren(errorBox(e));

@@ -181,8 +181,11 @@ def test_report_is_a_result_file_with_an_event(world: World, vllm_url: str) -> N
     assert report["seconds"] >= 0
     assert world.events(job_id)[-1] == (
         "info", "Evaluation: exact match 6/6 fine-tuned, 0/6 base, 1/6 gpt-4o-mini on the "
-        "validation file",
+        "validation file; against the source: 0 lost, 5 gained",
     )  # fmt: skip
+    flips = report["flips"]
+    assert (flips["lost"], flips["gained"]) == (0, 5)
+    assert flips["examples"][0]["source"] == "wrong" and flips["examples"][0]["flip"] == "gained"
     assert world.evaluator(vllm_url).run_pending() == []  # done once
 
 

@@ -255,6 +255,28 @@ def test_jobs_eval_shows_the_report_as_a_table_and_json(standin: StandIn) -> Non
     assert json.loads(run(standin, "jobs", "eval", "ftjob-1", "--json").stdout) == report
 
 
+def test_jobs_eval_shows_the_flips_against_the_source_model(standin: StandIn) -> None:
+    flip = {"line": 3, "prompt": "user: Capital of Veloria?", "reference": "Ostrel.",
+            "source": "Ostrel.", "fine_tuned": "Velor."}  # fmt: skip
+    report = {
+        "examples": 2, "data": "validation_file", "file": "file-v", "seconds": 1.0,
+        "models": [], "samples": [], "outliers": [],
+        "flips": {"lost": 1, "gained": 0, "examples": [{"flip": "lost", **flip}]},
+    }  # fmt: skip
+    job = {**JOB, "status": "succeeded", "result_files": ["file-eval"]}
+    standin.script("GET", "/fine_tuning/jobs/ftjob-1", Reply(200, job))
+    standin.script("GET", "/files/file-eval", Reply(200, {**FILE, "id": "file-eval",
+                   "filename": "eval_report.json", "purpose": "fine-tune-results"}))  # fmt: skip
+    standin.script("GET", "/files/file-eval/content", Reply(200, report))
+    shown = run(standin, "jobs", "eval", "ftjob-1")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    at = lines.index("Against the source model: 1 lost (the source was right), 0 gained (the "
+                     "fine-tuned model is right)")  # fmt: skip
+    assert lines[at + 2].split("  ")[0] == "lost" and "Ostrel." in lines[at + 2]
+    assert "Velor." in lines[at + 2] and "Capital of Veloria?" in lines[at + 2]
+
+
 def test_jobs_eval_before_the_report_says_so_and_exits_1(standin: StandIn) -> None:
     job = {**JOB, "status": "succeeded", "result_files": ["file-abc"]}
     standin.script("GET", "/fine_tuning/jobs/ftjob-1", Reply(200, job))

@@ -1,0 +1,104 @@
+"""The README's "From DSPy, LangChain and LiteLLM" snippets, run as they are written (each in
+a fresh interpreter, as a user runs it) against a Whetstone: only the address and the key are
+replaced. Whetstone runs in this process with its chat routed to a vLLM stand-in, and a job
+is recorded as succeeded as soon as it is created, as the scheduler would after training (the
+libraries' own paths are what is tested, not training)."""
+
+# ruff: noqa: F811  (the fixtures imported below are then named as arguments)
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from service.db.tables import FineTuningJob
+from tests.unit.service.test_chat import StandIn, vllm  # noqa: F401
+
+from .test_leave_openai import Whetstone, whetstone  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[3]
+SECTION = "## From DSPy, LangChain and LiteLLM"
+
+
+def snippets() -> dict[str, str]:
+    """The section's Python blocks, by the library each imports first."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(SECTION)
+    section = readme[start : readme.index("\n## ", start + len(SECTION))]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    return {re.search(r"^(?:import|from) (\w+)", b, re.M).group(1): b for b in blocks}  # type: ignore[union-attr]
+
+
+@pytest.fixture()
+def trainer(whetstone: Whetstone) -> Iterator[list[str]]:
+    """Marks each new job succeeded (as the scheduler would once trained); the ids it did."""
+    done: list[str] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(0.2):
+            with whetstone.services.sessions() as session:
+                new = session.scalars(
+                    select(FineTuningJob.id).where(FineTuningJob.status == "validating_files")
+                ).all()
+            for job_id in new:
+                whetstone.succeed(job_id)
+                done.append(job_id)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield done
+    stop.set()
+    thread.join(timeout=10)
+
+
+def run_snippet(whetstone: Whetstone, code: str, key: str, home: Path) -> str:
+    code = code.replace("http://127.0.0.1:8000/v1", whetstone.url).replace("sk-whet-...", key)
+    env = {**whetstone.env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DSPY_CACHEDIR": "",
+           "HOME": str(home)}  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, env=env, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def asked(vllm: StandIn) -> list[str]:
+    chats = [seen for seen in vllm.seen if seen.path == "/v1/chat/completions"]
+    return [json.loads(seen.body)["model"] for seen in chats]
+
+
+def test_the_readme_has_the_three_snippets() -> None:
+    assert set(snippets()) == {"langchain_openai", "time", "os"}
+
+
+def test_langchain_chat_openai(whetstone: Whetstone, vllm: StandIn, tmp_path: Path) -> None:
+    code = snippets()["langchain_openai"]
+    out = run_snippet(whetstone, code, whetstone.key("frameworks"), tmp_path)
+    assert out.strip() == "hi" and asked(vllm) == ["whetstone-tiny"]
+
+
+def test_litellm_files_fine_tuning_and_completion(
+    whetstone: Whetstone, vllm: StandIn, trainer: list[str], tmp_path: Path
+) -> None:
+    out = run_snippet(whetstone, snippets()["time"], whetstone.key("frameworks"), tmp_path)
+    # (LiteLLM also prints its provider list link where its cost lookup meets the name)
+    assert out.strip().splitlines()[-1] == "hi" and len(trainer) == 1
+    (model,) = asked(vllm)
+    assert model.startswith("ft:whetstone-tiny:frameworks::")
+
+
+def test_dspy_finetune_then_the_tuned_lm(
+    whetstone: Whetstone, vllm: StandIn, trainer: list[str], tmp_path: Path
+) -> None:
+    out = run_snippet(whetstone, snippets()["os"], whetstone.key("frameworks"), tmp_path)
+    assert out.strip().splitlines()[-1] == "['hi']" and len(trainer) == 1
+    (model,) = asked(vllm)
+    assert model.startswith("ft:whetstone-tiny:frameworks::")
