@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 VALUES = "training_state.json"
@@ -52,7 +53,7 @@ def read(folder: Path) -> Any:
         try:
             tensors = load_file(str(folder / TENSORS))
             return _decode(json.loads((folder / VALUES).read_text()), tensors)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, SafetensorError) as e:
             raise UnreadableState(f"corrupt resume state: {e}") from e
     if (folder / LEGACY).is_file():
         return _read_legacy(folder / LEGACY)

@@ -153,3 +153,13 @@ def test_an_older_checkpoint_is_read_with_the_weights_only_loader(tmp_path: Path
     restored = fetch_checkpoint(url, tmp_path / "resume")
     _assert_equal(old, restored.training_state)
     assert restored.position == Position(step=3, batch=3)
+
+
+def test_a_corrupt_resume_state_is_refused_with_the_checkpoint_named(tmp_path: Path) -> None:
+    store, folder = LocalStore(tmp_path / "objects"), layout.checkpoint_dir(3)
+    _checkpoint(tmp_path / "objects", b"")
+    store.delete(folder + layout.STATE + resume_state.LEGACY)
+    store.put_bytes(folder + layout.STATE + resume_state.VALUES, b'{"x": {"$tensor": "x"}}')
+    store.put_bytes(folder + layout.STATE + resume_state.TENSORS, b"not safetensors")
+    with pytest.raises(checkpoints.UnsafeCheckpoint, match="corrupt resume state"):
+        fetch_checkpoint(store.key_url(folder), tmp_path / "resume")
