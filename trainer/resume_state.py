@@ -66,10 +66,20 @@ def _read_legacy(path: Path) -> Any:
         with torch.serialization.safe_globals(numpy_arrays):
             return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - whatever the loader refuses, the answer is the same
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UnreadableState(
-            f"old resume state ({LEGACY}) that cannot be read without running code in it: {first}"
-        ) from e
+        raise UnreadableState(f"old resume state ({LEGACY}) {_why_unsafe(path)}") from e
+
+
+def _why_unsafe(path: Path) -> str:
+    """What the pickle at `path` would call, read from its opcodes without running any."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - not even a readable torch file
+        names = []
+    allowed = {"numpy.ndarray", "numpy.dtype", "numpy._core.multiarray._reconstruct"}
+    names = [n for n in names if n not in allowed and not n.startswith("numpy.dtypes.")]
+    if names:
+        return f"that cannot be read without running code in it (it calls {', '.join(names)})"
+    return "that cannot be read safely"
 
 
 def _name(path: str, tensors: dict[str, torch.Tensor]) -> str:

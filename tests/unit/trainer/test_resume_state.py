@@ -139,7 +139,8 @@ def test_a_resume_state_crafted_to_run_code_is_refused_and_runs_nothing(tmp_path
     assert not marker.exists()
     message = str(refused.value)
     assert url in message and "step 3" in message
-    assert "cannot be read without running code" in message
+    assert "cannot be read without running code in it (it calls " in message
+    assert "pathlib.PosixPath" in message
     assert "start over from it" in message and "ckpt-step-3" in message
 
 
