@@ -2,8 +2,10 @@
 
 The adapter folder is exactly what `save_pretrained` writes, so peft and vLLM load it as is.
 The resume state holds the optimiser, the scheduler, every RNG (torch, CUDA, numpy, python),
-the data position and the metrics so far. `COMPLETE` goes up last, so a reader never sees a
-half-written checkpoint; retention deletes a checkpoint's `COMPLETE` first for the same reason.
+the data position and the metrics so far, in formats that run no code when read
+(`trainer.resume_state`: safetensors and JSON; `position.json`). `COMPLETE` goes up last, so a
+reader never sees a half-written checkpoint; retention deletes a checkpoint's `COMPLETE` first
+for the same reason.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ import torch
 from contracts import layout
 from contracts.spec import KEEP_CHECKPOINTS
 from contracts.store import ObjectNotFound, ObjectStore, open_store
+from trainer import resume_state
 
-TRAINING_STATE = "training_state.pt"
 POSITION = "position.json"
+
+
+class UnsafeCheckpoint(Exception):
+    """A checkpoint whose resume state cannot be read without running code (or at all)."""
 
 
 @dataclass
@@ -78,14 +84,14 @@ def save_checkpoint(
         adapter, state = Path(tmp, "adapter"), Path(tmp, "state")
         model.save_pretrained(adapter)
         state.mkdir()
-        torch.save(
+        resume_state.write(
             {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "rng": rng_state(),
                 **(extra or {}),
             },
-            state / TRAINING_STATE,
+            state,
         )
         (state / POSITION).write_text(json.dumps(asdict(position)))
         store.upload_dir(adapter, folder + layout.ADAPTER)
@@ -131,14 +137,22 @@ class Restored:
 
 
 def fetch_checkpoint(url: str, local: Path, endpoint_url: str | None = None) -> Restored:
-    """Download a complete checkpoint (its folder URL) into `local`."""
+    """Download a complete checkpoint (its folder URL) into `local`. A resume state that cannot
+    be read safely is an `UnsafeCheckpoint` naming the checkpoint and the way on."""
     store = open_store(url.rstrip("/"), endpoint_url)
     if not store.exists(layout.COMPLETE):
         raise ObjectNotFound(f"{url} is not a complete checkpoint (no {layout.COMPLETE})")
     store.download_dir(layout.ADAPTER, local / "adapter")
     store.download_dir(layout.STATE, local / "state")
     position = Position(**json.loads((local / "state" / POSITION).read_text()))
-    state = torch.load(local / "state" / TRAINING_STATE, weights_only=False)
+    try:
+        state = resume_state.read(local / "state")
+    except resume_state.UnreadableState as e:
+        raise UnsafeCheckpoint(
+            f"cannot resume from checkpoint {url} (step {position.step}): {e}. Its adapter is "
+            f"intact: start over from it with a new fine-tuning job whose model is the "
+            f"checkpoint's model (ft:...:ckpt-step-{position.step})"
+        ) from e
     return Restored(local / "adapter", position, state)
 
 

@@ -97,6 +97,7 @@ def _run(spec_url: str, progress: Progress, endpoint_url: str | None) -> int:
         return _fail(progress, e.message, e.code, e.param)
 
     from contracts.store import ObjectNotFound as Missing
+    from trainer.checkpoints import UnsafeCheckpoint
     from trainer.data import DataError
     from trainer.loop import train
     from trainer.model import UnsupportedModel
@@ -108,6 +109,8 @@ def _run(spec_url: str, progress: Progress, endpoint_url: str | None) -> int:
         return _fail(progress, e.message, e.code, e.param)
     except UnsupportedModel as e:
         return _fail(progress, str(e), "unsupported_base_model", "model")
+    except UnsafeCheckpoint as e:
+        return _fail(progress, str(e), "invalid_checkpoint", "resume_from")
     except Missing as e:
         if spec.resume_from:
             what, param = "resume checkpoint", "resume_from"

@@ -2,18 +2,24 @@
 
 Per attempt, in the configured namespace, both named `wst-{job}-{n}-{hash}`:
 
-- a Secret holding the attempt's token (`token`), owned by the Job once it exists, so that the
-  garbage collector removes it with the Job;
 - a Job with `backoffLimit: 0` (the scheduler owns retries), `ttlSecondsAfterFinished`, the GPU
   request, node selector and tolerations from the settings, S3 credentials from a Secret
-  (`envFrom`), and labels linking it to the job (`whetstone.dev/job-id`, `whetstone.dev/attempt`).
+  (`envFrom`), labels linking it to the job (`whetstone.dev/job-id`, `whetstone.dev/attempt`),
+  and a pod that meets Pod Security `restricted` (non-root, no privilege escalation, no
+  capabilities, RuntimeDefault seccomp, read-only root filesystem). It is created suspended;
+- a Secret holding the attempt's token (`token`), created owned by that Job, so that the
+  garbage collector removes it with the Job; then the Job is resumed (`suspend: false`).
+
+This order is what lets the scheduler's Role grant Secrets `create` alone: it never reads,
+patches or deletes a Secret (deploy/base/rbac.yaml), so it cannot read one it did not create.
 
 The token reaches the trainer as the environment variable `WHETSTONE_ATTEMPT_TOKEN`, taken
 from the Secret (`secretKeyRef`): it is never written into the Job object nor put on the
 trainer's command line. The attempt's other secret variables (`Attempt.secret_env`, the W&B
 API key) are keys of the same Secret, read the same way.
 A handle is `k8s:{namespace}/{job name}`. `kill` deletes the Job (propagation `Background`):
-the pod gets SIGTERM, saves a checkpoint and exits within the termination grace period.
+the pod gets SIGTERM, saves a checkpoint and exits within the termination grace period; the
+garbage collector deletes the token Secret with it.
 """
 
 from __future__ import annotations
@@ -108,13 +114,24 @@ class KubernetesExecutor:
 
     # --- manifests ---------------------------------------------------------------------------
 
-    def build_secret(self, attempt: Attempt) -> k8s.V1Secret:
+    def build_secret(self, attempt: Attempt, job_uid: str | None = None) -> k8s.V1Secret:
+        """The attempt's token Secret, owned by its Job (uid `job_uid`) when given."""
+        owner = None
+        if job_uid:
+            owner = [
+                k8s.V1OwnerReference(
+                    api_version="batch/v1", kind="Job", name=attempt_name(attempt), uid=job_uid
+                )
+            ]
         return k8s.V1Secret(
             api_version="v1",
             kind="Secret",
             type="Opaque",
             metadata=k8s.V1ObjectMeta(
-                name=attempt_name(attempt), namespace=self.namespace, labels=self._labels(attempt)
+                name=attempt_name(attempt),
+                namespace=self.namespace,
+                labels=self._labels(attempt),
+                owner_references=owner,
             ),
             string_data={**attempt.secret_env, "token": attempt.token},
         )
@@ -160,6 +177,7 @@ class KubernetesExecutor:
                 annotations={JOB_ID_ANNOTATION: attempt.job_id},
             ),
             spec=k8s.V1JobSpec(
+                suspend=True,  # until its token Secret exists (`launch`)
                 backoff_limit=0,
                 completions=1,
                 parallelism=1,
@@ -245,6 +263,9 @@ class KubernetesExecutor:
             security_context=k8s.V1SecurityContext(
                 allow_privilege_escalation=False,
                 capabilities=k8s.V1Capabilities(drop=["ALL"]),
+                read_only_root_filesystem=True,  # it writes to /tmp and /dev/shm (emptyDirs)
+                run_as_non_root=True,
+                seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
             ),
         )
 
@@ -267,15 +288,17 @@ class KubernetesExecutor:
             raise ExecutorFull(f"{self.capacity} trainer Jobs already run in {self.namespace}")
         name = attempt_name(attempt)
         try:
-            self._core.create_namespaced_secret(self.namespace, self.build_secret(attempt))
-        except ApiException as e:
-            raise ExecutorError(f"cannot create Secret {name}: {_why(e)}") from e
-        try:
             job = self._batch.create_namespaced_job(self.namespace, self.build_job(attempt))
         except ApiException as e:
-            self._delete_secret(name)
             raise ExecutorError(f"cannot create Job {name}: {_why(e)}") from e
-        self._own_secret(name, job)
+        uid = job.metadata.uid if job.metadata else None
+        try:
+            self._core.create_namespaced_secret(self.namespace, self.build_secret(attempt, uid))
+            resume = [{"op": "replace", "path": "/spec/suspend", "value": False}]  # JSON patch
+            self._batch.patch_namespaced_job(name, self.namespace, resume)
+        except ApiException as e:
+            self._delete_job(name, self.namespace)  # its Secret, if any, goes with it
+            raise ExecutorError(f"cannot start Job {name}: {_why(e)}") from e
         return f"{_PREFIX}{self.namespace}/{name}"
 
     def poll(self, handle: str) -> AttemptState:
@@ -309,13 +332,7 @@ class KubernetesExecutor:
         parsed = _parse(handle)
         if parsed is None:
             return
-        namespace, name = parsed
-        try:
-            self._batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
-        except ApiException as e:
-            if e.status != 404:
-                raise ExecutorError(f"cannot delete Job {name}: {_why(e)}") from e
-        self._delete_secret(name, namespace)
+        self._delete_job(parsed[1], parsed[0])
 
     def running(self) -> list[LiveAttempt]:
         selector = ",".join(f"{k}={v}" for k, v in MANAGED_LABELS.items())
@@ -366,23 +383,13 @@ class KubernetesExecutor:
             raise ExecutorError(f"cannot list pods of Job {name}: {_why(e)}") from e
         return list(pods.items)
 
-    def _own_secret(self, name: str, job: k8s.V1Job) -> None:
-        """Make the Job own its token Secret; best effort (`kill` deletes it anyway)."""
-        if job.metadata is None or not job.metadata.uid:
-            return
-        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job.metadata.uid}
-        patch = [{"op": "add", "path": "/metadata/ownerReferences", "value": [owner]}]
+    def _delete_job(self, name: str, namespace: str) -> None:
+        """Delete the Job; its pod and its token Secret (owned by it) go with it."""
         try:
-            self._core.patch_namespaced_secret(name, self.namespace, patch)
-        except ApiException:
-            pass
-
-    def _delete_secret(self, name: str, namespace: str | None = None) -> None:
-        try:
-            self._core.delete_namespaced_secret(name, namespace or self.namespace)
+            self._batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
         except ApiException as e:
             if e.status != 404:
-                raise ExecutorError(f"cannot delete Secret {name}: {_why(e)}") from e
+                raise ExecutorError(f"cannot delete Job {name}: {_why(e)}") from e
 
 
 def _parse(handle: str) -> tuple[str, str] | None:

@@ -70,3 +70,21 @@ def test_missing_adapter_to_continue_from(
     _assert_refused(
         write_spec(spec, tmp_path), "adapter to continue from not found", "invalid_checkpoint"
     )
+
+
+def test_a_resume_state_crafted_to_run_code_fails_the_job_and_runs_nothing(
+    make_spec: Callable[..., dict[str, Any]], qa_files: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.unit.trainer.test_resume_state import _checkpoint, crafted_resume_state
+
+    marker = tmp_path / "pwned"
+    crafted = crafted_resume_state(marker, tmp_path)
+    url = _checkpoint(tmp_path / "objects" / "jobs" / "ftjob-test", crafted)
+    spec = make_spec(**qa_files, resume_from=url, attempt=2)
+    rc, messages, stderr = _run(write_spec(spec, tmp_path))
+    assert not marker.exists()
+    assert rc == 2 and "Traceback" not in stderr, stderr
+    failed = messages[-1]
+    assert failed["type"] == "failed" and failed["code"] == "invalid_checkpoint"
+    assert failed["param"] == "resume_from"
+    assert failed["message"].startswith(f"cannot resume from checkpoint {url} (step 3)")

@@ -103,7 +103,8 @@ def _check_checkpoints(store: Any) -> None:
         folder = layout.checkpoint_dir(c.step)
         keys = set(store.list(folder))
         names = ["adapter/adapter_config.json", "adapter/adapter_model.safetensors",
-                 "state/training_state.pt", "state/position.json"]  # fmt: skip
+                 "state/training_state.safetensors", "state/training_state.json",
+                 "state/position.json"]  # fmt: skip
         assert {folder + name for name in names} <= keys
     assert store.exists(layout.FINAL_ADAPTER + "adapter_model.safetensors")
     assert store.exists(layout.METRICS)

@@ -143,7 +143,7 @@ class FakeCluster:
             if method == "POST":
                 validate(body)
                 status, job = self._create(self.jobs, ns, body)
-                if status == 201:
+                if status == 201 and not job["spec"].get("suspend"):
                     self._start_pod(job)
                 return status, job
             return 200, self._list("JobList", self.jobs, ns, query)
@@ -152,6 +152,15 @@ class FakeCluster:
             return 404, _status(404, "NotFound", f'jobs.batch "{rest_[0]}" not found')
         if method == "GET":
             return 200, self.jobs[key]
+        if method == "PATCH":  # JSON patch; the executor only resumes a suspended Job
+            job = self.jobs[key]
+            for op in body:
+                assert op["op"] == "replace" and op["path"] == "/spec/suspend", op
+                was, job["spec"]["suspend"] = job["spec"].get("suspend"), op["value"]
+                if was and not op["value"]:
+                    self._start_pod(job)
+            validate(job)
+            return 200, job
         if method == "DELETE":
             del self.jobs[key]
             self.delete_pods_of(ns, rest_[0])

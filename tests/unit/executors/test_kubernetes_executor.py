@@ -20,6 +20,7 @@ from kubernetes import client as k8s
 from service.executors.base import ExecutorError, Outcome
 from service.executors.kubernetes import KubernetesExecutor, attempt_name, label_value
 from service.executors.settings import ExecutorSettings
+from tests.unit.deploy.pod_security import restricted_violations
 from tests.unit.executors.conftest import KubeHarness, make_attempt
 from tests.unit.executors.fake_kube import FakeCluster, validate
 
@@ -97,23 +98,44 @@ def test_names_are_valid_and_unique_for_ids_that_differ_only_in_case() -> None:
     assert re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", odd) and len(odd) <= 63
 
 
-def test_launch_creates_token_secret_then_job_and_ties_the_secret_to_the_job(
+def test_launch_creates_a_suspended_job_then_its_owned_token_secret_then_resumes_it(
     kube: KubeHarness,
 ) -> None:
+    """The Secret is created already owned by its Job: the scheduler never patches, reads or
+    deletes a Secret (its Role grants Secrets `create` alone)."""
     attempt = make_attempt("ftjob-launch", sleep=60)
     handle = kube.executor.launch(attempt)
     name = attempt_name(attempt)
     assert handle == f"k8s:{NS}/{name}"
-    methods = [(c.method, c.path) for c in kube.cluster.calls if c.method != "GET"]
-    assert methods == [
-        ("POST", f"/api/v1/namespaces/{NS}/secrets"),
+    calls = [c for c in kube.cluster.calls if c.method != "GET"]
+    assert [(c.method, c.path) for c in calls] == [
         ("POST", f"/apis/batch/v1/namespaces/{NS}/jobs"),
-        ("PATCH", f"/api/v1/namespaces/{NS}/secrets/{name}"),
+        ("POST", f"/api/v1/namespaces/{NS}/secrets"),
+        ("PATCH", f"/apis/batch/v1/namespaces/{NS}/jobs/{name}"),
     ]
+    assert calls[0].body["spec"]["suspend"] is True, "no pod before its Secret exists"
+    assert calls[2].body == [{"op": "replace", "path": "/spec/suspend", "value": False}]
     secret = kube.cluster.secrets[(NS, name)]
     assert secret["stringData"] == {"token": attempt.token}
     job_uid = kube.cluster.jobs[(NS, name)]["metadata"]["uid"]
-    assert secret["metadata"]["ownerReferences"][0]["uid"] == job_uid
+    assert secret["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job_uid}
+    ]
+    assert kube.executor.poll(handle).outcome is Outcome.RUNNING
+
+
+def test_refused_token_secret_leaves_no_job_behind(kube: KubeHarness) -> None:
+    kube.cluster.failures.append(("POST", "/secrets", 403))
+    with pytest.raises(ExecutorError, match="403"):
+        kube.executor.launch(make_attempt("ftjob-no-secret"))
+    assert kube.cluster.secrets == {} and kube.cluster.jobs == {} and kube.cluster.pods == {}
+
+
+def test_the_trainer_pod_meets_pod_security_restricted(kube: KubeHarness) -> None:
+    job = as_json(kube.executor.build_job(make_attempt("ftjob-psa")))
+    assert restricted_violations(job["spec"]["template"]["spec"]) == []
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_secret_variables_go_into_the_attempts_secret_not_the_job(kube: KubeHarness) -> None:
