@@ -193,6 +193,27 @@ class Settings(ExecutorSettings):
     webhook_poll_seconds: float = Field(
         default=1.0, gt=0, description="Seconds between two looks for deliveries that are due."
     )
+    webhook_allow_private_urls: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, private, link-local and other non-public "
+        "addresses (receivers on the operator's own network). Off: a URL whose host is, or "
+        "resolves to, such an address is refused when the endpoint is created (400 naming "
+        "`url`) and again by each delivery, which connects only to the address it checked. "
+        "Turn on only where every tenant may reach that network.",
+    )
+    webhook_max_endpoints_per_project: int = Field(
+        default=20,
+        ge=1,
+        description="Webhook endpoints one project may register; one more answers 400 "
+        "`quota_exceeded`.",
+    )
+    webhook_concurrency_per_project: int = Field(
+        default=2,
+        ge=1,
+        description="Deliveries on their way at once to one project's endpoints, per "
+        "scheduler process, so that a project's slow endpoints keep the rest of "
+        "`webhook_concurrency` free for the others.",
+    )
 
     # --- Evaluation report of a succeeded job --------------------------------------------
     eval_enabled: bool = Field(
