@@ -476,9 +476,12 @@ def _local_target(root: Path, prefix: str, key: str) -> Path:
     return target
 
 
-def numbered_lines(store: ObjectStore, key: str) -> Iterator[tuple[int, bytes]]:
+def numbered_lines(
+    store: ObjectStore, key: str, max_line: int | None = None
+) -> Iterator[tuple[int, bytes]]:
     """`(line number, line)` of a stored text file from 1, streamed (one line in memory at a
-    time), a leading UTF-8 byte order mark dropped."""
+    time), a leading UTF-8 byte order mark dropped. With `max_line`, a line longer than that
+    many bytes raises `ValueError` before more of it is held (a file of one endless line)."""
     rest = b""
     number = 0
     first = True
@@ -489,9 +492,16 @@ def numbered_lines(store: ObjectStore, key: str) -> Iterator[tuple[int, bytes]]:
         *complete, rest = (rest + chunk).split(b"\n")
         for line in complete:
             number += 1
+            _check_line(line, number, max_line)
             yield number, line
+        _check_line(rest, number + 1, max_line)
     if rest:
         yield number + 1, rest
+
+
+def _check_line(line: bytes, number: int, max_line: int | None) -> None:
+    if max_line is not None and len(line) > max_line:
+        raise ValueError(f"line {number} is longer than {max_line} bytes")
 
 
 def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:

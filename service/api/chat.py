@@ -19,6 +19,7 @@ from starlette.responses import Response
 from service.auth import bearer_key
 from service.deps import get_services
 from service.errors import InvalidRequest, NotFound
+from service.limits import mark_verified
 from service.schemas.chat import ChatCompletion, CreateChatCompletionRequest
 from service.schemas.common import ErrorResponse
 
@@ -68,6 +69,7 @@ async def create_chat_completion(request: Request) -> Response:
     base_model = access.recent(key, model)
     if base_model is None:
         base_model = await run_in_threadpool(access.base_model, key, model)
+    mark_verified(request, key)  # the rate limiter counts this key on its own from now on
     return await services.serving.chat(base_model, model, body)
 
 

@@ -36,6 +36,7 @@ from service.errors import ServiceError
 from service.evaluation.answers import AnswerFailed, ModelServerDown, answer_all
 from service.evaluation.examples import Example, read_examples
 from service.evaluation.report import Scored, build_report, encode, summary
+from service.evaluation.source_answers import read_source_answers
 from service.ids import now
 from service.jobs import service as jobs
 from service.models.routes import VllmRoutes
@@ -211,12 +212,13 @@ class Evaluator:
         row = files.get_file(session, job.project_id, file_id)
         if row is None:
             return Scored(model, "source", None, error=f"file {file_id} not found")
-        try:
-            given: dict[int, str] = {}
-            for line in self.ctx.store.get_bytes(files.file_key(file_id)).splitlines():
-                if line.strip():
-                    item = json.loads(line)
-                    given[int(item["index"])] = str(item["answer"])
+        try:  # streamed and capped: the file is the tenant's
+            given = read_source_answers(
+                self.ctx.store,
+                files.file_key(file_id),
+                {e.index for e in examples},
+                self.ctx.settings.eval_source_answers_max_bytes,
+            )
         except (ObjectNotFound, ValueError, KeyError, TypeError) as e:
             return Scored(model, "source", None, error=f"file {file_id}: {_describe(e)}")
         return Scored(model, "source", [given.get(e.index, "") for e in examples])
