@@ -15,7 +15,6 @@ runs out. Nothing here changes the job's status: a failure is a `warn` event
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import threading
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from contracts import layout
 from contracts.spec import JobSpec
-from contracts.store import ObjectNotFound, ObjectStore
+from contracts.store import ObjectNotFound, ObjectStore, numbered_lines
 from service.db.repositories import files
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTunedModel, FineTuningJob
@@ -47,6 +46,7 @@ log = logging.getLogger(__name__)
 REPORT_FILENAME = "eval_report.json"
 SOURCE_ANSWERS_KEY = "source_answers_file"
 SOURCE_MODEL_KEY = "source_model"
+MAX_EXAMPLE_LOSSES_BYTES = 16 * 1024 * 1024
 
 
 class NotYet(Exception):
@@ -225,19 +225,25 @@ class Evaluator:
 
     def _final_validation(self, job_id: str) -> tuple[float | None, float | None]:
         """The last validation loss and token accuracy of the trainer's metrics CSV."""
-        try:
-            text = self.ctx.store.get_bytes(layout.metrics_key(job_id)).decode()
-        except ObjectNotFound:
+        lines = numbered_lines(self.ctx.store, layout.metrics_key(job_id), max_line=64 * 1024)
+        last: dict[str, str] | None = None
+        try:  # streamed: only the last row with a validation loss is kept
+            for row in csv.DictReader(line.decode() for _, line in lines):
+                if row.get("valid_loss"):
+                    last = row
+        except (ObjectNotFound, ValueError):
             return None, None
-        rows = [r for r in csv.DictReader(io.StringIO(text)) if r.get("valid_loss")]
-        if not rows:
+        if last is None:
             return None, None
-        accuracy = rows[-1].get("valid_mean_token_accuracy")
-        return float(rows[-1]["valid_loss"]), float(accuracy) if accuracy else None
+        accuracy = last.get("valid_mean_token_accuracy")
+        return float(last["valid_loss"]), float(accuracy) if accuracy else None
 
     def _outliers(self, job_id: str) -> list[dict[str, Any]]:
-        try:
-            data = json.loads(self.ctx.store.get_bytes(layout.example_losses_key(job_id)))
+        key = layout.example_losses_key(job_id)
+        try:  # a short list the trainer writes; one past the cap is not read
+            if self.ctx.store.size(key) > MAX_EXAMPLE_LOSSES_BYTES:
+                return []
+            data = json.loads(self.ctx.store.get_bytes(key))
         except (ObjectNotFound, ValueError):
             return []
         return [{"line": int(e["line"]), "loss": float(e["loss"])} for e in data["examples"]]

@@ -81,3 +81,28 @@ def test_keys_inside_the_job_are_its_own() -> None:
     assert layout.is_job_key("ftjob-a", "jobs/ftjob-a/metrics.csv")
     assert not layout.is_job_key("ftjob-a", "jobs/ftjob-a/")
     assert not layout.is_job_key("ftjob-a", "jobs/ftjob-ab/metrics.csv")
+
+
+def test_the_metrics_csv_becomes_a_result_file_without_being_read_whole(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, token = _running_job(api)
+    services = api.http.app.state.services  # type: ignore[attr-defined]
+    csv = b"step,train_loss\n" + b"".join(b"%d,1.0\n" % i for i in range(5000))
+    services.store.put_bytes(layout.metrics_key(job_id), csv)
+    read_whole = services.store.get_bytes
+
+    def get_bytes(key: str) -> bytes:
+        assert key != layout.metrics_key(job_id), "the metrics CSV was read whole"
+        return read_whole(key)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(services.store, "get_bytes", get_bytes)
+    finished = _finished(layout.final_adapter_prefix(job_id), layout.metrics_key(job_id))
+    reply = _post(api, job_id, token, finished)
+    assert reply.status_code == 200, reply.text
+    job = api.http.get(f"/v1/fine_tuning/jobs/{job_id}", headers=api.auth()).json()
+    (file_id,) = job["result_files"]
+    file = api.http.get(f"/v1/files/{file_id}", headers=api.auth()).json()
+    assert file["bytes"] == len(csv)
+    content = api.http.get(f"/v1/files/{file_id}/content", headers=api.auth())
+    assert content.content == csv
