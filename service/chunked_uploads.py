@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from contracts.formats import Checker, Report
 from contracts.store import ObjectStore
 from service import limits
-from service.db.repositories import files
+from service.db.repositories import files, projects
 from service.db.repositories import uploads as repo
 from service.db.tables import File, Upload, UploadPart
 from service.errors import InvalidRequest, not_found
@@ -102,6 +102,8 @@ def create_upload(
             param="bytes",
             code="upload_too_large",
         )
+    if storage_limit > 0:  # two creations at once must not both take the last room
+        projects.lock_project(session, project_id)
     left = limits.storage_left(session, project_id, storage_limit)
     if left is not None and request.bytes > left:
         raise limits.storage_exceeded(request.bytes, left, storage_limit, param="bytes")

@@ -50,9 +50,10 @@ def test_random_keys_are_limited_by_address_and_a_real_key_is_not(limited: ApiCl
     assert limited.http.get("/v1/models", headers=limited.auth()).status_code == 200
 
 
-@pytest.fixture()
-def small_quota(tmp_path: Path) -> Iterator[ApiClient]:
-    yield from start(tmp_path, quota_storage_bytes=1_000_000)
+@pytest.fixture(params=["sqlite", "postgres"])
+def small_quota(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiClient]:
+    url = request.getfixturevalue("own_postgres_url") if request.param == "postgres" else None
+    yield from start(tmp_path, quota_storage_bytes=1_000_000, database_url=url)
 
 
 def create_upload(api: ApiClient, size: int, key: str | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
