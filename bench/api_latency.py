@@ -76,6 +76,8 @@ def main() -> None:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("WHETSTONE_")}
         env.update(WHETSTONE_DATA_DIR=tmp, WHETSTONE_PORT=str(port), WHETSTONE_HOST="127.0.0.1")
+        # One key creating hundreds of jobs at once: the default limits would refuse them.
+        env.update(WHETSTONE_RATE_LIMIT_REQUESTS_PER_MINUTE="0", WHETSTONE_QUOTA_QUEUED_JOBS="0")
         if args.database_url:
             env["WHETSTONE_DATABASE_URL"] = args.database_url
         key = subprocess.run(

@@ -60,6 +60,15 @@ def job_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/"
 
 
+def is_job_key(job_id: str, key: str) -> bool:
+    """Whether `key` (as a trainer reports it, relative to the store root) lies inside the
+    job's own folder: under `jobs/{job_id}/`, no `.`, `..` or empty part, nothing else."""
+    prefix = job_prefix(job_id)
+    if not key.startswith(prefix) or len(key) == len(prefix) or "\\" in key:
+        return False
+    return all(part not in ("", ".", "..") for part in key[len(prefix) :].rstrip("/").split("/"))
+
+
 def checkpoint_dir(step: int) -> str:
     """A checkpoint's folder, relative to the job's folder."""
     return f"{CHECKPOINTS}step-{step:08d}/"

@@ -97,7 +97,7 @@ class LocalStore:
     def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{os.getpid()}-")
         total = 0
         try:
             with os.fdopen(fd, "wb") as f:
@@ -174,13 +174,15 @@ class LocalStore:
         _download_dir(self, prefix, local)
 
     def remove_stale_temporaries(self, older_than: float) -> int:
-        """Remove `.tmp-*` files not written to for `older_than` seconds (a live `put_stream`
-        touches its file with every chunk, so its modification time stays recent)."""
+        """Remove `.tmp-*` files whose writer is gone: named `.tmp-{pid}-...` by a process
+        that no longer runs on this host (killed mid-upload), or not written to for
+        `older_than` seconds (a live `put_stream` touches its file with every chunk, so its
+        modification time stays recent)."""
         cutoff = time.time() - older_than
         removed = 0
         for path in self.root.rglob(TMP_PREFIX + "*"):
             try:
-                if path.is_file() and path.stat().st_mtime < cutoff:
+                if path.is_file() and (_writer_gone(path.name) or path.stat().st_mtime < cutoff):
                     path.unlink()
                     removed += 1
             except FileNotFoundError:  # finished (renamed) or removed meanwhile
@@ -427,6 +429,20 @@ class S3Store:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
+def _writer_gone(name: str) -> bool:
+    """True when a temporary's name holds the pid of its writer and no such process runs."""
+    pid_text = name[len(TMP_PREFIX) :].partition("-")[0]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        return False  # it runs, as another user (or the number is no pid: leave it to age)
+    return False
+
+
 def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
@@ -437,17 +453,35 @@ def _download_dir(store: ObjectStore, prefix: str, local: Path) -> None:
     keys = store.list(prefix)
     if not keys:
         raise ObjectNotFound(prefix)
+    root = local.resolve()
     for key in keys:
-        target = local / key[len(prefix) :].lstrip("/")
+        target = _local_target(root, prefix, key)
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as f:
             for chunk in store.iter_bytes(key):
                 f.write(chunk)
 
 
-def numbered_lines(store: ObjectStore, key: str) -> Iterator[tuple[int, bytes]]:
+def _local_target(root: Path, prefix: str, key: str) -> Path:
+    """Where `key` (listed under `prefix`) goes under `root`; a listed key that would leave
+    it (`..`, `.`, an absolute or empty name: a store another party writes to may hold one)
+    is refused before any path is made of it."""
+    relative = key[len(prefix) :].lstrip("/") if key.startswith(prefix) else ""
+    parts = relative.split("/")
+    if not relative or any(p in ("", ".", "..") for p in parts) or "\\" in relative:
+        raise ValueError(f"refusing listed object key {key!r} under {prefix!r}")
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root):
+        raise ValueError(f"refusing listed object key {key!r} under {prefix!r}")
+    return target
+
+
+def numbered_lines(
+    store: ObjectStore, key: str, max_line: int | None = None
+) -> Iterator[tuple[int, bytes]]:
     """`(line number, line)` of a stored text file from 1, streamed (one line in memory at a
-    time), a leading UTF-8 byte order mark dropped."""
+    time), a leading UTF-8 byte order mark dropped. With `max_line`, a line longer than that
+    many bytes raises `ValueError` before more of it is held (a file of one endless line)."""
     rest = b""
     number = 0
     first = True
@@ -458,9 +492,16 @@ def numbered_lines(store: ObjectStore, key: str) -> Iterator[tuple[int, bytes]]:
         *complete, rest = (rest + chunk).split(b"\n")
         for line in complete:
             number += 1
+            _check_line(line, number, max_line)
             yield number, line
+        _check_line(rest, number + 1, max_line)
     if rest:
         yield number + 1, rest
+
+
+def _check_line(line: bytes, number: int, max_line: int | None) -> None:
+    if max_line is not None and len(line) > max_line:
+        raise ValueError(f"line {number} is longer than {max_line} bytes")
 
 
 def open_store(url: str, endpoint_url: str | None = None) -> ObjectStore:

@@ -102,6 +102,7 @@ def create_app(
     )
     if settings.rate_limit_requests_per_minute > 0:
         limiter = RateLimiter(settings.rate_limit_requests_per_minute, settings.rate_limit_burst)
+        app.state.rate_limiter = limiter  # authentication tells it which keys are real
         app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(RequestIdMiddleware)
     # One router per OpenAI resource.

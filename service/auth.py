@@ -19,6 +19,7 @@ from service.db.repositories import admin_keys, projects
 from service.db.tables import AdminApiKey, Project
 from service.deps import Services, ServicesDep
 from service.errors import Authentication, PermissionDenied
+from service.limits import mark_verified
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -44,6 +45,7 @@ async def current_project(request: Request, services: ServicesDep) -> Project:
     the project it sets for the request's log lines (`service.logs.project`) stays set."""
     key = bearer_key(request)
     project = await run_in_threadpool(_project_for_key, services, key)
+    mark_verified(request, key)
     logs.project.set(project.id)
     return project
 
@@ -75,6 +77,7 @@ def current_admin(request: Request, services: ServicesDep) -> AdminApiKey:
             )
     if admin is None:
         raise unknown_key(key)
+    mark_verified(request, key)
     return admin
 
 

@@ -14,8 +14,9 @@ once completed.
   `completing_since`, committed), so a second completion, a part or a cancel meanwhile is
   refused; a failure clears the mark.
 - Parts go once the upload has ended: at completion, at cancel, and for an upload past its
-  `expires_at` (an hour after creation) by `sweep` (at start-up, `Runtime.clean_store`, and a
-  few at each new upload), which also retries a removal that failed.
+  `expires_at` (an hour after creation) by `sweep` (at start-up, `Runtime.clean_store`, a
+  few at each new upload, and all of them every `uploads_sweep_seconds` in the scheduler),
+  which also retries a removal that failed.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.formats import Checker, Report
 from contracts.store import ObjectStore
-from service.db.repositories import files
+from service import limits
+from service.db.repositories import files, projects
 from service.db.repositories import uploads as repo
 from service.db.tables import File, Upload, UploadPart
 from service.errors import InvalidRequest, not_found
 from service.ids import now, random_part
-from service.schemas.files import UPLOAD_PURPOSES
+from service.schemas.files import FINE_TUNE
 from service.schemas.uploads import CompleteUploadRequest, CreateUploadRequest
 from service.uploads import FormState, form_parser, sanitize_filename
 
@@ -78,12 +80,18 @@ def pending_upload(
 
 
 def create_upload(
-    session: Session, project_id: str, request: CreateUploadRequest, max_file_bytes: int
+    session: Session,
+    project_id: str,
+    request: CreateUploadRequest,
+    max_file_bytes: int,
+    storage_limit: int = 0,
 ) -> Upload:
-    if request.purpose not in UPLOAD_PURPOSES:
-        supported = ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES)
+    """A pending upload; its declared `bytes` count against the project's storage quota
+    (`storage_limit`, 0: none) from now on, so its parts can never pass it."""
+    if request.purpose != FINE_TUNE:  # of OpenAI's four, the one Whetstone serves
         raise InvalidRequest(
-            f"Invalid value for 'purpose': '{request.purpose}'. Supported purposes: {supported}.",
+            f"Invalid value for 'purpose': '{request.purpose}'. Uploads take 'fine-tune' "
+            "(checked line by line when completed); send other files to POST /v1/files.",
             param="purpose",
             code="invalid_value",
         )
@@ -94,6 +102,11 @@ def create_upload(
             param="bytes",
             code="upload_too_large",
         )
+    if storage_limit > 0:  # two creations at once must not both take the last room
+        projects.lock_project(session, project_id)
+    left = limits.storage_left(session, project_id, storage_limit)
+    if left is not None and request.bytes > left:
+        raise limits.storage_exceeded(request.bytes, left, storage_limit, param="bytes")
     created = now()
     upload = Upload(
         id=f"upload_{random_part()}",
@@ -318,6 +331,17 @@ def sweep(session: Session, store: ObjectStore, limit: int = SWEEP_BATCH) -> int
         repo.delete_parts(session, upload.id)
     session.flush()
     return len(swept)
+
+
+def sweep_all(sessions: sessionmaker[Session], store: ObjectStore, batch: int = 100) -> int:
+    """`sweep_batch` until none is left; returns how many uploads (the scheduler runs this
+    every `uploads_sweep_seconds`, so abandoned parts go even when nobody uploads)."""
+    swept = 0
+    while (n := sweep_batch(sessions, store, limit=batch)) > 0:
+        swept += n
+        if n < batch:
+            break
+    return swept
 
 
 def sweep_batch(

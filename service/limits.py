@@ -1,15 +1,19 @@
 """Per-key request rate limits and per-project quotas, answered as OpenAI's API does.
 
 Rate limit (`WHETSTONE_RATE_LIMIT_REQUESTS_PER_MINUTE`, `..._BURST`): one token bucket per
-API key (by the key's hash; the key itself is never kept), in this process: with several
-API replicas behind a load balancer, each counts its own requests, so a key gets up to the
-limit times the replicas. Over it: 429, OpenAI's `{"error": {"type": "requests", "code":
-"rate_limit_exceeded"}}`, and `retry-after` (whole seconds) and `retry-after-ms`, which the
-openai package waits for before it retries. Checked before authentication, so that a burst
-costs no database work; only `/v1/...` counts.
+verified API key (by the key's hash; the key itself is never kept), in this process: with
+several API replicas behind a load balancer, each counts its own requests, so a key gets up
+to the limit times the replicas. A request whose key this process has not yet seen accepted
+(no key, a random one, or a real key's first request) is counted against its client
+address as well, so inventing a key per request buys nothing. Over it: 429, OpenAI's
+`{"error": {"type": "requests", "code": "rate_limit_exceeded"}}`, and `retry-after` (whole
+seconds) and `retry-after-ms`, which the openai package waits for before it retries.
+Checked before authentication, so that a burst costs no database work; only `/v1/...`
+counts.
 
 Quotas (`WHETSTONE_QUOTA_*`, 0 is none): queued jobs and stored file bytes are checked when a
-job is created or a file uploaded (400 `quota_exceeded`, naming the setting); running jobs
+job is created, a file uploaded or an upload (Uploads API) created, whose declared `bytes`
+count from then on (400 `quota_exceeded`, naming the setting); running jobs
 are the scheduler's to hold back (`service.db.repositories.jobs.next_claimable`).
 """
 
@@ -25,9 +29,10 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.db.tables import File, FineTuningJob
+from service.db.tables import File, FineTuningJob, Upload
 from service.errors import InvalidRequest, error_body
 from service.jobs.status import JobStatus
 
@@ -55,7 +60,9 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """One bucket per key, `per_minute` requests a minute, `burst` at once."""
+    """One bucket per key, `per_minute` requests a minute, `burst` at once; the keys that
+    authentication accepted (`verified`) are told apart from the rest, which share their
+    client address's bucket too."""
 
     def __init__(
         self, per_minute: int, burst: int | None = None, clock: Callable[[], float] = time.monotonic
@@ -64,21 +71,58 @@ class RateLimiter:
         self.burst = burst or per_minute
         self.clock = clock
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._verified: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
+
+    def verified(self, key: str) -> None:
+        """Authentication accepted `key`: from now on it is limited on its own bucket."""
+        digest = _digest(key)
+        with self._lock:
+            self._verified[digest] = None
+            self._verified.move_to_end(digest)
+            if len(self._verified) > MAX_BUCKETS:
+                self._verified.popitem(last=False)
+
+    def wait_for_request(self, key: str | None, address: str) -> float:
+        """0 when the request may go on (it is counted), else the seconds to wait: a verified
+        key's bucket; otherwise the address's bucket first, then the key's, if any."""
+        if key is not None:
+            digest = _digest(key)
+            with self._lock:
+                known = digest in self._verified
+            if known:
+                return self._take("key:" + digest)
+        wait = self._take("addr:" + address)
+        if wait > 0 or key is None:
+            return wait
+        return self._take("key:" + _digest(key))
 
     def wait_for(self, key: str) -> float:
         """0 when `key` may make a request now (it is counted), else the seconds to wait."""
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self._take("key:" + _digest(key))
+
+    def _take(self, name: str) -> float:
         with self._lock:
-            bucket = self._buckets.get(digest)
+            bucket = self._buckets.get(name)
             if bucket is None:
                 bucket = TokenBucket(self.per_minute / 60, self.burst, self.clock)
-                self._buckets[digest] = bucket
+                self._buckets[name] = bucket
                 if len(self._buckets) > MAX_BUCKETS:
                     self._buckets.popitem(last=False)
             else:
-                self._buckets.move_to_end(digest)
+                self._buckets.move_to_end(name)
             return bucket.take()
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def mark_verified(request: Request, key: str) -> None:
+    """Tell this app's rate limiter, if any, that authentication accepted `key`."""
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if isinstance(limiter, RateLimiter):
+        limiter.verified(key)
 
 
 def rate_limited_body(per_minute: int, wait: float) -> dict[str, object]:
@@ -90,19 +134,20 @@ def rate_limited_body(per_minute: int, wait: float) -> dict[str, object]:
 
 
 class RateLimitMiddleware:
-    """429 for a key over its rate on `/v1/...`; every other path and keyless request passes
-    (authentication answers those)."""
+    """429 for a key (or, before a key is verified, a client address) over its rate on
+    `/v1/...`; every other path passes."""
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
         self.app = app
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = _bearer(scope) if scope["type"] == "http" else None
-        if key is None or not scope.get("path", "").startswith("/v1/"):
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        wait = self.limiter.wait_for(key)
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        wait = self.limiter.wait_for_request(_bearer(scope), address)
         if wait <= 0:
             await self.app(scope, receive, send)
             return
@@ -152,8 +197,15 @@ def check_queued_jobs(session: Session, project_id: str, limit: int) -> None:
 
 
 def stored_bytes(session: Session, project_id: str) -> int:
-    total = session.scalar(select(func.sum(File.bytes)).where(File.project_id == project_id))
-    return int(total or 0)
+    """The project's files, and the `bytes` its pending uploads (Uploads API) declared: an
+    upload holds its room from creation, so parts can never take a project past its quota."""
+    files = session.scalar(select(func.sum(File.bytes)).where(File.project_id == project_id))
+    pending = session.scalar(
+        select(func.sum(Upload.bytes)).where(
+            Upload.project_id == project_id, Upload.status == "pending"
+        )
+    )
+    return int(files or 0) + int(pending or 0)
 
 
 def storage_left(session: Session, project_id: str, limit: int) -> int | None:
@@ -163,10 +215,11 @@ def storage_left(session: Session, project_id: str, limit: int) -> int | None:
     return max(0, limit - stored_bytes(session, project_id))
 
 
-def storage_exceeded(size: int, left: int, limit: int) -> InvalidRequest:
+def storage_exceeded(size: int, left: int, limit: int, param: str = "file") -> InvalidRequest:
     return quota_exceeded(
         f"This file ({size} bytes) does not fit in the project's file storage: "
-        f"{left} of {limit} bytes are left; delete files to make room",
+        f"{left} of {limit} bytes are left (files and pending uploads); delete files or "
+        "cancel uploads to make room",
         "quota_storage_bytes",
-        param="file",
+        param=param,
     )

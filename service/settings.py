@@ -195,6 +195,27 @@ class Settings(ExecutorSettings, GraderSettings):
     webhook_poll_seconds: float = Field(
         default=1.0, gt=0, description="Seconds between two looks for deliveries that are due."
     )
+    webhook_allow_private_urls: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, private, link-local and other non-public "
+        "addresses (receivers on the operator's own network). Off: a URL whose host is, or "
+        "resolves to, such an address is refused when the endpoint is created (400 naming "
+        "`url`) and again by each delivery, which connects only to the address it checked. "
+        "Turn on only where every tenant may reach that network.",
+    )
+    webhook_max_endpoints_per_project: int = Field(
+        default=20,
+        ge=1,
+        description="Webhook endpoints one project may register; one more answers 400 "
+        "`quota_exceeded`.",
+    )
+    webhook_concurrency_per_project: int = Field(
+        default=2,
+        ge=1,
+        description="Deliveries on their way at once to one project's endpoints, per "
+        "scheduler process, so that a project's slow endpoints keep the rest of "
+        "`webhook_concurrency` free for the others.",
+    )
 
     # --- Evaluation report of a succeeded job --------------------------------------------
     eval_enabled: bool = Field(
@@ -273,11 +294,13 @@ class Settings(ExecutorSettings, GraderSettings):
         "Prometheus `authorization` credential); project API keys are never asked there.",
     )
     rate_limit_requests_per_minute: int = Field(
-        default=0,
+        default=1000,
         ge=0,
         description="Requests per minute each API key may make to `/v1/...` (a token bucket, "
         "in this API process: with several replicas each one counts its own); over it, 429 "
-        "`rate_limit_exceeded` with `retry-after`. 0: no limit.",
+        "`rate_limit_exceeded` with `retry-after`. Requests whose key this process has not "
+        "seen accepted (none, an unknown one, a key's first request) also share one bucket "
+        "per client address, so random keys are limited too. 0: no limit.",
     )
     rate_limit_burst: int | None = Field(
         default=None,
@@ -286,22 +309,40 @@ class Settings(ExecutorSettings, GraderSettings):
         "(the bucket's size); unset: the per-minute number.",
     )
     quota_running_jobs: int = Field(
-        default=0,
+        default=8,
         ge=0,
         description="Jobs of one project training at once; more wait `queued` for a slot. "
         "0: no limit.",
     )
     quota_queued_jobs: int = Field(
-        default=0,
+        default=100,
         ge=0,
         description="Jobs of one project waiting to train (`validating_files` or `queued`); "
         "creating one more answers 400 `quota_exceeded`. 0: no limit.",
     )
     quota_storage_bytes: int = Field(
-        default=0,
+        default=100 * 1024**3,
         ge=0,
-        description="Bytes of uploaded files one project may keep; an upload that would pass "
-        "it answers 400 `quota_exceeded` and stores nothing. 0: no limit.",
+        description="Bytes of uploaded files one project may keep, counting the `bytes` its "
+        "pending uploads (Uploads API) declared; a file or an upload that would pass it "
+        "answers 400 `quota_exceeded` and stores nothing. 0: no limit.",
+    )
+
+    # --- Security: quotas and fairness (defaults on) --------------------------------------
+    uploads_sweep_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between two sweeps, by the scheduler, of uploads (Uploads API) "
+        "that expired (an hour after creation) or ended: their parts are removed from the "
+        "store and their declared bytes stop counting against the storage quota.",
+    )
+
+    eval_source_answers_max_bytes: int = Field(
+        default=256 * 1024**2,
+        ge=1,
+        description="Most bytes of a job's `metadata.source_answers_file` its evaluation reads "
+        "(streamed, a line at most 1 MiB, only the answers of the examples evaluated kept); "
+        "a larger file scores no source model and says so in the report.",
     )
 
     # --- Derived values --------------------------------------------------------------------

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from service.auth import bearer_key
 from service.deps import get_services
 from service.errors import InvalidRequest, NotFound
+from service.limits import mark_verified
 from service.schemas.chat import ChatCompletion, CreateChatCompletionRequest
 from service.schemas.common import ErrorResponse
 
@@ -70,6 +71,7 @@ async def create_chat_completion(request: Request) -> Response:
     if route is None:
         route = await run_in_threadpool(access.route, key, model)
     base_model, target = route
+    mark_verified(request, key)  # the rate limiter counts this key on its own from now on
     if target != model:
         body = with_model(body, target)
     return await services.serving.chat(base_model, target, body)

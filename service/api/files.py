@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from contracts.store import ObjectNotFound
 from service import limits
 from service.api.params import After
 from service.auth import ProjectDep
@@ -99,11 +101,19 @@ def retrieve_file(file_id: str, project: ProjectDep, session: SessionDep) -> Fil
 def download_file(
     file_id: str, project: ProjectDep, session: SessionDep, store: StoreDep
 ) -> StreamingResponse:
+    """The file's bytes. The object is opened before the answer starts, so a DELETE racing
+    this download gives either the whole file (an open object reads to its end) or a 404,
+    never a 200 cut short."""
     row = repo.get_file(session, project.id, file_id)
     if row is None:
         raise not_found("file", file_id)
+    chunks = store.iter_bytes(repo.file_key(row.id))
+    try:
+        first = next(chunks, b"")  # opens the object: gone meanwhile -> 404
+    except ObjectNotFound as e:
+        raise not_found("file", file_id) from e
     return StreamingResponse(
-        store.iter_bytes(repo.file_key(row.id)),
+        itertools.chain((first,), chunks),
         media_type="application/octet-stream",
         headers={"Content-Length": str(row.bytes)},
     )

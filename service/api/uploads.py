@@ -49,7 +49,10 @@ def create_upload(
         chunked_uploads.sweep_batch(services.sessions, services.store)
     except Exception as e:
         log.warning("could not sweep ended uploads: %s", e)
-    row = chunked_uploads.create_upload(session, project.id, body, services.settings.max_file_bytes)
+    settings = services.settings
+    row = chunked_uploads.create_upload(
+        session, project.id, body, settings.max_file_bytes, settings.quota_storage_bytes
+    )
     return UploadObject.of(row)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from service.api.params import After, Limit
 from service.auth import ProjectDep
 from service.db.repositories import webhooks as repo
-from service.deps import SessionDep
+from service.deps import SessionDep, SettingsDep
 from service.schemas.webhooks import (
     CreateWebhookEndpointRequest,
     DeletedWebhookEndpoint,
@@ -28,10 +28,21 @@ ENDPOINT = ENDPOINTS + "/{webhook_endpoint_id}"
     ENDPOINTS, operation_id="createWebhookEndpoint", response_model=WebhookEndpointWithSecret
 )
 def create(
-    body: CreateWebhookEndpointRequest, project: ProjectDep, session: SessionDep
+    body: CreateWebhookEndpointRequest,
+    project: ProjectDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> WebhookEndpointWithSecret:
-    """Register an endpoint; the answer holds its signing secret, shown this once."""
-    return WebhookEndpointWithSecret.of_new(endpoints.create(session, project, body))
+    """Register an endpoint; the answer holds its signing secret, shown this once. Its URL
+    must reach a public address (unless the operator allows private ones)."""
+    row = endpoints.create(
+        session,
+        project,
+        body,
+        allow_private=settings.webhook_allow_private_urls,
+        max_endpoints=settings.webhook_max_endpoints_per_project,
+    )
+    return WebhookEndpointWithSecret.of_new(row)
 
 
 @router.get(

@@ -11,7 +11,8 @@ JobSpec, writing it to the store, the executor) rolls back that job's claim and 
 one of its attempts: a transient error of the database or the store, or of the launch, puts
 the job back in the queue with a `warn` event and a delay (`failures.RETRY_DELAYS`) while
 attempts remain; anything else fails it (`model_not_available` for a base model gone from
-the registry, else `server_error`). The other jobs are claimed as usual.
+the registry, or a parent model the job's project may no longer use: access is checked again
+at each claim, not only at creation; else `server_error`). The other jobs are claimed as usual.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from contracts.spec import (
     WandbRun,
 )
 from service.db.repositories import jobs as repo
+from service.db.repositories import models as models_repo
 from service.db.repositories.files import file_key
 from service.db.tables import File, FineTunedModel, FineTuningJob
 from service.evaluation.holdout import held_out_lines
@@ -140,6 +142,10 @@ def _claim(
         return None
     if job.base_model not in ctx.registry:
         raise BaseModelGone(job.base_model)
+    if job.parent_model and not models_repo.get_usable_model(
+        session, job.project_id, job.parent_model
+    ):  # deleted, or its permission removed, since the job was created
+        raise ParentModelGone(job.parent_model)
     spec = build_spec(ctx, session, job, number)
     wandb = wandb_run(job) is not None
     ctx.store.put_bytes(layout.spec_key(job.id), spec.encode())
@@ -169,6 +175,16 @@ class BaseModelGone(Exception):
         super().__init__(f"Base model {name} is no longer in this server's registry.")
 
 
+class ParentModelGone(Exception):
+    """The parent of a continued training is no longer the job's project's to use."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Model {name} is no longer available to this project (deleted, or the "
+            "permission to use it was removed): continued training cannot start from it."
+        )
+
+
 def _record_start_failure(
     ctx: SchedulerContext, job_id: str, number: int, error: Exception, transient: bool = False
 ) -> None:
@@ -189,7 +205,7 @@ def _start_failed(
     session: Session, job: FineTuningJob, number: int, error: Exception, transient: bool
 ) -> None:
     attempts.start_failed(job, number)
-    if isinstance(error, BaseModelGone):
+    if isinstance(error, BaseModelGone | ParentModelGone):
         attempts.fail(session, job, "model_not_available", str(error), "model")
         return
     if not transient:

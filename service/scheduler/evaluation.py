@@ -15,7 +15,6 @@ runs out. Nothing here changes the job's status: a failure is a `warn` event
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import threading
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from contracts import layout
 from contracts.spec import JobSpec
-from contracts.store import ObjectNotFound, ObjectStore
+from contracts.store import ObjectNotFound, ObjectStore, numbered_lines
 from service.db.repositories import files
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTunedModel, FineTuningJob
@@ -36,6 +35,7 @@ from service.errors import ServiceError
 from service.evaluation.answers import AnswerFailed, ModelServerDown, answer_all
 from service.evaluation.examples import Example, read_examples
 from service.evaluation.report import Scored, build_report, encode, summary
+from service.evaluation.source_answers import read_source_answers
 from service.ids import now
 from service.jobs import service as jobs
 from service.models.routes import VllmRoutes
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 REPORT_FILENAME = "eval_report.json"
 SOURCE_ANSWERS_KEY = "source_answers_file"
 SOURCE_MODEL_KEY = "source_model"
+MAX_EXAMPLE_LOSSES_BYTES = 16 * 1024 * 1024
 
 
 class NotYet(Exception):
@@ -211,31 +212,38 @@ class Evaluator:
         row = files.get_file(session, job.project_id, file_id)
         if row is None:
             return Scored(model, "source", None, error=f"file {file_id} not found")
-        try:
-            given: dict[int, str] = {}
-            for line in self.ctx.store.get_bytes(files.file_key(file_id)).splitlines():
-                if line.strip():
-                    item = json.loads(line)
-                    given[int(item["index"])] = str(item["answer"])
+        try:  # streamed and capped: the file is the tenant's
+            given = read_source_answers(
+                self.ctx.store,
+                files.file_key(file_id),
+                {e.index for e in examples},
+                self.ctx.settings.eval_source_answers_max_bytes,
+            )
         except (ObjectNotFound, ValueError, KeyError, TypeError) as e:
             return Scored(model, "source", None, error=f"file {file_id}: {_describe(e)}")
         return Scored(model, "source", [given.get(e.index, "") for e in examples])
 
     def _final_validation(self, job_id: str) -> tuple[float | None, float | None]:
         """The last validation loss and token accuracy of the trainer's metrics CSV."""
-        try:
-            text = self.ctx.store.get_bytes(layout.metrics_key(job_id)).decode()
-        except ObjectNotFound:
+        lines = numbered_lines(self.ctx.store, layout.metrics_key(job_id), max_line=64 * 1024)
+        last: dict[str, str] | None = None
+        try:  # streamed: only the last row with a validation loss is kept
+            for row in csv.DictReader(line.decode() for _, line in lines):
+                if row.get("valid_loss"):
+                    last = row
+        except (ObjectNotFound, ValueError):
             return None, None
-        rows = [r for r in csv.DictReader(io.StringIO(text)) if r.get("valid_loss")]
-        if not rows:
+        if last is None:
             return None, None
-        accuracy = rows[-1].get("valid_mean_token_accuracy")
-        return float(rows[-1]["valid_loss"]), float(accuracy) if accuracy else None
+        accuracy = last.get("valid_mean_token_accuracy")
+        return float(last["valid_loss"]), float(accuracy) if accuracy else None
 
     def _outliers(self, job_id: str) -> list[dict[str, Any]]:
-        try:
-            data = json.loads(self.ctx.store.get_bytes(layout.example_losses_key(job_id)))
+        key = layout.example_losses_key(job_id)
+        try:  # a short list the trainer writes; one past the cap is not read
+            if self.ctx.store.size(key) > MAX_EXAMPLE_LOSSES_BYTES:
+                return []
+            data = json.loads(self.ctx.store.get_bytes(key))
         except (ObjectNotFound, ValueError):
             return []
         return [{"line": int(e["line"]), "loss": float(e["loss"])} for e in data["examples"]]

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts import layout
 from contracts.layout import ADAPTER
 from contracts.messages import Action, Checkpoint, Failed, Finished, Log, Message, Metrics
 from contracts.store import ObjectStore
 from service import metrics
 from service.db.tables import FineTuningJob, FineTuningJobEvent
+from service.errors import InvalidRequest
 from service.ids import now
 from service.jobs import attempts
 from service.jobs import service as jobs
@@ -64,7 +66,9 @@ def handle_report(
     """Apply one message of the job's live attempt; the caller commits. `started` and
     `heartbeat` only renew the lease, as every message does. With `adapters`, a final model
     is warm-started once the caller commits, and checkpoints pruned by the trainer are
-    unloaded (`access`, this process's chat cache, forgets them)."""
+    unloaded (`access`, this process's chat cache, forgets them). A message naming an object
+    outside the job's own folder is refused (`InvalidRequest`) before anything changes."""
+    _check_keys(job, message)
     attempts.renew(job, lease_seconds)
     # A pausing attempt winds down: its checkpoint counts, and so does a `finished` that
     # crossed the pause (the job then succeeds).
@@ -84,6 +88,26 @@ def handle_report(
                 session, job, code or "training_failed", text or "The trainer failed.", param
             )
     return action_for(job)
+
+
+def _check_keys(job: FineTuningJob, message: Message) -> None:
+    """The store keys a trainer reports must be its own job's (`jobs/{job_id}/...`): a
+    trainer (or whoever holds its token) cannot publish another job's or tenant's objects."""
+    match message:
+        case Checkpoint(key=key):
+            named = {"key": key}
+        case Finished(adapter_key=adapter_key, metrics_key=metrics_key):
+            named = {"adapter_key": adapter_key, "metrics_key": metrics_key}
+        case _:
+            return
+    for param, key in named.items():
+        if not layout.is_job_key(job.id, key):
+            raise InvalidRequest(
+                f"The {message.type} message's {param} {key!r} is not under this job's "
+                f"folder {layout.job_prefix(job.id)!r}; nothing was changed.",
+                param=param,
+                code="invalid_object_key",
+            )
 
 
 def _metrics(session: Session, job: FineTuningJob, message: Metrics) -> None:

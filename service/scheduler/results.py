@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 
@@ -18,13 +19,23 @@ RESULTS_PURPOSE = "fine-tune-results"
 def save_result_file(
     session: Session, store: ObjectStore, job: FineTuningJob, metrics_key: str
 ) -> File | None:
-    """Copy the trainer's CSV to `files/{id}` and record it; None if the CSV is missing."""
+    """Copy the trainer's CSV to `files/{id}` (streamed: the scheduler never holds it whole)
+    and record it; None if the CSV is missing."""
+    file_id = new_id("file")
+    lines = 0
+
+    def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        nonlocal lines
+        for chunk in chunks:
+            lines += chunk.count(b"\n")
+            yield chunk
+
     try:
-        data = store.get_bytes(metrics_key)
+        size = store.put_stream(files.file_key(file_id), counted(store.iter_bytes(metrics_key)))
     except ObjectNotFound:
         log.warning("job %s finished without its metrics CSV at %s", job.id, metrics_key)
         return None
-    return save_result_bytes(session, store, job, "step_metrics.csv", data)
+    return _record(session, job, file_id, "step_metrics.csv", size, lines)
 
 
 def save_result_bytes(
@@ -33,6 +44,12 @@ def save_result_bytes(
     """Store `data` as a new result File of the job's project (not yet in `result_files`)."""
     file_id = new_id("file")
     store.put_bytes(files.file_key(file_id), data)
+    return _record(session, job, file_id, filename, len(data), data.count(b"\n"))
+
+
+def _record(
+    session: Session, job: FineTuningJob, file_id: str, filename: str, size: int, lines: int
+) -> File:
     return files.add_file(
         session,
         File(
@@ -40,10 +57,10 @@ def save_result_bytes(
             project_id=job.project_id,
             filename=filename,
             purpose=RESULTS_PURPOSE,
-            bytes=len(data),
+            bytes=size,
             status="processed",
             format=None,
-            lines=data.count(b"\n"),
+            lines=lines,
             created_at=now(),
         ),
     )

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.store import ObjectStore
+from service.chunked_uploads import sweep_all
 from service.executors import Executor, build_executor
 from service.models.routes import VllmRoutes
 from service.registry import BaseModelEntry, load_registry
@@ -43,6 +44,8 @@ class TickReport:
     orphans_killed: list[str]
     failed_stages: list[str] = field(default_factory=list)
     """The stages that raised this round (logged), e.g. `["validate"]`."""
+    swept_uploads: int = 0
+    """Ended or expired uploads whose parts this round removed (every `uploads_sweep_seconds`)."""
 
 
 class Scheduler:
@@ -65,6 +68,7 @@ class Scheduler:
             executor=executor or build_executor(settings, settings.resolved_data_dir),
         )
         self._adopted = False
+        self._next_sweep = 0.0  # monotonic time of the next sweep of ended uploads
         self.evaluator = Evaluator(self.ctx, routes or VllmRoutes(settings.vllm_urls))
         """Evaluation reports of succeeded jobs: its own thread while `run_forever` runs."""
 
@@ -78,7 +82,11 @@ class Scheduler:
         validated = self._stage("validate", failed, validate_pending, 0)
         self._stage("watch", failed, watch_attempts, None)
         launched: list[str] = self._stage("claim", failed, claim_and_launch, [])
-        return TickReport(validated, launched, orphans, failed)
+        swept = 0
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.ctx.settings.uploads_sweep_seconds
+            swept = self._stage("sweep", failed, _sweep_uploads, 0)
+        return TickReport(validated, launched, orphans, failed, swept)
 
     def _stage(
         self, name: str, failed: list[str], run: Callable[[SchedulerContext], T], default: T
@@ -128,3 +136,11 @@ class Scheduler:
         """After `run_forever` has returned: stop the running trainers (each saves a
         checkpoint) and requeue their jobs; returns the job ids."""
         return stop_attempts(self.ctx, self.ctx.settings.trainer_kill_grace_seconds)
+
+
+def _sweep_uploads(ctx: SchedulerContext) -> int:
+    """Expire uploads past their hour and remove the parts of ended ones."""
+    swept = sweep_all(ctx.sessions, ctx.store)
+    if swept:
+        log.info("swept %d ended upload(s) and their parts", swept)
+    return swept

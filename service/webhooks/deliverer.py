@@ -4,10 +4,16 @@ Every round (`webhook_poll_seconds`) locks the pending deliveries that are due (
 `FOR UPDATE SKIP LOCKED`, so several schedulers share the outbox), counts an attempt on each
 and moves its `next_attempt_at` past the attempt's own timeout (a process that dies while
 sending leaves a row that is retried then), commits, and hands each to a pool of
-`webhook_concurrency` threads, at most one per endpoint. An attempt that gets a 2xx within
+`webhook_concurrency` threads, at most one per endpoint and `webhook_concurrency_per_project`
+per project (a project's slow endpoints leave the other slots to other projects). Each
+connection goes through `service.webhooks.targets`: to a checked public address only (unless
+`webhook_allow_private_urls`), never following a redirect. An attempt that gets a 2xx within
 `webhook_timeout_seconds` is `delivered`; any other outcome waits for the next step of
 `webhook_retry_seconds`, and after the last one the delivery is `failed` and the job gets
-the event `Webhook delivery to URL failed after N attempts: ...`. Everything is in rows:
+the event `Webhook delivery to URL failed after N attempts: ...`, which says what kind of
+failure it was (a status, a timeout, no connection, a refused address) and never what the
+other end sent or which error its network gave (a project must not learn the deployment's
+inside from its webhooks' failures). Everything is in rows:
 a restarted scheduler carries on where the last one stopped, with the same `webhook-id`.
 """
 
@@ -28,7 +34,7 @@ from service.db.tables import FineTuningJob
 from service.ids import now
 from service.jobs.service import add_event
 from service.settings import Settings
-from service.webhooks import events
+from service.webhooks import events, targets
 
 log = logging.getLogger(__name__)
 LEASE_MARGIN_SECONDS = 30
@@ -39,6 +45,7 @@ LEASE_MARGIN_SECONDS = 30
 class Attempt:
     webhook_id: str
     endpoint_id: str
+    project_id: str
     url: str
     secret: str
     payload: str
@@ -59,10 +66,11 @@ class WebhookDeliverer:
         self.retry_seconds = list(settings.webhook_retry_seconds)
         self.timeout = settings.webhook_timeout_seconds
         self.concurrency = settings.webhook_concurrency
+        self.per_project = settings.webhook_concurrency_per_project
         self.poll_seconds = settings.webhook_poll_seconds
-        self._client = client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self._client = client or targets.client(self.timeout, settings.webhook_allow_private_urls)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
-        self._busy: set[str] = set()  # endpoints with an attempt on its way from here
+        self._busy: dict[str, str] = {}  # endpoint -> project, attempts on their way from here
         self._lock = threading.Lock()
 
     # --- Rounds ------------------------------------------------------------------------------
@@ -70,7 +78,7 @@ class WebhookDeliverer:
     def start_due(self) -> list[Future[None]]:
         """Lock the due deliveries the pool has room for, and start them."""
         with self._lock:
-            busy = set(self._busy)
+            busy = dict(self._busy)
         room = self.concurrency - len(busy)
         if room <= 0:
             return []
@@ -78,7 +86,7 @@ class WebhookDeliverer:
         futures = []
         for attempt in attempts:
             with self._lock:
-                self._busy.add(attempt.endpoint_id)
+                self._busy[attempt.endpoint_id] = attempt.project_id
             futures.append(self._pool.submit(self._run, attempt))
         return futures
 
@@ -104,14 +112,20 @@ class WebhookDeliverer:
 
     # --- One delivery ------------------------------------------------------------------------
 
-    def _take(self, room: int, busy: set[str]) -> list[Attempt]:
+    def _take(self, room: int, busy: dict[str, str]) -> list[Attempt]:
         when = now()
+        in_flight: dict[str, int] = {}
+        for project_id in busy.values():
+            in_flight[project_id] = in_flight.get(project_id, 0) + 1
         with self.sessions() as session, session.begin():
-            taken = repo.lock_due(session, when, room, busy)
+            taken = repo.lock_due(session, when, room, busy, in_flight, self.per_project)
             for delivery, _ in taken:
                 delivery.attempts += 1
                 delivery.next_attempt_at = when + int(self.timeout) + LEASE_MARGIN_SECONDS
-            return [Attempt(d.id, e.id, e.url, e.secret, d.payload, d.attempts) for d, e in taken]
+            return [
+                Attempt(d.id, e.id, e.project_id, e.url, e.secret, d.payload, d.attempts)
+                for d, e in taken
+            ]
 
     def _run(self, attempt: Attempt) -> None:
         try:
@@ -121,7 +135,7 @@ class WebhookDeliverer:
             log.exception("webhook delivery %s to %s", attempt.webhook_id, attempt.url)
         finally:
             with self._lock:
-                self._busy.discard(attempt.endpoint_id)
+                self._busy.pop(attempt.endpoint_id, None)
 
     def _post(self, attempt: Attempt) -> str | None:
         """None when the endpoint answered 2xx in time; else what went wrong."""
@@ -133,10 +147,13 @@ class WebhookDeliverer:
                 "POST", attempt.url, content=attempt.payload.encode(), headers=headers
             ) as response:  # the body is not read: only the status counts
                 status = response.status_code
+        except targets.RefusedTarget as e:
+            return f"refused: {e} (webhooks go to public addresses only)"
         except httpx.TimeoutException:
             return f"no answer within {self.timeout:g} s"
-        except httpx.HTTPError as e:
-            return f"{type(e).__name__}: {e}"
+        except httpx.HTTPError as e:  # its text (the network's own words) stays in the log
+            log.info("webhook %s to %s: %r", attempt.webhook_id, attempt.url, e)
+            return "could not connect" if isinstance(e, httpx.ConnectError) else "request failed"
         return None if 200 <= status < 300 else f"HTTP {status}"
 
     def _record(self, attempt: Attempt, error: str | None) -> None:

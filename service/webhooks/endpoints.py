@@ -10,17 +10,36 @@ from service.db.repositories import webhooks as repo
 from service.db.tables import Project, WebhookEndpoint
 from service.errors import InvalidRequest, not_found
 from service.ids import now, random_part
+from service.limits import quota_exceeded
 from service.schemas.webhooks import CreateWebhookEndpointRequest
+from service.webhooks import targets
 from service.webhooks.events import EVENT_TYPES, new_secret
 
 MAX_URL_LENGTH = 2048
 
 
 def create(
-    session: Session, project: Project, request: CreateWebhookEndpointRequest
+    session: Session,
+    project: Project,
+    request: CreateWebhookEndpointRequest,
+    *,
+    allow_private: bool = False,
+    max_endpoints: int | None = None,
+    resolver: targets.Resolver = targets.resolve,
 ) -> WebhookEndpoint:
+    """A new endpoint; its URL must reach a public address unless `allow_private`
+    (`WHETSTONE_WEBHOOK_ALLOW_PRIVATE_URLS`), and the project may have `max_endpoints`."""
     url = _checked_url(request.url)
+    if not allow_private:
+        _check_target(url, resolver)
     types = _checked_event_types(request.event_types)
+    if max_endpoints is not None and repo.count_endpoints(session, project.id) >= max_endpoints:
+        raise quota_exceeded(
+            f"This project has {max_endpoints} webhook endpoints, the most it may have: "
+            "delete one to add another",
+            "webhook_max_endpoints_per_project",
+            param="url",
+        )
     when = now()
     return repo.add_endpoint(
         session,
@@ -61,6 +80,21 @@ def _checked_url(url: str) -> str:
             code="invalid_url",
         )
     return url
+
+
+def _check_target(url: str, resolver: targets.Resolver) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        targets.check_host(host, port, resolver)
+    except (ValueError, targets.RefusedTarget) as e:
+        raise InvalidRequest(
+            f"Invalid webhook URL '{url}': {e}. Webhooks are sent to public addresses only "
+            "(the operator may allow private ones: WHETSTONE_WEBHOOK_ALLOW_PRIVATE_URLS).",
+            param="url",
+            code="invalid_url",
+        ) from e
 
 
 def _checked_event_types(types: list[str] | None) -> list[str]:

@@ -150,11 +150,11 @@ def _due() -> ColumnElement[bool]:
     return or_(FineTuningJob.lease_expires_at.is_(None), FineTuningJob.lease_expires_at <= now())
 
 
-def _holds_attempt() -> ColumnElement[bool]:
+def _holds_attempt(job: type[FineTuningJob] = FineTuningJob) -> ColumnElement[bool]:
     """An executor handle, or `running` (`pausing`) without one yet (claimed, not launched)."""
     return or_(
-        FineTuningJob.executor_handle.is_not(None),
-        FineTuningJob.status.in_([JobStatus.RUNNING.value, JobStatus.PAUSING.value]),
+        job.executor_handle.is_not(None),
+        job.status.in_([JobStatus.RUNNING.value, JobStatus.PAUSING.value]),
     )
 
 
@@ -181,9 +181,26 @@ def lock_validating(session: Session, job_id: str, *, skip_locked: bool) -> Fine
 def next_claimable(
     session: Session, *, skip_locked: bool, running_per_project: int = 0
 ) -> FineTuningJob | None:
-    """The oldest `queued` job that may start an attempt now: no requested action, no
+    """The next `queued` job that may start an attempt now: no requested action, no
     attempt still winding down, no retry waiting, and (`running_per_project` > 0) its
-    project holds fewer attempts than that."""
+    project holds fewer attempts than that.
+
+    Fair across projects (round-robin by project): first the projects holding the fewest
+    attempts, then the one served longest ago (its claimed jobs' latest `updated_at`; never
+    served first), then the oldest job. So a project that queues 100 jobs gets one slot,
+    and the next goes to another project's job, even one queued after all 100."""
+    other = aliased(FineTuningJob)
+    holding = (
+        select(func.count())
+        .where(other.project_id == FineTuningJob.project_id, _holds_attempt(other))
+        .scalar_subquery()
+    )
+    served = aliased(FineTuningJob)
+    last_served = (
+        select(func.coalesce(func.max(served.updated_at), 0))
+        .where(served.project_id == FineTuningJob.project_id, served.attempt > 0)
+        .scalar_subquery()
+    )
     stmt = (
         select(FineTuningJob)
         .where(
@@ -192,14 +209,14 @@ def next_claimable(
             FineTuningJob.executor_handle.is_(None),
             _due(),
         )
-        .order_by(FineTuningJob.created_at, FineTuningJob.id)
+        .order_by(holding, last_served, FineTuningJob.created_at, FineTuningJob.id)
         .limit(1)
     )
     if running_per_project > 0:
         busy = aliased(FineTuningJob)
         full = (
             select(busy.project_id)
-            .where(or_(busy.executor_handle.is_not(None), busy.status == JobStatus.RUNNING.value))
+            .where(_holds_attempt(busy))
             .group_by(busy.project_id)
             .having(func.count() >= running_per_project)
         )

@@ -30,6 +30,12 @@ def get_project(session: Session, project_id: str) -> Project | None:
     return session.get(Project, project_id)
 
 
+def lock_project(session: Session, project_id: str) -> None:
+    """Hold the project's row until the transaction ends (PostgreSQL; SQLite has one writer),
+    so that checks of its quotas and the rows they admit are made one request at a time."""
+    session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+
+
 def create_api_key(session: Session, project: Project) -> str:
     """Store a new key's hash for `project`; return the key itself (shown once)."""
     key = KEY_PREFIX + random_part(40)

@@ -28,7 +28,7 @@ class Server:
 def _server_env(data_dir: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHETSTONE_")}
     env.update(WHETSTONE_DATA_DIR=str(data_dir), WHETSTONE_HOST="127.0.0.1",
-               WHETSTONE_PORT=str(port))  # fmt: skip
+               WHETSTONE_PORT=str(port), WHETSTONE_WEBHOOK_ALLOW_PRIVATE_URLS="true")  # fmt: skip
     return env
 
 

@@ -111,7 +111,9 @@ def test_a_job_cancelled_through_the_api_reaches_the_endpoint(
             file_id = client.files.create(file=path).id
             job = client.fine_tuning.jobs.create(model="whetstone-tiny", training_file=file_id)
             client.fine_tuning.jobs.cancel(job.id)
-        settings = jobdriver.server_settings(server)
+        settings = jobdriver.server_settings(server).model_copy(
+            update={"webhook_allow_private_urls": True}  # the receiver is on 127.0.0.1
+        )
         engine = make_engine(settings.resolved_database_url)
         deliverer = WebhookDeliverer(settings, make_sessionmaker(engine))
         try:

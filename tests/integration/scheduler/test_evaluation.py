@@ -254,3 +254,49 @@ def test_an_evaluation_whose_scheduler_died_runs_again(world: World, vllm_url: s
         session.commit()
     assert world.evaluator(vllm_url).run_pending() == [job_id]
     assert world.job(job_id).evaluation == "done"
+
+
+def test_a_source_answers_file_is_streamed_and_capped(
+    world: World, vllm_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tenant's file is never read whole (`get_bytes` of a file is refused here); a file
+    past `eval_source_answers_max_bytes` scores no source model, says why, and the rest of
+    the report is made as usual; a file of one endless line is refused the same way."""
+    whole_reads: list[str] = []
+    read_whole = world.store.get_bytes
+
+    def get_bytes(key: str) -> bytes:
+        if key.startswith("files/"):
+            whole_reads.append(key)
+        return read_whole(key)
+
+    monkeypatch.setattr(world.store, "get_bytes", get_bytes)
+    lines = b"".join(b'{"index": %d, "answer": "A%d."}\n' % (i, i) for i in range(200))
+    endless = b'{"index": 0, "answer": "' + b"x" * (3 * 1024 * 1024)
+    answer_files = []
+    for data, why in ((lines, "more than 2000 bytes"), (endless, "longer than")):
+        job_id = world.succeeded_job()
+        with world.sessions() as session:
+            job = session.get(FineTuningJob, job_id)
+            assert job is not None
+            answers = world.add_file(job.project_id, data)
+            answer_files.append(answers)
+            job.job_metadata = {"source_answers_file": answers, "source_model": "gpt-4o-mini"}
+            session.commit()
+        evaluator = world.evaluator(vllm_url, eval_source_answers_max_bytes=2000)
+        assert evaluator.run_pending() == [job_id]
+        kinds = {m["kind"]: m for m in world.report(job_id)["models"]}
+        assert why in kinds["source"]["error"], kinds["source"]
+        assert kinds["fine_tuned"]["exact_match"] == 1.0
+    small = world.succeeded_job()
+    with world.sessions() as session:
+        job = session.get(FineTuningJob, small)
+        assert job is not None
+        answers = world.add_file(job.project_id, b"".join(lines.splitlines(True)[:6]))
+        answer_files.append(answers)
+        job.job_metadata = {"source_answers_file": answers, "source_model": "gpt-4o-mini"}
+        session.commit()
+    world.evaluator(vllm_url, eval_source_answers_max_bytes=2000).run_pending()
+    kinds = {m["kind"]: m for m in world.report(small)["models"]}
+    assert kinds["source"]["matches"] == 6
+    assert [k for k in whole_reads if k.endswith(tuple(answer_files))] == []

@@ -419,3 +419,41 @@ def test_a_watch_that_keeps_raising_ends_the_attempt_once_its_lease_runs_out(
     assert world.events(job_id)[-1][1].startswith(
         "Training attempt 1 ended because the scheduler could not watch it (KeyError: "
     )
+
+
+def test_continued_training_rechecks_the_parent_model_at_claim(world: World) -> None:
+    """The parent model was the project's when the job was created, and deleted before the
+    job was claimed: the job fails with `model_not_available` instead of training on."""
+    from service.db.tables import FineTunedModel
+
+    parent_job = world.create()
+    with world.sessions() as session:
+        alpha = projects.get_or_create_project(session, "alpha")
+        name = "ft:whetstone-tiny:alpha::parent1"
+        session.add(
+            FineTunedModel(
+                id=name, project_id=alpha.id, job_id=parent_job, kind="final",
+                base_model=GOOD, adapter_prefix=f"jobs/{parent_job}/final/adapter/",
+                created_at=now(),
+            )
+        )  # fmt: skip
+        session.commit()
+    child = world.create(name)
+    world.scheduler.ctx.executor = RecordingExecutor(capacity=0)  # validate only
+    world.scheduler.tick()
+    assert world.job(child).status == "queued"
+    with world.sessions() as session:
+        model = session.get(FineTunedModel, name)
+        assert model is not None
+        model.deleted_at = now()
+        session.commit()
+    world.scheduler.ctx.executor = world.executor
+    report = world.scheduler.tick()
+    assert child not in report.launched and parent_job in report.launched
+    job = world.job(child)
+    assert (job.status, job.error_code, job.error_param) == (
+        "failed",
+        "model_not_available",
+        "model",
+    )
+    assert job.error_message is not None and name in job.error_message

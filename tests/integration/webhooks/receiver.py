@@ -23,6 +23,9 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0
     got: list[Received] = field(default_factory=list)
+    answer: bytes = b""  # the body of every answer
+    location: str | None = None  # sent as `location` (a redirect, with a 3xx status)
+    gate: threading.Event | None = None  # when set, each answer waits for it
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -33,18 +36,25 @@ class Receiver:
 
 
 @contextmanager
-def receiver(statuses: list[int] | None = None, delay: float = 0.0) -> Iterator[Receiver]:
-    state = Receiver(url="", statuses=list(statuses or []), delay=delay)
+def receiver(
+    statuses: list[int] | None = None, delay: float = 0.0, **options: object
+) -> Iterator[Receiver]:
+    state = Receiver(url="", statuses=list(statuses or []), delay=delay, **options)  # type: ignore[arg-type]
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             state.got.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
             time.sleep(state.delay)
+            if state.gate is not None:
+                state.gate.wait(30)
             status = state.statuses.pop(0) if state.statuses else 200
             self.send_response(status)
-            self.send_header("content-length", "0")
+            if state.location is not None:
+                self.send_header("location", state.location)
+            self.send_header("content-length", str(len(state.answer)))
             self.end_headers()
+            self.wfile.write(state.answer)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

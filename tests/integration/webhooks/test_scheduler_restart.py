@@ -25,6 +25,7 @@ def scheduler(database_url: str, data_dir: Path) -> subprocess.Popen[bytes]:
         PYTHONPATH=str(ROOT), WHETSTONE_DATA_DIR=str(data_dir),
         WHETSTONE_DATABASE_URL=database_url, WHETSTONE_WEBHOOK_RETRY_SECONDS="[4, 4]",
         WHETSTONE_WEBHOOK_POLL_SECONDS="0.2", WHETSTONE_SCHEDULER_POLL_SECONDS="0.5",
+        WHETSTONE_WEBHOOK_ALLOW_PRIVATE_URLS="true",  # the receiver is on 127.0.0.1
     )  # fmt: skip
     log = (data_dir / "scheduler.log").open("ab")
     return subprocess.Popen(
