@@ -12,19 +12,21 @@ inference), and `turn`, the messages up to it without. The trained span is found
 - Where `turn` continues the generation prompt exactly (`head` is a prefix of `turn`),
   everything after it is the model's to write at inference and is trained: `<think>\n` that
   the prompt does not open, an empty reasoning block, a space the template puts before the
-  content. Where it does not (a generation prompt with one more newline than the rendered
-  header, indented `{{ ... }}` lines under `trim_blocks`/`lstrip_blocks`, a prompt that opens
-  `<think>` or an empty reasoning block the turn does not render), the span starts where the
-  two part (their longest common prefix), less the whitespace there, and no later than the
-  message's first field.
+  content. Where it does not, the two are compared with their whitespace left out, so that
+  the indentation of `{{ ... }}` lines under `trim_blocks`/`lstrip_blocks`, spaces before
+  headers and a generation prompt with one more newline than the rendered header do not
+  matter: the span starts after the last character they share, less the whitespace there
+  (a `<think>` the turn writes and the prompt does not is kept), and no later than the
+  message's first field (a prompt that opens `<think>` or an empty reasoning block the turn
+  does not render).
 - The span ends after the last non-whitespace character of `turn` past the last field: the
   end-of-turn token(s) that close the message (and any text between the content and them),
   never the newline a template writes after them.
 
 Why this and not one of the simpler ways: requiring `turn` to start with `head` refuses the
 many templates whose generation prompt differs from the rendered header by whitespace; the
-longest common prefix alone cannot tell where the answer starts once the two part on
-whitespace, nor a template that never renders the content; replacing the content with two
+longest common prefix alone stops at the first indentation that differs, inside the
+header, and cannot tell a template that never renders the content; replacing the content with two
 sentinels and diffing (Axolotl's way) finds the content but not the reasoning and tool calls
 around it, and reads a template that branches on the value (`'</think>' in content`) wrongly.
 Wrapping the real values keeps every branch the template takes, and the equality check says
@@ -157,14 +159,24 @@ def answer_span(head: str, turn: str, bounds: tuple[int, int] | None) -> tuple[i
     """The characters of `turn` that carry loss (see the module's docstring): from where the
     model's own output starts to the end of the turn's closing, trailing whitespace left out.
     `bounds`: the message's fields in `turn`, when known."""
-    prefix = common_prefix(head, turn)
-    first, last = bounds if bounds is not None else (len(turn), prefix)
-    if prefix == len(head):
-        start = prefix  # `turn` continues the generation prompt: the rest is output
-    elif prefix < first:
-        between = turn[prefix:first]
-        start = prefix + len(between) - len(between.lstrip())
+    if turn.startswith(head):
+        start = len(head)  # `turn` continues the generation prompt: the rest is output
+        last = max(start, bounds[1]) if bounds is not None else start
     else:
-        start = first
-    end = last + len(turn[last:].rstrip())
-    return start, max(start, end)
+        first, last = bounds if bounds is not None else (len(turn), 0)
+        shared = _after_shared(head, turn)
+        between = turn[shared:first]
+        start = min(first, shared + len(between) - len(between.lstrip()))
+        last = max(start, last)
+    return start, last + len(turn[last:].rstrip())
+
+
+def _after_shared(head: str, turn: str) -> int:
+    """The position in `turn` after the last character of the longest common prefix of
+    `head` and `turn` with all whitespace left out of both."""
+    shared = common_prefix("".join(head.split()), "".join(turn.split()))
+    if shared == 0:
+        return 0
+    found = re.match(rf"(?:\s*\S){{{shared}}}", turn)
+    assert found is not None
+    return found.end()

@@ -7,7 +7,9 @@ reference for its loss mask.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 SPECIAL_TOKENS = [
     "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
@@ -155,3 +157,20 @@ TEMPLATES = {
 def plain(template: str) -> str:
     """The template without its `{% generation %}` marks."""
     return re.sub(r"\{%-? *(end)?generation *-?%\}", "", template)
+
+
+def make_folder(root: Path, base_model_dir: Path, name: str, template: str) -> Path:
+    """A model folder: the tiny model's tokenizer with the families' special tokens added."""
+    from tokenizers import AddedToken, Tokenizer
+
+    folder = root / name
+    folder.mkdir()
+    tokenizer = Tokenizer.from_file(str(base_model_dir / "tokenizer.json"))
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS])
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast", "chat_template": template,
+        "bos_token": "<s>", "eos_token": "</s>", "clean_up_tokenization_spaces": False,
+    }  # fmt: skip
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder

@@ -4,7 +4,6 @@ template with `{% generation %}` marks (`tests/unit/trainer/chat_templates.py`).
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from contracts.chat import ChatTokenizer, ExampleError
 from tests.unit.trainer import chat_templates
-from tests.unit.trainer.chat_templates import SPECIAL_TOKENS, TEMPLATES, plain
+from tests.unit.trainer.chat_templates import TEMPLATES, make_folder, plain
 
 CALL = {"id": "c1", "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip
@@ -62,31 +61,14 @@ END_OF_TURN = {
 }  # fmt: skip
 
 
-def _folder(root: Path, base_model_dir: Path, name: str, template: str) -> Path:
-    """A model folder: the tiny model's tokenizer with the families' special tokens added."""
-    from tokenizers import AddedToken, Tokenizer
-
-    folder = root / name
-    folder.mkdir()
-    tokenizer = Tokenizer.from_file(str(base_model_dir / "tokenizer.json"))
-    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS])
-    tokenizer.save(str(folder / "tokenizer.json"))
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast", "chat_template": template,
-        "bos_token": "<s>", "eos_token": "</s>", "clean_up_tokenization_spaces": False,
-    }  # fmt: skip
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> dict[str, Path]:
     """Per template: `{name}` (plain, as families ship them) and `{name}+marks`."""
     root = tmp_path_factory.mktemp("templates")
     made = {}
     for name, template in TEMPLATES.items():
-        made[name] = _folder(root, base_model_dir, name, plain(template))
-        made[f"{name}+marks"] = _folder(root, base_model_dir, f"{name}+marks", template)
+        made[name] = make_folder(root, base_model_dir, name, plain(template))
+        made[f"{name}+marks"] = make_folder(root, base_model_dir, f"{name}+marks", template)
     yield made
     shutil.rmtree(root, ignore_errors=True)
 
