@@ -245,8 +245,13 @@ class ChatTokenizer:
         return EncodedExample(tuple(sequences))
 
     def count_tokens(self, example: dict[str, Any]) -> int:
-        """Tokens of all the example's sequences."""
-        return len(self.encode(example))
+        """Tokens of the whole conversation as rendered (one render, no spans): the length of
+        its one sequence for a prefix-stable template (`encode` gives every sequence)."""
+        text = self.render(
+            example["messages"], example.get("tools"),
+            template_kwargs=example.get("chat_template_kwargs"),
+        )  # fmt: skip
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def special_token_hits(self, example: dict[str, Any]) -> list[SpecialTokenHit]:
         """Special-token strings written literally in the example's text fields."""

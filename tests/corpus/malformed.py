@@ -138,7 +138,9 @@ GOOD_FILES: list[tuple[str, bytes]] = [
     ("chat", GOOD * 3),
     (
         "chat_reasoning_and_template_kwargs",
-        _chat(U, {**A, "reasoning_content": "Think."}, chat_template_kwargs={"enable_thinking": False}),
+        _chat(
+            U, {**A, "reasoning_content": "Think."}, chat_template_kwargs={"enable_thinking": False}
+        ),
     ),
     ("chat_no_trailing_newline", GOOD * 2 + GOOD[:-1]),
     ("chat_crlf_and_bom", b"\xef\xbb\xbf" + GOOD.replace(b"\n", b"\r\n") * 2),
