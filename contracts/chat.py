@@ -6,7 +6,8 @@ count tokens and to refuse examples before training; the trainer builds its data
 The template renders as transformers renders it: the same Jinja settings, `tojson`,
 `raise_exception` and `strftime_now` (frozen for the length of one example, so every
 rendering of it agrees on the date). Loss falls only on what an assistant message adds after
-its header: its content, its tool calls and its end token; one with `weight: 0` adds none.
+its header: its content, its reasoning and tool calls where the template renders them, and its
+end-of-turn token(s); one with `weight: 0` adds none.
 
 Where those spans are:
 - A template that marks assistant text with `{% generation %}` (as transformers'

@@ -160,3 +160,24 @@ def test_template_that_does_not_render_the_content_is_refused_naming_the_message
         ExampleError, match=r"does not render the content of messages\[1\] \(assistant\)"
     ):
         chats[0]["no_content"].check(REASONING, max_seq_len=1024)
+
+
+def test_template_that_transforms_the_content_still_trains_it(chats: Any) -> None:
+    """A template that trims the content (so the rendering of the marked fields differs):
+    the span falls back to what follows the generation prompt, whitespace left out."""
+    tokenizer = chats[0]["indented"].tokenizer
+    template = BEHAVIOURS["spaced"].template.replace(
+        "{{ text + ns.calls", "{{ text | trim + ns.calls"
+    )
+    chat = ChatTokenizer(tokenizer, template, {})
+    example = {"messages": [
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "  Hello there.  "},
+    ]}  # fmt: skip
+    [sequence] = chat.encode(example).sequences
+    _check(chat, sequence, ["Hello there.</s>"])
+
+
+def test_template_variables_cannot_replace_the_example(chats: Any) -> None:
+    example = {**REASONING, "chat_template_kwargs": {"messages": [], "bos_token": "x"}}
+    with pytest.raises(ExampleError, match="chat_template_kwargs cannot set bos_token, messages"):
+        chats[0]["thinking"].check(example, max_seq_len=1024)
