@@ -105,6 +105,7 @@ class LossSums:
     loss: torch.Tensor
     correct: int
     tokens: int
+    per_token: torch.Tensor | None = None  # each trained token's loss, detached, in row-major order
 
 
 def output_head(base: Any) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -176,7 +177,7 @@ def loss_sums(model: Any, batch: Batch, chunk: int = CHUNK_POSITIONS) -> LossSum
     targets = batch.targets[selected]
     logits_of = output_head(model.get_base_model())
     losses, correct = chunked_losses(logits_of, hidden[selected], targets, chunk)
-    return LossSums(losses.sum(), int(correct.sum()), int(targets.numel()))
+    return LossSums(losses.sum(), int(correct.sum()), int(targets.numel()), losses.detach())
 
 
 def per_token_losses(model: Any, batch: Batch, chunk: int = CHUNK_POSITIONS) -> torch.Tensor:

@@ -1,10 +1,17 @@
-"""The training examples the final model still gets most wrong: each example's mean loss
-under the final model, the highest first, with its line in the training file.
+"""The training examples the model still gets most wrong: each example's mean loss, the
+highest first, with its line in the training file.
 
-A mislabelled or unlearnable line shows up here (the evaluation report lists them). One
-forward pass per group of examples, no gradients: each example is a row of its own
-(right-padded, so causal attention never reads the padding), grouped up to the attempt's
-micro-batch budget.
+A mislabelled or unlearnable line shows up here (the evaluation report lists them). The
+losses are the ones the last epoch computes anyway: each step's loss is per token before it
+is summed, so splitting it by example costs nothing (no second pass over the data). An
+example's loss is its mean token loss when the last epoch trained on it (its own step's
+forward pass, in training mode, before that step's update). The resume state carries the
+losses of the epoch so far, so a paused or crashed job reports the same outliers.
+
+`example_losses` is the exact pass (no gradients, under the current model) for examples the
+last epoch has no loss of (a resume from a checkpoint written before the losses were
+carried): the same micro-batches as training, so no padding, the output layer only on the
+trained positions.
 """
 
 from __future__ import annotations
@@ -15,43 +22,65 @@ from typing import Any
 import torch
 
 from contracts.chat import Encoded
-from trainer.data import IGNORE, collate
-from trainer.model import per_token_losses
+from trainer.data import micro_batches, pack
+from trainer.model import LossSums, loss_sums
 
 TOP = 10
+EXACT_CHUNK = 64  # examples laid out (packed on CUDA) together by the exact pass
+
+
+def row_order(
+    examples: list[Encoded], indices: list[int], max_seq_len: int, packed: bool
+) -> list[int]:
+    """The examples `indices` in the order `trainer.data.micro_batches` lays them out (rows
+    in order, examples in a row in order): the order of the per-token losses of a step."""
+    if not packed:
+        return list(indices)
+    rows = pack({i: len(examples[i]) for i in indices}, max_seq_len)
+    return [i for row in rows for i in row]
+
+
+def token_losses(sums: LossSums) -> torch.Tensor:
+    assert sums.per_token is not None
+    return sums.per_token
+
+
+def split_means(examples: list[Encoded], order: list[int], losses: torch.Tensor) -> list[float]:
+    """Per-example mean of `losses` (the per-token losses of the trained positions, in
+    `order`), one value per example of `order`."""
+    counts = [sum(examples[i].loss_mask[1:]) for i in order]
+    if sum(counts) != losses.numel():
+        raise ValueError(f"{losses.numel()} token losses for {sum(counts)} trained tokens")
+    sums = losses.detach().float().cpu().split(counts)
+    return [float(s.sum()) / max(1, n) for s, n in zip(sums, counts, strict=True)]
 
 
 def example_losses(
-    model: Any, examples: list[Encoded], device: torch.device, pad_id: int, max_tokens: int
-) -> list[float]:
-    """The mean loss over the trained tokens of each example, in order."""
-    losses: list[float] = []
+    model: Any,
+    examples: list[Encoded],
+    indices: list[int],
+    device: torch.device,
+    pad_id: int,
+    max_tokens: int,
+    max_seq_len: int,
+) -> dict[int, float]:
+    """The mean loss over the trained tokens of the examples `indices` under `model` now."""
+    packed = device.type == "cuda"
+    out: dict[int, float] = {}
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for group in _groups(examples, max_tokens):
-                batch = collate([[e] for e in group], pad_id).to(device)
-                per_token = per_token_losses(model, batch).float()
-                counted = (batch.targets != IGNORE).sum(dim=1).clamp(min=1)
-                losses.extend((per_token.sum(dim=1) / counted).cpu().tolist())
+            for at in range(0, len(indices), EXACT_CHUNK):
+                chunk = indices[at : at + EXACT_CHUNK]
+                batches = micro_batches(examples, chunk, max_seq_len, pad_id, max_tokens, packed)
+                per_token = [token_losses(loss_sums(model, b.to(device))) for b in batches]
+                order = row_order(examples, chunk, max_seq_len, packed)
+                means = split_means(examples, order, torch.cat(per_token))
+                out.update(zip(order, means, strict=True))
     finally:
         model.train(was_training)
-    return losses
-
-
-def _groups(examples: list[Encoded], max_tokens: int) -> list[list[Encoded]]:
-    """Consecutive examples whose padded rows fit in `max_tokens` (one example at least)."""
-    groups: list[list[Encoded]] = []
-    width = 0
-    for example in examples:
-        if groups and (len(groups[-1]) + 1) * max(width, len(example)) <= max_tokens:
-            groups[-1].append(example)
-            width = max(width, len(example))
-        else:
-            groups.append([example])
-            width = len(example)
-    return groups
+    return out
 
 
 def top_losses(lines: list[int], losses: list[float], top: int = TOP) -> bytes:
