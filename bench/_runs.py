@@ -39,6 +39,13 @@ class Setup:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory: `VmHWM`, which starts afresh at exec (the
+    rusage maximum does not: a child would report its parent's peak when that is higher)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
