@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-size", choices=["tiny", "30m"], default="30m")
     p.add_argument("--batch-size", type=int, default=8, help="examples per optimiser step")
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians reported")
-    p.add_argument("--memory-examples", type=int, default=64, help="examples of a memory run")
+    p.add_argument("--memory-examples", type=int, default=32, help="examples of a memory run")
     p.add_argument("--memory-max-seq-len", type=int, default=512)
     p.add_argument("--memory-batch-size", type=int, default=4,
                    help="examples per step of a memory run (TRL default's logits: "
