@@ -30,7 +30,7 @@ class Setup:
 
     model_dir: str
     train_file: str
-    eval_file: str
+    eval_file: str  # "": no held-out loss
     max_seq_len: int
     batch_size: int
     quantization: str  # nf4 | none
@@ -39,6 +39,13 @@ class Setup:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory: `VmHWM`, which starts afresh at exec (the
+    rusage maximum does not: a child would report its parent's peak when that is higher)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -214,7 +221,7 @@ def run_contender(name: str, setup: Setup, n_examples: int, tokens: int) -> dict
     else:
         losses, adapter = run_trl(setup, name == "trl-packing", n_examples, tokens)
     seconds = time.perf_counter() - started
-    rss = peak_rss_mb()
+    rss = peak_rss_mb()  # before the held-out pass, which loads a second copy of the model
     return {
         "name": name,
         "seconds": seconds,
@@ -222,6 +229,6 @@ def run_contender(name: str, setup: Setup, n_examples: int, tokens: int) -> dict
         "tokens": tokens,
         "tokens_per_second": tokens / seconds,
         "losses": losses,
-        "heldout_loss": heldout_loss(setup, adapter),
+        "heldout_loss": heldout_loss(setup, adapter) if setup.eval_file else None,
         "threads": torch.get_num_threads(),
     }

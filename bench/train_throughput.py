@@ -1,14 +1,21 @@
-"""Training throughput: Whetstone's trainer against TRL's `SFTTrainer`, on the same work.
+"""Training throughput and memory: Whetstone's trainer against TRL's `SFTTrainer`, same work.
 
-Builds a Llama-shaped model (about 30M parameters, or the tiny test model) and a chat JSONL
-with a heavy-tailed length mix, then trains one epoch with each contender, every run in its
-own process, interleaved (W, T, Tp, W, T, Tp, ...) for `--repeats` rounds, and prints the
-medians: trained tokens/s (the non-padding tokens of the dataset, the same count for every
-contender, over the run's wall time), wall time, peak RSS, final train loss (mean of the last
-10% of steps), and the held-out loss of each final adapter (the same code for all).
+One command, every table the README quotes:
 
-    .venv/bin/python bench/train_throughput.py [--examples 600] [--repeats 1] \
-        [--model-size 30m|tiny] [--max-seq-len 1024] [--batch-size 8] [--quantization nf4]
+- **LoRA fp32** and **QLoRA NF4** on a Llama-shaped model (about 30M parameters, the built-in
+  tokenizer) and a chat JSONL with a heavy-tailed length mix: one epoch with each contender
+  (Whetstone, TRL default, TRL `packing=True`), every run in its own process, interleaved
+  (W, T, Tp, W, T, Tp, ...) for `--repeats` rounds; medians of trained tokens/s (the
+  dataset's real tokens over the run's wall time), wall time, peak RSS, final train loss
+  (mean of the last 10% of steps) and the held-out loss of each final adapter (the same code
+  for all), then Whetstone's ratios.
+- **Memory**: peak RSS of one LoRA run of each contender on a Gemma-3-shaped (262k
+  vocabulary) and a Qwen-3-shaped (152k) tiny model (`bench/_shapes.py`), on the first
+  `--memory-examples` examples of the same kind of data, and Whetstone's ratios.
+
+    .venv/bin/python bench/train_throughput.py                # everything (see README)
+    .venv/bin/python bench/train_throughput.py --quick        # a small run of the same
+    .venv/bin/python bench/train_throughput.py --sections lora --repeats 1
 """
 
 from __future__ import annotations
@@ -16,14 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +37,45 @@ sys.path.insert(0, str(ROOT))
 
 from bench._data import make_dataset, make_model  # noqa: E402
 from bench._runs import CONTENDERS, Setup, run_contender  # noqa: E402
+from bench._shapes import LABELS as SHAPE_LABELS  # noqa: E402
+from bench._shapes import make_shaped_model  # noqa: E402
+from bench._tables import header, memory_table, summarise, table  # noqa: E402
 
-LABELS = {"whetstone": "Whetstone", "trl": "TRL default", "trl-packing": "TRL packing=True"}
+SECTIONS = ("lora", "qlora", "memory")
+TITLES = {"lora": "LoRA fp32", "qlora": "QLoRA NF4"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--examples", type=int, default=600, help="training examples")
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help=f"comma-separated, of {', '.join(SECTIONS)}")  # fmt: skip
+    quick = "a small run: tiny model, 48 examples, max length 256, 1 round"
+    p.add_argument("--quick", action="store_true", help=quick)
+    p.add_argument("--examples", type=int, default=240, help="training examples")
     p.add_argument("--eval-examples", type=int, default=48, help="held-out examples")
     p.add_argument("--max-seq-len", type=int, default=1024)
     p.add_argument("--model-size", choices=["tiny", "30m"], default="30m")
     p.add_argument("--batch-size", type=int, default=8, help="examples per optimiser step")
-    p.add_argument("--quantization", choices=["nf4", "none"], default="nf4")
-    p.add_argument("--repeats", type=int, default=1, help="interleaved rounds; medians reported")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians reported")
+    p.add_argument("--memory-examples", type=int, default=32, help="examples of a memory run")
+    p.add_argument("--memory-max-seq-len", type=int, default=512)
+    p.add_argument("--memory-batch-size", type=int, default=4,
+                   help="examples per step of a memory run (TRL default's logits: "
+                   "batch x length x vocabulary x 4 bytes, several copies)")  # fmt: skip
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--workdir", type=Path, default=None, help="kept if given; else a temp dir")
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
     p.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     p.add_argument("--setup", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    if "--quick" in (sys.argv[1:] if argv is None else argv):  # other defaults; flags still win
+        p.set_defaults(model_size="tiny", examples=48, eval_examples=8, max_seq_len=256,
+                       repeats=1, memory_examples=16, memory_max_seq_len=256)  # fmt: skip
+    args = p.parse_args(argv)
+    args.sections = [s for s in args.sections.split(",") if s]
+    if unknown := set(args.sections) - set(SECTIONS):
+        p.error(f"unknown sections {sorted(unknown)}")
+    return args
 
 
 def child(args: argparse.Namespace) -> None:
@@ -73,7 +97,15 @@ def padding_share(lengths: list[int], batch_size: int, seed: int) -> float:
     return 1 - sum(lengths) / padded
 
 
-def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, dict[str, Any]]:
+def write_setup(work: Path, name: str, setup: Setup, stats: dict[str, Any]) -> Path:
+    path = work / f"setup-{name}.json"
+    blob = {"setup": asdict(setup), "examples": stats["examples"], "tokens": stats["tokens"]}
+    path.write_text(json.dumps(blob))
+    return path
+
+
+def prepare(args: argparse.Namespace, work: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Model folders, data files and one setup file per section (and memory model)."""
     from contracts.chat import ChatTokenizer
 
     model_dir = work / f"model-{args.model_size}"
@@ -85,20 +117,39 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, dict[str, Any]]
     lengths = [chat.count_tokens(json.loads(x)) for x in train_file.read_text().splitlines()]
     stats["padding_share_unpacked"] = padding_share(lengths, args.batch_size, args.seed)
     stats["parameters"] = params
-    setup = Setup(
+    base = Setup(
         model_dir=str(model_dir), train_file=str(train_file), eval_file=str(eval_file),
         max_seq_len=args.max_seq_len, batch_size=args.batch_size,
-        quantization=args.quantization, seed=args.seed, work=str(work),
+        quantization="none", seed=args.seed, work=str(work),
     )  # fmt: skip
-    setup_file = work / "setup.json"
-    blob = {"setup": asdict(setup), "examples": stats["examples"], "tokens": stats["tokens"]}
-    setup_file.write_text(json.dumps(blob))
-    return setup_file, stats
+    setups: dict[str, Path] = {}
+    for section, quantization in (("lora", "none"), ("qlora", "nf4")):
+        if section in args.sections:
+            setup = replace(base, quantization=quantization, work=str(work / section))
+            setups[section] = write_setup(work, section, setup, stats)
+    if "memory" in args.sections:
+        memory_file = work / "train-memory.jsonl"
+        memory_stats = make_dataset(
+            memory_file, model_dir, args.memory_examples, args.memory_max_seq_len
+        )
+        stats["memory"] = memory_stats
+        for family in ("gemma3", "qwen3"):
+            folder = work / f"model-{family}"
+            stats[f"parameters_{family}"] = make_shaped_model(
+                folder, family, args.memory_max_seq_len
+            )
+            setup = replace(
+                base, model_dir=str(folder), train_file=str(memory_file), eval_file="",
+                max_seq_len=args.memory_max_seq_len, batch_size=args.memory_batch_size,
+                work=str(work / family),
+            )  # fmt: skip
+            setups[family] = write_setup(work, family, setup, memory_stats)
+    return setups, stats
 
 
-def run_one(name: str, setup_file: Path, work: Path, round_: int) -> dict[str, Any]:
-    result_file = work / f"result-{name}-{round_}.json"
-    log_file = work / f"log-{name}-{round_}.txt"
+def run_one(name: str, setup_file: Path, work: Path, tag: str) -> dict[str, Any]:
+    result_file = work / f"result-{tag}-{name}.json"
+    log_file = work / f"log-{tag}-{name}.txt"
     command = [sys.executable, str(Path(__file__).resolve()), "--child", name,
                "--setup", str(setup_file), "--result", str(result_file)]  # fmt: skip
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
@@ -115,55 +166,16 @@ def run_one(name: str, setup_file: Path, work: Path, round_: int) -> dict[str, A
     return result
 
 
-def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    keys = ("tokens_per_second", "seconds", "peak_rss_mb", "final_loss", "heldout_loss", "steps")
-    out: dict[str, dict[str, float]] = {}
-    for name in CONTENDERS:
-        runs = [r for r in results if r["name"] == name]
-        out[name] = {k: statistics.median(r[k] for r in runs) for k in keys}
-    return out
-
-
-def table(summary: dict[str, dict[str, float]]) -> str:
-    head = ("| run | trained tokens/s | wall s | peak RSS MiB | final train loss "
-            "| held-out loss | steps |")  # fmt: skip
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|"]
-    for name in CONTENDERS:
-        s = summary[name]
-        lines.append(
-            f"| {LABELS[name]} | {s['tokens_per_second']:.0f} | {s['seconds']:.1f} "
-            f"| {s['peak_rss_mb']:.0f} | {s['final_loss']:.4f} | {s['heldout_loss']:.4f} "
-            f"| {s['steps']:.0f} |"
-        )
-    w = summary["whetstone"]
-    for name in ("trl", "trl-packing"):
-        s = summary[name]
-        ratios = [w[k] / s[k] for k in ("tokens_per_second", "seconds", "peak_rss_mb")]
-        deltas = [w[k] - s[k] for k in ("final_loss", "heldout_loss")]
-        lines.append(
-            f"| Whetstone / {LABELS[name]} | {ratios[0]:.2f}x | {ratios[1]:.2f}x "
-            f"| {ratios[2]:.2f}x | {deltas[0]:+.4f} | {deltas[1]:+.4f} | |"
-        )
-    return "\n".join(lines)
-
-
-def header(args: argparse.Namespace, stats: dict[str, Any]) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    cpu = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [x.split(":", 1)[1].strip() for x in cpuinfo.read_text().splitlines()
-                 if x.startswith("model name")]  # fmt: skip
-        cpu = names[0] if names else cpu
-    return (
-        f"# {when}, {cpu}, {os.cpu_count()} CPUs; model {args.model_size} "
-        f"({stats['parameters'] / 1e6:.1f}M params), quantization {args.quantization}, "
-        f"batch {args.batch_size} examples, max_seq_len {args.max_seq_len}\n"
-        f"# data: {stats['examples']} examples, {stats['tokens']} tokens; length mean "
-        f"{stats['mean']:.0f}, median {stats['median']}, p95 {stats['p95']}, max "
-        f"{stats['max']}, {stats['near_max']} over 0.75*max_seq_len; padding in "
-        f"unpacked batches {stats['padding_share_unpacked']:.0%}"
-    )
+def run_section(key: str, setup_file: Path, work: Path, rounds: int) -> list[dict[str, Any]]:
+    results = []
+    for round_ in range(rounds):
+        for name in CONTENDERS:
+            result = run_one(name, setup_file, work, f"{key}-{round_}")
+            print(f"#   {key} round {round_ + 1} {name}: {result['tokens_per_second']:.0f} "
+                  f"tokens/s, {result['seconds']:.1f} s, peak RSS "
+                  f"{result['peak_rss_mb']:.0f} MiB", flush=True)  # fmt: skip
+            results.append({**result, "section": key})
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,23 +183,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child(args)
         return
+    began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="whetstone-bench-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        setup_file, stats = prepare(args, work)
+        setups, stats = prepare(args, work)
         print(header(args, stats), flush=True)
-        results = []
-        for round_ in range(args.repeats):
-            for name in CONTENDERS:
-                result = run_one(name, setup_file, work, round_)
-                print(f"#   round {round_ + 1} {LABELS[name]}: {result['tokens_per_second']:.0f} "
-                      f"tokens/s, {result['seconds']:.1f} s", flush=True)  # fmt: skip
-                results.append(result)
-        summary = summarise(results)
-        print(table(summary))
+        results: list[dict[str, Any]] = []
+        out: list[str] = []
+        for section in ("lora", "qlora"):
+            if section in setups:
+                section_results = run_section(section, setups[section], work, args.repeats)
+                results += section_results
+                out.append(f"\n**{TITLES[section]}**\n\n{table(summarise(section_results))}")
+        if "memory" in args.sections:
+            memory = {f: run_section(f, setups[f], work, 1) for f in ("gemma3", "qwen3")}
+            results += [r for rs in memory.values() for r in rs]
+            rows = {SHAPE_LABELS[f]: summarise(rs) for f, rs in memory.items()}
+            out.append(f"\n**Memory** (LoRA fp32, peak RSS)\n\n{memory_table(rows)}")
+        print("\n".join(out))
+        print(f"\n# total {time.perf_counter() - began:.0f} s")
         if args.json:
-            args.json.write_text(json.dumps({"stats": stats, "results": results,
-                                             "summary": summary}, indent=2))  # fmt: skip
+            args.json.write_text(json.dumps({"stats": stats, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

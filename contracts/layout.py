@@ -9,7 +9,7 @@ that folder. Inside it:
     checkpoints/step-{N:08d}/COMPLETE    written last, JSON {"step", "epoch", "kind"}
     final/adapter/                       the final adapter
     metrics.csv                          one row per step (METRICS_COLUMNS; DPO_METRICS_COLUMNS)
-    example_losses.json                  the training examples of highest final loss
+    example_losses.json                  the training examples of highest last-epoch loss
 
 A checkpoint without `COMPLETE` does not exist: readers skip it, and the trainer deletes it.
 """
@@ -33,7 +33,7 @@ METRICS = "metrics.csv"
 SPEC = "spec.json"
 EXAMPLE_LOSSES = "example_losses.json"
 """`{"examples": [{"line": 17, "loss": 4.2}, ...]}`: the training examples with the highest
-loss under the final model (1-based lines of the training file), highest first."""
+loss in the last epoch (1-based lines of the training file), highest first."""
 METRICS_COLUMNS = (
     "step",
     "train_loss",

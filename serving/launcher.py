@@ -23,6 +23,12 @@ route without it (`/health` stays open)."""
 RESOLVER_PLUGIN = "whetstone_lora_resolver"
 
 
+DEFAULT_CPU_LORAS = 32
+"""Adapters vLLM keeps in host memory when the registry does not say (vLLM's own default is
+`max_loras`: with more tuned models in use than that, every request of one not in its cache
+reads it from disk again and evicts another; `bench/serving_many.py`)."""
+
+
 class ServingOptions(BaseModel):
     """How vLLM serves one base model (the `serving` block of a registry entry)."""
 
@@ -30,7 +36,12 @@ class ServingOptions(BaseModel):
 
     device: Literal["cpu", "gpu"] = "cpu"
     max_loras: int = Field(default=4, ge=1, description="Adapters in one batch.")
-    max_cpu_loras: int | None = Field(default=None, ge=1, description="Adapters kept in memory.")
+    max_cpu_loras: int | None = Field(
+        default=None,
+        ge=1,
+        description="Adapters kept in host memory, ready to swap into a batch slot; unset: "
+        f"max(max_loras, {DEFAULT_CPU_LORAS}) (`bench/serving_many.py`).",
+    )
     max_lora_rank: int = Field(default=64, ge=1)
     max_num_seqs: int | None = Field(default=None, ge=1)
     dtype: str = "auto"
@@ -133,8 +144,8 @@ def vllm_args(entry: BaseModelEntry, *, port: int, host: str = "127.0.0.1") -> l
         "--host", host,
         "--port", str(port),
     ]  # fmt: skip
-    if opts.max_cpu_loras is not None:
-        args += ["--max-cpu-loras", str(opts.max_cpu_loras)]
+    cpu_loras = opts.max_cpu_loras or max(opts.max_loras, DEFAULT_CPU_LORAS)
+    args += ["--max-cpu-loras", str(max(cpu_loras, opts.max_loras))]  # vLLM refuses fewer
     if opts.max_num_seqs is not None:
         args += ["--max-num-seqs", str(opts.max_num_seqs)]
     if opts.device == "gpu":

@@ -2,10 +2,10 @@
 
 The adapter folder is exactly what `save_pretrained` writes, so peft and vLLM load it as is.
 The resume state holds the optimiser, the scheduler, every RNG (torch, CUDA, numpy, python),
-the data position and the metrics so far, in formats that run no code when read
-(`trainer.resume_state`: safetensors and JSON; `position.json`). `COMPLETE` goes up last, so a
-reader never sees a half-written checkpoint; retention deletes a checkpoint's `COMPLETE` first
-for the same reason.
+the data position, the metrics so far and the last epoch's per-example losses so far, in
+formats that run no code when read (`trainer.resume_state`: safetensors and JSON;
+`position.json`). `COMPLETE` goes up last, so a reader never sees a half-written checkpoint;
+retention deletes a checkpoint's `COMPLETE` first for the same reason.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ class Position:
     step: int = 0
     trained_tokens: int = 0
     metrics_rows: list[dict[str, Any]] = field(default_factory=list)
+    # Supervised: each training example's mean loss in the last epoch so far, by its index
+    # (a string: JSON keys), for the outliers of the evaluation report (`trainer.outliers`).
+    example_losses: dict[str, float] = field(default_factory=dict)
 
     @property
     def epoch_number(self) -> int:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from contracts.chat import ChatTokenizer
 from contracts.preference import EncodedPair, check_pair
 from trainer.data import IGNORE, Batch, collate, load_lines
-from trainer.model import _decode, chunked_losses, output_head
+from trainer.model import _chunk, _decode, chunked_losses, output_head
 
 
 def load_pairs(
@@ -102,9 +102,8 @@ def sequence_logps(model: Any, batch: Batch) -> torch.Tensor:
     """Per row, the summed log-probability of the tokens that carry loss `[rows]`."""
     hidden = _decode(model, batch)
     selected = batch.targets != IGNORE
-    losses, _ = chunked_losses(
-        output_head(model.get_base_model()), hidden[selected], batch.targets[selected]
-    )
+    head = output_head(model.get_base_model())
+    losses, _ = chunked_losses(head, hidden[selected], batch.targets[selected], _chunk(model, None))
     rows = selected.nonzero()[:, 0]
     zeros = torch.zeros(batch.targets.shape[0], dtype=losses.dtype, device=losses.device)
     return zeros.index_add(0, rows, -losses)

@@ -59,7 +59,7 @@ from trainer.dpo import (
     train_pairs,
 )
 from trainer.model import LossSums, load_model, loss_sums, pick_device
-from trainer.outliers import example_losses, top_losses
+from trainer.outliers import example_losses, row_order, split_means, top_losses
 from trainer.progress import Progress
 from trainer.wandb_log import start_wandb
 
@@ -285,12 +285,21 @@ def supervised_gradients(run: Run, indices: list[int]) -> tuple[dict[str, float]
     batches = batches_of(run, run.train, indices)
     trained = sum(b.trained_tokens for b in batches)
     loss_sum, correct, tokens = 0.0, 0, 0
+    per_token = []
     for batch in batches:
         sums = loss_sums(run.model, batch.to(run.device))
         (sums.loss / trained).backward()
         loss_sum += float(sums.loss.detach())
         correct += sums.correct
         tokens += batch.tokens
+        assert sums.per_token is not None
+        per_token.append(sums.per_token)
+    if run.position.epoch == run.spec.hyperparameters.n_epochs - 1:  # the outliers' losses
+        order = row_order(
+            run.train, indices, run.spec.base_model.max_seq_len, run.device.type == "cuda"
+        )
+        means = split_means(order, torch.cat(per_token))
+        run.position.example_losses.update((str(i), loss) for i, loss in means.items())
     return {
         "train_loss": loss_sum / trained,
         "train_mean_token_accuracy": correct / trained,
@@ -405,16 +414,28 @@ def finish(run: Run, result: Result) -> None:
         layout.METRICS, metrics_csv(run.position.metrics_rows, csv_columns(run.spec))
     )
     if run.spec.method.type != "dpo":  # outliers: the supervised examples of highest loss
-        losses = example_losses(
-            run.model, run.train, run.device, run.pad_id, run.micro_batch_tokens
-        )
-        run.store.put_bytes(layout.EXAMPLE_LOSSES, top_losses(run.train_lines, losses))
+        run.store.put_bytes(layout.EXAMPLE_LOSSES, top_losses(run.train_lines, final_losses(run)))
     result.adapter_key = layout.final_adapter_prefix(run.spec.job_id)
     run.progress.send(Finished(
         trained_tokens=run.position.trained_tokens, adapter_key=result.adapter_key,
         metrics_key=layout.metrics_key(run.spec.job_id), full_valid_loss=result.full_valid_loss,
         full_valid_mean_token_accuracy=result.full_valid_mean_token_accuracy,
     ))  # fmt: skip
+
+
+def final_losses(run: Run) -> list[float]:
+    """Each training example's loss in the last epoch (`trainer.outliers`); an exact pass
+    under the final model for any the epoch has none of (a resume state without them)."""
+    known = run.position.example_losses
+    missing = [i for i in range(len(run.train)) if str(i) not in known]
+    exact: dict[int, float] = {}
+    if missing:
+        run.progress.log(f"Computing the final loss of {len(missing)} training examples")
+        exact = example_losses(
+            run.model, run.train, missing, run.device, run.pad_id, run.micro_batch_tokens,
+            run.spec.base_model.max_seq_len,
+        )  # fmt: skip
+    return [exact[i] if i in exact else known[str(i)] for i in range(len(run.train))]
 
 
 def train(

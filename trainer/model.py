@@ -1,8 +1,9 @@
 """The model: a base in 4-bit NF4 (bitsandbytes) or full precision, plus a LoRA adapter (peft).
 
 The loss runs the decoder once and the output layer only on the positions that carry loss,
-in chunks of `CHUNK_POSITIONS` positions, each chunk checkpointed: with a 128k-152k vocabulary
-neither the forward nor the backward ever holds more than one chunk's logits, never the
+in chunks of at most `CHUNK_LOGITS` logits (128 positions of a 262k vocabulary), each chunk
+checkpointed: with a 152k-262k vocabulary neither the forward nor the backward ever holds
+more than one chunk's logits, never the
 `[rows, length, vocabulary]` tensor a plain `model(labels=...)` builds. The output layer is
 the model's own, logit transforms included (Gemma's final softcapping, Cohere's
 `logit_scale`, Granite's `logits_scaling`), so the loss equals the model's own
@@ -95,7 +96,15 @@ def load_model(spec: JobSpec, device: torch.device, adapter_dir: str | None = No
     return model
 
 
-CHUNK_POSITIONS = 1024
+CHUNK_LOGITS = 2**25
+"""Logits (fp32) held at once by the loss: 128 MiB, so 128 positions of a 262k vocabulary,
+16k positions of a 2k one (`chunk_positions`)."""
+MIN_CHUNK_POSITIONS = 128
+
+
+def chunk_positions(vocab: int) -> int:
+    """Positions per loss chunk: as many as `CHUNK_LOGITS` logits allow."""
+    return max(MIN_CHUNK_POSITIONS, CHUNK_LOGITS // max(1, vocab))
 
 
 @dataclass
@@ -105,6 +114,7 @@ class LossSums:
     loss: torch.Tensor
     correct: int
     tokens: int
+    per_token: torch.Tensor | None = None  # each trained token's loss, detached, in row-major order
 
 
 def output_head(base: Any) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -148,7 +158,7 @@ def chunked_losses(
     logits_of: Callable[[torch.Tensor], torch.Tensor],
     hidden: torch.Tensor,
     targets: torch.Tensor,
-    chunk: int = CHUNK_POSITIONS,
+    chunk: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-position cross-entropy `[n]` and whether the argmax was right `[n]`, `chunk`
     positions at a time. When gradients flow each chunk is checkpointed: backward recomputes
@@ -169,21 +179,27 @@ def chunked_losses(
     return torch.cat(losses), torch.cat(correct)
 
 
-def loss_sums(model: Any, batch: Batch, chunk: int = CHUNK_POSITIONS) -> LossSums:
+def _chunk(model: Any, chunk: int | None) -> int:
+    vocab = int(model.get_base_model().get_output_embeddings().weight.shape[0])
+    return chunk or chunk_positions(vocab)
+
+
+def loss_sums(model: Any, batch: Batch, chunk: int | None = None) -> LossSums:
     """Cross-entropy summed over the trained tokens of a batch, and how many were right."""
     hidden = _decode(model, batch)
     selected = batch.targets != IGNORE
     targets = batch.targets[selected]
     logits_of = output_head(model.get_base_model())
-    losses, correct = chunked_losses(logits_of, hidden[selected], targets, chunk)
-    return LossSums(losses.sum(), int(correct.sum()), int(targets.numel()))
+    losses, correct = chunked_losses(logits_of, hidden[selected], targets, _chunk(model, chunk))
+    return LossSums(losses.sum(), int(correct.sum()), int(targets.numel()), losses.detach())
 
 
-def per_token_losses(model: Any, batch: Batch, chunk: int = CHUNK_POSITIONS) -> torch.Tensor:
+def per_token_losses(model: Any, batch: Batch, chunk: int | None = None) -> torch.Tensor:
     """Per-position loss `[rows, length]` (0 where no target); for tests and diagnostics."""
     hidden = _decode(model, batch)
     logits_of = output_head(model.get_base_model())
-    losses, _ = chunked_losses(logits_of, hidden.flatten(0, 1), batch.targets.flatten(), chunk)
+    flat, targets = hidden.flatten(0, 1), batch.targets.flatten()
+    losses, _ = chunked_losses(logits_of, flat, targets, _chunk(model, chunk))
     return losses.view(batch.targets.shape)
 
 

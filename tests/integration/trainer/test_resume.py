@@ -48,11 +48,24 @@ def _assert_same(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 @pytest.fixture()
-def reference(qa_files: dict[str, str], make_spec: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    """The final adapter of an uninterrupted QLoRA run (2 epochs, 8 steps, LoRA dropout on)."""
+def reference_output(qa_files: dict[str, str], make_spec: Callable[..., dict[str, Any]]) -> str:
+    """The output folder of an uninterrupted QLoRA run (2 epochs, 8 steps, LoRA dropout on)."""
     spec = JobSpec.model_validate(_spec(make_spec, qa_files, "reference"))
     assert train(spec, Progress(Recorder(), heartbeat_seconds=0)).status == "succeeded"
-    return _final_weights(spec.output)
+    return spec.output
+
+
+@pytest.fixture()
+def reference(reference_output: str) -> dict[str, Any]:
+    """The final adapter of the uninterrupted run."""
+    return _final_weights(reference_output)
+
+
+def _outliers(output: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(open_store(output).get_bytes(layout.EXAMPLE_LOSSES))[
+        "examples"
+    ]
+    return rows
 
 
 def _env() -> dict[str, str]:
@@ -109,6 +122,31 @@ def test_resume_after_pause_matches_an_uninterrupted_run(
     resumed = JobSpec.model_validate({**spec, "resume_from": url})
     assert train(resumed, Progress(Recorder(), 0)).status == "succeeded"
     _assert_same(_final_weights(resumed.output), reference)
+
+
+@pytest.mark.slow
+def test_outliers_survive_a_pause_in_the_last_epoch(
+    reference_output: str, qa_files: dict[str, str], make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    """The outliers come from the last epoch's own losses; a pause halfway through that
+    epoch (step 6 of 5..8) carries the losses so far in the resume state, so the resumed job
+    reports the same lines with the same losses as the uninterrupted one."""
+    spec = _spec(make_spec, qa_files, "paused-outliers")
+    first = train(
+        JobSpec.model_validate(spec),
+        Progress(Recorder(lambda m: "pause" if m.get("step") == 6 else "continue"), 0),
+    )
+    assert first.status == "paused" and first.step == 6
+    url = open_store(spec["output"]).key_url(layout.checkpoint_dir(6))
+    recorder = Recorder()
+    resumed = JobSpec.model_validate({**spec, "resume_from": url})
+    assert train(resumed, Progress(recorder, 0)).status == "succeeded"
+    expected, got = _outliers(reference_output), _outliers(resumed.output)
+    assert len(got) == 10 and [r["line"] for r in got] == [r["line"] for r in expected]
+    for a, b in zip(got, expected, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+    # no second pass over the training file at the end: every loss came from the epoch
+    assert not [m for m in recorder.of_type("log") if "final loss" in m.get("message", "")]
 
 
 @pytest.mark.slow

@@ -48,6 +48,17 @@ def test_command_serves_the_model_with_runtime_lora_on_loopback() -> None:
     assert env["VLLM_PLUGINS"] == "whetstone_lora_resolver"
 
 
+def test_host_memory_keeps_32_adapters_unless_the_registry_says_otherwise() -> None:
+    """More tuned models in use than `max_loras` must not reload from disk on every request
+    (bench/serving_many.py): vLLM keeps 32 adapters in host memory by default."""
+    default = vllm_args(ENTRY, port=1)
+    assert _flag(default, "--max-cpu-loras") == "32"
+    wide = ENTRY.model_copy(update={"serving": ServingOptions(max_loras=64)})
+    assert _flag(vllm_args(wide, port=1), "--max-cpu-loras") == "64"
+    own = ENTRY.model_copy(update={"serving": ServingOptions(max_loras=2, max_cpu_loras=8)})
+    assert _flag(vllm_args(own, port=1), "--max-cpu-loras") == "8"
+
+
 def test_environment_carries_the_resolver_settings_and_no_credentials() -> None:
     env = vllm_env(ENTRY, RESOLVER)
     assert env["WHETSTONE_OBJECT_STORE_URL"] == "s3://bucket/data"
