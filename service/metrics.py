@@ -51,6 +51,7 @@ from sqlalchemy import func, select
 from service.db.tables import FineTuningJob
 from service.errors import error_body
 from service.jobs.status import JobStatus
+from serving.launcher import http_client
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -191,9 +192,10 @@ class VllmCollector(Collector):
         yield up
 
 
-def _healthy(url: str) -> bool:
+def _healthy(address: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+        with http_client(address, timeout=1.0) as http:
+            return http.get("/health").status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from service.evaluation.examples import Example
+from serving.launcher import http_client
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -23,7 +24,7 @@ class AnswerFailed(Exception):
 
 
 def answer_all(
-    base_url: str,
+    address: str,
     model: str,
     examples: Sequence[Example],
     *,
@@ -34,8 +35,9 @@ def answer_all(
     on_answer: Callable[[], None] = lambda: None,
 ) -> list[str]:
     """`model`'s answer to each example, in order. A prompt vLLM refuses on its own (too
-    long for the context) answers ""; `on_answer` runs after each answer (lease renewal)."""
-    with httpx.Client(base_url=base_url, timeout=timeout, headers=headers) as http:
+    long for the context) answers ""; `on_answer` runs after each answer (lease renewal).
+    `address`: the vLLM's `http://host:port` or `unix:/path.sock`."""
+    with http_client(address, timeout=timeout, headers=headers) as http:
 
         def one(example: Example) -> str:
             text = _answer(http, model, example.prompt, max_tokens)

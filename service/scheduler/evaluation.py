@@ -129,7 +129,7 @@ class Evaluator:
             source = self._source(session, job, examples)
             base_model, fine_tuned = job.base_model, job.fine_tuned_model or job.output_model
         try:
-            url = self.routes.url(base_model)
+            address = self.routes.address(base_model)
         except ServiceError as e:
             if e.code == "model_not_ready":
                 raise NotYet(e.message) from e
@@ -144,7 +144,7 @@ class Evaluator:
         for scored in models:
             try:
                 scored.answers = answer_all(
-                    url, scored.model, examples,
+                    address, scored.model, examples,
                     max_tokens=settings.eval_max_tokens, concurrency=settings.eval_concurrency,
                     timeout=settings.vllm_read_timeout, on_answer=renew,
                     headers=self.routes.auth_headers(base_model),
