@@ -21,6 +21,7 @@ from service.api import (
     uploads,
     webhooks,
 )
+from service.body_limits import BodyLimitMiddleware, BodyLimits
 from service.errors import install_error_handlers
 from service.limits import RateLimiter, RateLimitMiddleware
 from service.request_ids import RequestIdMiddleware
@@ -96,6 +97,8 @@ def create_app(
     )
     install_error_handlers(app)
     # Outermost last: every response gets its x-request-id, the rate limit's 429 included.
+    # Innermost: bodies capped, and refused without a known key, before any route reads them.
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(settings))
     metrics_registry = metrics.instrument(
         app, settings.metrics_token, route=settings.metrics_port is None
     )

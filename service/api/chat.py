@@ -1,13 +1,15 @@
 """`/v1/chat/completions`: a base model, or one of the caller's fine-tuned or checkpoint
 models, answered by the vLLM of its base model.
 
-The body is read as bytes and forwarded as it is; only `model` is read here, to check that
-the caller may use it and to find its base model. The answer is vLLM's, relayed as JSON or
+The body is parsed once and forwarded as it came, but for `cache_salt` (the project's own,
+`cache_salt()`); `model` is read here, to check that the caller may use it and to find its
+base model. The answer is vLLM's, relayed as JSON or
 as SSE chunk by chunk (`service.serving_client`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import suppress
 from typing import Any
 
@@ -56,23 +58,38 @@ async def create_chat_completion(request: Request) -> Response:
     services = get_services(request)
     access = services.chat_access
     key = bearer_key(request)
-    body = await request.body()
+    body = await request.body()  # capped, and the key known, before (service.body_limits)
     try:
-        model = requested_model(body)
+        data = chat_request(body)
     except InvalidRequest:
         with suppress(NotFound):  # an unknown key is a 401 whatever the body
-            await run_in_threadpool(access.base_model, key, "")
+            await run_in_threadpool(access.target, key, "")
         raise
+    model = data["model"]
     # This route is on the path of every token a user waits for: a recent answer spares
     # the database and the worker thread.
-    base_model = access.recent(key, model)
-    if base_model is None:
-        base_model = await run_in_threadpool(access.base_model, key, model)
-    return await services.serving.chat(base_model, model, body)
+    target = access.recent(key, model)
+    if target is None:
+        target = await run_in_threadpool(access.target, key, model)
+    data["cache_salt"] = cache_salt(target.project_id, data.get("cache_salt"))
+    return await services.serving.chat(target.base_model, model, orjson.dumps(data))
 
 
-def requested_model(body: bytes) -> str:
-    """The `model` of a chat request body; 400 when the body or the field is unusable."""
+def cache_salt(project_id: str, asked: object) -> str:
+    """The `cache_salt` vLLM gets: the project's own, so that no other project's request
+    shares (and can time) its prompts' cached prefixes; a caller's own salt divides its
+    project's cache further but never reaches another project's."""
+    if asked is not None and (not isinstance(asked, str) or not asked):
+        raise InvalidRequest(
+            "Parameter 'cache_salt' must be a non-empty string if provided.",
+            param="cache_salt",
+            code="invalid_value",
+        )
+    return hashlib.sha256(f"{project_id}\0{asked or ''}".encode()).hexdigest()
+
+
+def chat_request(body: bytes) -> dict[str, Any]:
+    """A chat request body as a JSON object with a `model` and `messages`; 400 otherwise."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -88,7 +105,7 @@ def requested_model(body: bytes) -> str:
             "You must provide a model parameter.", param="model", code="missing_required_parameter"
         )
     check_messages(data.get("messages"), "messages" in data)
-    return model
+    return data
 
 
 def check_messages(messages: object, given: bool) -> None:

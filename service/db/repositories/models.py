@@ -96,8 +96,11 @@ _KEY_AND_MODEL = (
 )
 
 
-def key_and_model(connection: Connection, key_hash: str, model: str) -> tuple[bool, str | None]:
-    """(whether the key with this hash exists, the base model of the live model `model` its
-    project owns or was granted, or None when it has no such model), in one query."""
+def key_and_model(
+    connection: Connection, key_hash: str, model: str
+) -> tuple[str | None, str | None]:
+    """(the project of the key with this hash, or None when there is no such key; the base
+    model of the live model `model` that project owns or was granted, or None when it has no
+    such model), in one query."""
     row = connection.execute(_KEY_AND_MODEL, {"key_hash": key_hash, "model": model}).first()
-    return (False, None) if row is None else (True, row.base_model)
+    return (None, None) if row is None else (row.project_id, row.base_model)
