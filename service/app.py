@@ -100,7 +100,7 @@ def create_app(
     # Innermost: bodies capped, and refused without a known key, before any route reads them.
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(settings))
     metrics_registry = metrics.instrument(
-        app, settings.metrics_token, route=settings.metrics_port is None
+        app, settings.metrics_token, route=settings.metrics_port is None, host=settings.host
     )
     if settings.rate_limit_requests_per_minute > 0:
         limiter = RateLimiter(settings.rate_limit_requests_per_minute, settings.rate_limit_burst)

@@ -282,7 +282,9 @@ class Settings(ExecutorSettings):
     metrics_token: str | None = Field(
         default=None,
         description="When set, `/metrics` needs `Authorization: Bearer <this token>` (a "
-        "Prometheus `authorization` credential); project API keys are never asked there.",
+        "Prometheus `authorization` credential); project API keys are never asked there. "
+        "Unset, `/metrics` answers only while `WHETSTONE_HOST` is a loopback address (403 "
+        "`metrics_token_required` otherwise).",
     )
     rate_limit_requests_per_minute: int = Field(
         default=0,
