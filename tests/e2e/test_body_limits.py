@@ -23,6 +23,7 @@ from .conftest import Server, start_server
 MB = 1024 * 1024
 JSON_CAP = 64 * 1024
 CHAT_CAP = 256 * 1024
+FILE_CAP = 256 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {
         "WHETSTONE_MAX_JSON_BODY_BYTES": str(JSON_CAP),
         "WHETSTONE_MAX_CHAT_BODY_BYTES": str(CHAT_CAP),
+        "WHETSTONE_MAX_FILE_BYTES": str(FILE_CAP),
         "WHETSTONE_RATE_LIMIT_REQUESTS_PER_MINUTE": "0",
     }
     with start_server(tmp_path_factory.mktemp("body-limits"), extra_env=env) as running:
@@ -142,6 +144,38 @@ def test_a_chunked_body_is_cut_at_the_cap(server: Server) -> None:
         status, _, body = _answer(sock)
         assert status == 413 and body["error"]["code"] == "request_too_large"  # type: ignore[index]
         assert _closed(sock)
+
+
+def test_a_chunked_upload_is_cut_at_its_cap_and_nothing_is_stored(server: Server) -> None:
+    """`POST /v1/files` reads its body in a worker thread as it streams to the store: cut
+    at the file cap plus the form's allowance, it is a 413 and leaves no file."""
+    boundary = "b0undary"
+    head = _head("/v1/files", server.key_a, Transfer_Encoding="chunked").replace(
+        b"Content-Type: application/json",
+        f"Content-Type: multipart/form-data; boundary={boundary}".encode(),
+    )
+    line = (
+        b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    )
+    start = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n'
+    ).encode()
+    block = line * 200
+    with _connect(server) as sock:
+        sock.sendall(head + b"%x\r\n%s\r\n" % (len(start), start))
+        try:
+            for _ in range(4 * FILE_CAP // len(block)):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(block), block))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        status, _, body = _answer(sock)
+        assert status == 413 and body["error"]["code"] == "request_too_large"  # type: ignore[index]
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        listed = http.get("/files", headers={"Authorization": f"Bearer {server.key_a}"})
+        assert listed.json()["data"] == []
+    stored = server.data_dir / "objects" / "files"  # temporaries of the cut upload included
+    assert not stored.exists() or not any(stored.iterdir())
 
 
 def test_bodies_under_their_caps_still_work(server: Server) -> None:
