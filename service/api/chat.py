@@ -1,15 +1,14 @@
 """`/v1/chat/completions`: a base model, or one of the caller's fine-tuned or checkpoint
 models, answered by the vLLM of its base model.
 
-The body is parsed once and forwarded as it came, but for `cache_salt` (the project's own,
-`cache_salt()`); `model` is read here, to check that the caller may use it and to find its
-base model. The answer is vLLM's, relayed as JSON or
-as SSE chunk by chunk (`service.serving_client`).
+The body is parsed once and forwarded as it came, but for `cache_salt` (the project's
+own, `service.hashing.cache_salt`); `model` is read here, to check that the caller may use
+it and to find its base model. The answer is vLLM's, relayed as JSON or as SSE chunk by
+chunk (`service.serving_client`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import suppress
 from typing import Any
 
@@ -21,6 +20,7 @@ from starlette.responses import Response
 from service.auth import bearer_key
 from service.deps import get_services
 from service.errors import InvalidRequest, NotFound
+from service.hashing import cache_salt
 from service.schemas.chat import ChatCompletion, CreateChatCompletionRequest
 from service.schemas.common import ErrorResponse
 
@@ -71,21 +71,19 @@ async def create_chat_completion(request: Request) -> Response:
     target = access.recent(key, model)
     if target is None:
         target = await run_in_threadpool(access.target, key, model)
-    data["cache_salt"] = cache_salt(target.project_id, data.get("cache_salt"))
+    data["cache_salt"] = cache_salt(target.project_id, caller_salt(data.get("cache_salt")))
     return await services.serving.chat(target.base_model, model, orjson.dumps(data))
 
 
-def cache_salt(project_id: str, asked: object) -> str:
-    """The `cache_salt` vLLM gets: the project's own, so that no other project's request
-    shares (and can time) its prompts' cached prefixes; a caller's own salt divides its
-    project's cache further but never reaches another project's."""
+def caller_salt(asked: object) -> str | None:
+    """The caller's own `cache_salt`, if any (folded into the project's: `cache_salt`)."""
     if asked is not None and (not isinstance(asked, str) or not asked):
         raise InvalidRequest(
             "Parameter 'cache_salt' must be a non-empty string if provided.",
             param="cache_salt",
             code="invalid_value",
         )
-    return hashlib.sha256(f"{project_id}\0{asked or ''}".encode()).hexdigest()
+    return asked
 
 
 def chat_request(body: bytes) -> dict[str, Any]:
