@@ -213,16 +213,20 @@ def run(
     job_id = create_job(server.client(), ["a", "b"], work, suffix="bench")
     adapter = make_lora_adapter(vllm.base_model_dir, work / "adapter", seed=7)
     tuned = succeed_job(server, vllm, job_id, adapter, step=10).name
-    direct = vllm.base_url + "/v1/chat/completions"
+    direct = "/v1/chat/completions"  # over vLLM's Unix socket, as the API relays
     api = server.base_url + "/chat/completions"
     n, tokens = args.requests, args.tokens
     lines = []
-    with httpx.Client(timeout=120) as http:
+    with httpx.Client(timeout=120) as http, vllm.http() as to_vllm:
+
+        def on(url: str) -> httpx.Client:
+            return to_vllm if url == direct else http
+
         for label, model in (("base model", BASE_MODEL), ("fine-tuned model (LoRA)", tuned)):
-            a, b = compare(lambda u, h, m=model: whole(http, u, h, m, tokens), direct, api,
+            a, b = compare(lambda u, h, m=model: whole(on(u), u, h, m, tokens), direct, api,
                            server.key_a, n)  # fmt: skip
             lines.append(row(f"{label}, {tokens} tokens", a, b, tokens))
-            a, b = compare(lambda u, h, m=model: first_token(http, u, h, m), direct, api,
+            a, b = compare(lambda u, h, m=model: first_token(on(u), u, h, m), direct, api,
                            server.key_a, n)  # fmt: skip
             lines.append(row(f"{label}, first token (stream)", a, b, None))
         cpu = api_cpu_per_request(http, server, BASE_MODEL, tokens)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from service.api import (
     uploads,
     webhooks,
 )
+from service.body_limits import BodyLimitMiddleware, BodyLimits
 from service.errors import install_error_handlers
 from service.limits import RateLimiter, RateLimitMiddleware
 from service.request_ids import RequestIdMiddleware
@@ -97,8 +99,10 @@ def create_app(
     )
     install_error_handlers(app)
     # Outermost last: every response gets its x-request-id, the rate limit's 429 included.
+    # Innermost: bodies capped, and refused without a known key, before any route reads them.
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(settings))
     metrics_registry = metrics.instrument(
-        app, settings.metrics_token, route=settings.metrics_port is None
+        app, settings.metrics_token, route=settings.metrics_port is None, host=settings.host
     )
     if settings.rate_limit_requests_per_minute > 0:
         limiter = RateLimiter(settings.rate_limit_requests_per_minute, settings.rate_limit_burst)
@@ -125,8 +129,16 @@ def create_app(
     return app
 
 
+_TOO_LARGE = {
+    "description": "The body is over this route's cap (`WHETSTONE_MAX_JSON_BODY_BYTES`, "
+    "`WHETSTONE_MAX_CHAT_BODY_BYTES`, `WHETSTONE_MAX_FILE_BYTES`): refused before it is read.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+}
+
+
 def _openapi_with_openai_errors(app: FastAPI) -> None:
-    """Drop FastAPI's 422 from the schema: validation errors answer 400 in OpenAI's shape."""
+    """Drop FastAPI's 422 from the schema: validation errors answer 400 in OpenAI's shape;
+    every operation with a body may answer 413."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -135,6 +147,8 @@ def _openapi_with_openai_errors(app: FastAPI) -> None:
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
+                    if "requestBody" in operation:  # service.body_limits
+                        operation["responses"].setdefault("413", copy.deepcopy(_TOO_LARGE))
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
             app.openapi_schema = schema

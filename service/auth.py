@@ -81,6 +81,14 @@ def current_admin(request: Request, services: ServicesDep) -> AdminApiKey:
     return admin
 
 
+def known_key(session: Session, key: str) -> bool:
+    """Whether `key` is a project's key or an admin key (archived or not: the routes say)."""
+    return (
+        projects.project_for_key(session, key) is not None
+        or admin_keys.admin_key_for(session, key) is not None
+    )
+
+
 def refused_key(session: Session, key: str) -> Authentication | PermissionDenied:
     """Why a key that is no project's key is refused: an admin key is the wrong kind (403),
     anything else is unknown (401)."""

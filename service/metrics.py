@@ -26,6 +26,7 @@ token; `WHETSTONE_METRICS_PORT` moves `/metrics` to a port of its own.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import threading
@@ -51,6 +52,7 @@ from sqlalchemy import func, select
 from service.db.tables import FineTuningJob
 from service.errors import error_body
 from service.jobs.status import JobStatus
+from serving.launcher import http_client
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -191,9 +193,10 @@ class VllmCollector(Collector):
         yield up
 
 
-def _healthy(url: str) -> bool:
+def _healthy(address: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+        with http_client(address, timeout=1.0) as http:
+            return http.get("/health").status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -215,8 +218,11 @@ def app_registry(app: FastAPI) -> CollectorRegistry:
     return registry
 
 
-def instrument(app: FastAPI, token: str | None, *, route: bool) -> CollectorRegistry:
-    """Add the HTTP metrics middleware to `app`; with `route`, answer `GET /metrics` on it."""
+def instrument(
+    app: FastAPI, token: str | None, *, route: bool, host: str = "127.0.0.1"
+) -> CollectorRegistry:
+    """Add the HTTP metrics middleware to `app`; with `route`, answer `GET /metrics` on it
+    (`refusal`: the token, and no metrics at all without one beyond loopback)."""
     from prometheus_fastapi_instrumentator import Instrumentator
 
     registry = app_registry(app)
@@ -225,18 +231,45 @@ def instrument(app: FastAPI, token: str | None, *, route: bool) -> CollectorRegi
 
         @app.get(PATH, include_in_schema=False)
         def metrics(request: Request) -> Response:  # sync: the collectors query the database
-            if not token_ok(request.headers.get("authorization"), token):
-                return _unauthorized()
+            denied = refusal(request.headers.get("authorization"), token, host)
+            if denied is not None:
+                return denied
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return registry
 
 
-def token_ok(header: str | None, token: str | None) -> bool:
-    if token is None:
+def is_loopback(host: str) -> bool:
+    """Whether an address to listen on is reachable from this machine only."""
+    if host == "localhost":
         return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def refusal(header: str | None, token: str | None, host: str) -> Response | None:
+    """None when `/metrics` may answer: the token given, or no token set and the process
+    listening on loopback only. Beyond loopback without a token, never (job counts, trained
+    tokens and the jobs that run are the tenants' business): 403 saying what to set."""
+    if token is None:
+        return None if is_loopback(host) else _token_required(host)
     scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token):
+        return None
+    return _unauthorized()
+
+
+def _token_required(host: str) -> Response:
+    body = error_body(
+        f"The metrics are served beyond loopback ({host}): set WHETSTONE_METRICS_TOKEN and "
+        "scrape with Authorization: Bearer <token>.",
+        "invalid_request_error",
+        None,
+        "metrics_token_required",
+    )
+    return Response(json.dumps(body), status_code=403, media_type="application/json")
 
 
 def _unauthorized() -> Response:
@@ -263,9 +296,10 @@ class MetricsServer:
             if environ.get("PATH_INFO", "/") != PATH:
                 start_response("404 Not Found", [("content-type", "text/plain")])
                 return [b"Not found: the metrics are at /metrics\n"]
-            if not token_ok(environ.get("HTTP_AUTHORIZATION"), token):
-                denied = _unauthorized()
-                start_response("401 Unauthorized", [("content-type", "application/json")])
+            denied = refusal(environ.get("HTTP_AUTHORIZATION"), token, host)
+            if denied is not None:
+                status = "401 Unauthorized" if denied.status_code == 401 else "403 Forbidden"
+                start_response(status, [("content-type", "application/json")])
                 return [bytes(denied.body)]
             start_response("200 OK", [("content-type", CONTENT_TYPE_LATEST)])
             return [generate_latest(registry)]

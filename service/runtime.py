@@ -32,6 +32,7 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.deps import Services
+    from service.models.routes import VllmRoutes
     from service.scheduler.runner import Scheduler
     from serving.supervisor import Supervisor
 
@@ -95,15 +96,11 @@ class Runtime:
         # The API's clients (fastapi, aiohttp, httpx): imported by the processes that serve.
         from service.deps import Services
         from service.models.access import ChatAccess
-        from service.models.routes import VllmRoutes
         from service.models.warm_start import AdapterControl
         from service.serving_client import ServingClient
 
         engine, registry = self.engine, self.registry
-        key = self.settings.vllm_api_key
-        routes = VllmRoutes(
-            self.settings.vllm_urls, self.supervisor, key.get_secret_value() if key else None
-        )
+        routes = self.vllm_routes()
         return Services(
             settings=self.settings,
             engine=engine,
@@ -124,9 +121,17 @@ class Runtime:
             adapters=AdapterControl(routes),
         )
 
+    def vllm_routes(self) -> VllmRoutes:
+        """Where each base model's vLLM is, and the key its configured ones want."""
+        from service.models.routes import VllmRoutes
+
+        key = self.settings.vllm_api_key
+        return VllmRoutes(
+            self.settings.vllm_urls, self.supervisor, key.get_secret_value() if key else None
+        )
+
     def scheduler(self) -> Scheduler:
         """A scheduler over this runtime's sessions, store, registry and executor."""
-        from service.models.routes import VllmRoutes
         from service.scheduler.runner import Scheduler
 
         return Scheduler(
@@ -135,7 +140,7 @@ class Runtime:
             self.store,
             registry=self.registry,
             executor=self.executor,
-            routes=VllmRoutes(self.settings.vllm_urls, self.supervisor),
+            routes=self.vllm_routes(),
         )
 
     def clean_store(self, older_than: float = STALE_TEMPORARY_SECONDS) -> int:

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.errors import InvalidRequest, NotFound, ServiceError
 from service.models.routes import VllmRoutes, not_ready
+from serving.launcher import http_base, socket_of
 
 log = logging.getLogger(__name__)
 
@@ -59,34 +60,44 @@ class ServingClient:
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[str | None, aiohttp.ClientSession] = {}
 
-    def _http(self) -> aiohttp.ClientSession:
-        """The connection pool, made on first use: an aiohttp session belongs to the event
-        loop it was made in, which is the server's only once requests arrive."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                # Idle connections go before vLLM closes them (VLLM_HTTP_TIMEOUT_KEEP_ALIVE,
-                # 5 s): a request sent as vLLM hangs up would fail, and POSTs are not retried.
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEP_ALIVE_SECONDS),
+    def _http(self, address: str) -> aiohttp.ClientSession:
+        """The connection pool for `address`, made on first use: an aiohttp session belongs
+        to the event loop it was made in, which is the server's only once requests arrive.
+        One pool for every TCP address, one per Unix socket (a connector has one path)."""
+        socket = socket_of(address)
+        session = self._sessions.get(socket)
+        if session is None:
+            # Idle connections go before vLLM closes them (VLLM_HTTP_TIMEOUT_KEEP_ALIVE,
+            # 5 s): a request sent as vLLM hangs up would fail, and POSTs are not retried.
+            connector: aiohttp.BaseConnector = (
+                aiohttp.UnixConnector(socket, limit=0, keepalive_timeout=KEEP_ALIVE_SECONDS)
+                if socket
+                else aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEP_ALIVE_SECONDS)
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
                 timeout=self._timeout,
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
-        return self._session
+            self._sessions[socket] = session
+        return session
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
 
     async def chat(self, base_model: str, model: str, body: bytes) -> Response:
         """POST `body` to the vLLM of `base_model`; a JSON or SSE response for the caller."""
-        url = self.routes.url(base_model) + CHAT_PATH
+        address = self.routes.address(base_model)
+        url = http_base(address) + CHAT_PATH
         try:
             headers = {**_JSON, **self.routes.auth_headers(base_model)}
-            upstream = await self._http().post(url, data=body, headers=headers)
+            upstream = await self._http(address).post(url, data=body, headers=headers)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
-            log.warning("vLLM of %s unreachable at %s: %r", base_model, url, e)
+            log.warning("vLLM of %s unreachable at %s: %r", base_model, address, e)
             raise not_ready(base_model) from e
         except TimeoutError as e:
             raise _timeout(base_model) from e

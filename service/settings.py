@@ -50,6 +50,20 @@ class Settings(ExecutorSettings, GraderSettings):
     max_file_bytes: int = Field(
         default=16 * 1024**3, ge=1, description="Largest accepted upload, in bytes."
     )
+    max_json_body_bytes: int = Field(
+        default=1024**2,
+        ge=1024,
+        description="Most bytes of a request body on every route but the three below (job "
+        "creation, Uploads, webhooks, the Admin API, trainer reports); more answers 413 before "
+        "it is read (`Content-Length`) or as it arrives (chunked). docs/security.md.",
+    )
+    max_chat_body_bytes: int = Field(
+        default=16 * 1024**2,
+        ge=1024,
+        description="Most bytes of a `POST /v1/chat/completions` body; more answers 413. "
+        "`POST /v1/files` takes `WHETSTONE_MAX_FILE_BYTES` plus 128 KiB for the form, an "
+        "Upload's part 64 MiB plus the same.",
+    )
 
     # --- Base models ---------------------------------------------------------------------
     base_models_file: Path | None = Field(
@@ -291,7 +305,9 @@ class Settings(ExecutorSettings, GraderSettings):
     metrics_token: str | None = Field(
         default=None,
         description="When set, `/metrics` needs `Authorization: Bearer <this token>` (a "
-        "Prometheus `authorization` credential); project API keys are never asked there.",
+        "Prometheus `authorization` credential); project API keys are never asked there. "
+        "Unset, `/metrics` answers only while `WHETSTONE_HOST` is a loopback address (403 "
+        "`metrics_token_required` otherwise).",
     )
     rate_limit_requests_per_minute: int = Field(
         default=1000,

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 import uvicorn
 from fastapi import FastAPI
@@ -71,6 +72,32 @@ def ensure_default_key(sessions: sessionmaker[Session]) -> str | None:
         return projects.create_api_key(
             session, projects.get_or_create_project(session, DEFAULT_PROJECT)
         )
+
+
+FIRST_KEY_FILE = "first-api-key"
+
+
+def show_first_key(key: str, data_dir: Path, terminal: TextIO | None = None) -> None:
+    """The default project's first key, once, and never through logging (whose lines may
+    go to a file, a journal or a log collector): written straight to the terminal when
+    `whetstone up` has one (stderr); otherwise (a service, a container, output piped to a
+    file) to `{data_dir}/first-api-key`, readable by this user only, and the log says where."""
+    terminal = sys.stderr if terminal is None else terminal
+    if terminal.isatty():
+        terminal.write(f"API key for project '{DEFAULT_PROJECT}': {key} (shown once)\n")
+        terminal.flush()
+        return
+    path = data_dir / FIRST_KEY_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    log.info(
+        "API key for project %r written to %s (no terminal to show it on; readable by this "
+        "user only): read it, then delete the file",
+        DEFAULT_PROJECT,
+        path,
+    )
 
 
 def apply_device_plan(
@@ -213,11 +240,12 @@ def _serve(settings: Settings, supervisor: Supervisor, key: str | None) -> None:
             write_server_file(settings, url)  # for `whetstone keys create`: which folder
             log.info("API at %s", url)
             if key:
-                log.info("API key for project %r: %s (shown once)", DEFAULT_PROJECT, key)
+                show_first_key(key, settings.resolved_data_dir)
             else:
                 log.info(
-                    "API key: the one printed on first start, or a new one from "
+                    "API key: the one shown (or written to %s) on first start, or a new one from "
                     "`WHETSTONE_DATA_DIR=%s whetstone keys create --project %s`",
+                    FIRST_KEY_FILE,
                     settings.resolved_data_dir,
                     DEFAULT_PROJECT,
                 )

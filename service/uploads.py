@@ -28,6 +28,11 @@ from service.limits import storage_exceeded
 from service.schemas.files import UPLOAD_PURPOSES, USER_DATA
 
 FIELD_LIMIT = 64 * 1024
+FORM_MAX_FIELDS = 16
+"""Most parts of a form beside its file (`purpose`, ...); more is a 400."""
+FORM_MAX_FIELDS_BYTES = 64 * 1024
+"""Most bytes of the form beside the file's data: every other field and every part's
+headers, together; more is a 400. A form is read into memory only this far."""
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -68,6 +73,19 @@ class FormState:
     part_name: str | None = None
     part_is_file: bool = False
     part_data: bytearray = field(default_factory=bytearray)
+    field_count: int = 0
+    form_bytes: int = 0
+    """Bytes of part headers and non-file fields so far (`FORM_MAX_FIELDS_BYTES`)."""
+
+    def count(self, size: int) -> None:
+        self.form_bytes += size
+        if self.form_bytes > FORM_MAX_FIELDS_BYTES:
+            raise InvalidRequest(
+                f"The form's fields and part headers beside the file hold more than "
+                f"{FORM_MAX_FIELDS_BYTES} bytes.",
+                param=self.part_name,
+                code="form_too_large",
+            )
 
 
 def form_parser(boundary: bytes, state: FormState) -> MultipartParser:
@@ -77,9 +95,11 @@ def form_parser(boundary: bytes, state: FormState) -> MultipartParser:
         state.part_data.clear()
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
+        state.count(end - start)
         state.header_field += data[start:end]
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
+        state.count(end - start)
         state.header_value += data[start:end]
 
     def on_header_end() -> None:
@@ -94,11 +114,20 @@ def form_parser(boundary: bytes, state: FormState) -> MultipartParser:
             state.file_seen, state.part_is_file = True, True
             raw = params.get(b"filename", b"file").decode("utf-8", "replace")
             state.filename = sanitize_filename(raw)
+            return
+        state.field_count += 1
+        if state.field_count > FORM_MAX_FIELDS:
+            raise InvalidRequest(
+                f"Too many form fields: at most {FORM_MAX_FIELDS} beside the file.",
+                param=name or None,
+                code="too_many_form_fields",
+            )
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state.part_is_file:
             state.pending.append(data[start:end])
         elif len(state.part_data) + end - start <= FIELD_LIMIT:
+            state.count(end - start)
             state.part_data += data[start:end]
         else:
             raise InvalidRequest(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
@@ -21,6 +22,31 @@ API_KEY_ENV = "VLLM_API_KEY"
 set by the local supervisor, from a Secret on Kubernetes. vLLM then answers 401 on every `/v1`
 route without it (`/health` stays open)."""
 RESOLVER_PLUGIN = "whetstone_lora_resolver"
+UNIX_SCHEME = "unix:"
+"""An address `unix:/abs/path.sock` is a vLLM listening on that Unix socket (`--uds`); any
+other is an `http://host:port` base URL."""
+SOCKET_BASE_URL = "http://vllm"
+"""The URL requests over a Unix socket are made to (the host only names the `Host` header)."""
+
+
+def socket_of(address: str) -> str | None:
+    """The socket path of a `unix:` address (`unix:/p`, `unix:///p`), else None."""
+    if not address.startswith(UNIX_SCHEME):
+        return None
+    return "/" + address[len(UNIX_SCHEME) :].lstrip("/")
+
+
+def http_base(address: str) -> str:
+    """The base URL to put before `/v1/...` for a vLLM at `address`."""
+    return SOCKET_BASE_URL if socket_of(address) else address.rstrip("/")
+
+
+def http_client(address: str, **kwargs: Any) -> httpx.Client:
+    """An httpx client whose relative URLs (`/v1/models`) reach the vLLM at `address`, over
+    its Unix socket or TCP; `kwargs` go to `httpx.Client` (timeout, headers)."""
+    socket = socket_of(address)
+    transport = httpx.HTTPTransport(uds=socket) if socket else None
+    return httpx.Client(base_url=http_base(address), transport=transport, trust_env=False, **kwargs)
 
 
 DEFAULT_CPU_LORAS = 32
@@ -130,9 +156,13 @@ class ResolverSettings(BaseModel):
     s3_endpoint_url: str | None = None
 
 
-def vllm_args(entry: BaseModelEntry, *, port: int, host: str = "127.0.0.1") -> list[str]:
-    """The arguments after `python -m vllm.entrypoints.openai.api_server` (a YAML list)."""
+def vllm_args(
+    entry: BaseModelEntry, *, port: int = 8000, host: str = "127.0.0.1", uds: str | None = None
+) -> list[str]:
+    """The arguments after `python -m vllm.entrypoints.openai.api_server` (a YAML list): on
+    the Unix socket `uds` when given (the local supervisor), else on `host:port` (Kubernetes)."""
     opts = entry.serving
+    where = ["--uds", uds] if uds else ["--host", host, "--port", str(port)]
     args = [
         "--model", entry.path,
         "--served-model-name", entry.name,
@@ -141,8 +171,7 @@ def vllm_args(entry: BaseModelEntry, *, port: int, host: str = "127.0.0.1") -> l
         "--max-lora-rank", str(opts.max_lora_rank),
         "--max-model-len", str(entry.max_seq_len),
         "--dtype", opts.dtype,
-        "--host", host,
-        "--port", str(port),
+        *where,
     ]  # fmt: skip
     cpu_loras = opts.max_cpu_loras or max(opts.max_loras, DEFAULT_CPU_LORAS)
     args += ["--max-cpu-loras", str(max(cpu_loras, opts.max_loras))]  # vLLM refuses fewer
@@ -185,13 +214,14 @@ def vllm_command(
     entry: BaseModelEntry,
     resolver: ResolverSettings,
     *,
-    port: int,
+    port: int = 8000,
     host: str = "127.0.0.1",
+    uds: str | None = None,
     python: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """(argv, env additions) to start vLLM for `entry`, bound to `host:port`."""
-    argv = [python or sys.executable, "-m", VLLM_MODULE, *vllm_args(entry, port=port, host=host)]
-    return argv, vllm_env(entry, resolver)
+    """(argv, env additions) to start vLLM for `entry`, on the socket `uds` or `host:port`."""
+    args = vllm_args(entry, port=port, host=host, uds=uds)
+    return [python or sys.executable, "-m", VLLM_MODULE, *args], vllm_env(entry, resolver)
 
 
 def k8s_env(env: dict[str, str]) -> list[dict[str, str]]:

@@ -1,7 +1,10 @@
 """The local supervisor: one vLLM per base model, kept alive beside the service.
 
 Each vLLM runs in its own process group (so stopping it stops its engine processes too),
-bound to loopback on a port of its own, with its output in `{log_dir}/{name}.log`. A monitor
+listening on a Unix socket of its own (`--uds {socket_dir}/{name}.sock`) in a folder only
+this process's user may enter (mode 0700): no other local user can reach any route of it,
+those vLLM's `--api-key` leaves open (`/invocations`, `/adapters`, `/metrics`) included. Its
+output goes to `{log_dir}/{name}.log`. A monitor
 thread waits for `/health`, restarts a vLLM that died (or never became healthy) with
 exponential backoff, and `stop()` ends them all. No vLLM or torch import: the service uses
 this through `base_url`, `is_ready`, `load_adapter` and `unload_adapter`.
@@ -14,13 +17,14 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +33,14 @@ import httpx
 
 from contracts.store import open_store
 from serving.adapters import AdapterCache, AdapterRefused
-from serving.launcher import API_KEY_ENV, BaseModelEntry, ResolverSettings, vllm_command
+from serving.launcher import (
+    API_KEY_ENV,
+    UNIX_SCHEME,
+    BaseModelEntry,
+    ResolverSettings,
+    http_client,
+    vllm_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +70,7 @@ class AdapterNotFound(ServingError):
 @dataclass
 class ServerStatus:
     name: str
-    base_url: str
+    address: str
     ready: bool
     pid: int | None
     starts: int
@@ -69,7 +80,7 @@ class ServerStatus:
 @dataclass
 class _Server:
     entry: BaseModelEntry
-    port: int
+    socket: Path
     argv: list[str]
     env: dict[str, str]
     log_path: Path
@@ -83,11 +94,33 @@ class _Server:
     backoff: float = 1.0
     adapters: AdapterCache | None = field(default=None, repr=False)
 
+    @property
+    def address(self) -> str:
+        return f"{UNIX_SCHEME}{self.socket}"
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+
+# A Unix socket's path holds at most 107 bytes on Linux.
+_MAX_SOCKET_PATH = 100
+
+
+def private_socket_dir(parent: Path | None = None) -> Path:
+    """A new folder for vLLM's sockets that only this user may enter (0700, made so
+    atomically by `mkdtemp`), under the system's temporary folder unless `parent`."""
+    return Path(tempfile.mkdtemp(prefix="whetstone-vllm-", dir=parent))
+
+
+def _private_folder(folder: Path) -> None:
+    """`folder` exists, is this user's and only this user's (0700); ValueError when it
+    belongs to another user (who could swap the sockets in it)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_uid != os.getuid():
+        raise ValueError(f"{folder} belongs to another user: vLLM's sockets cannot go there")
+    os.chmod(folder, 0o700)
+
+
+def _socket_path(folder: Path, index: int, name: str) -> Path:
+    path = folder / f"{name}.sock"
+    return path if len(str(path)) <= _MAX_SOCKET_PATH else folder / f"{index}.sock"
 
 
 class Supervisor:
@@ -99,8 +132,7 @@ class Supervisor:
         resolver: ResolverSettings,
         log_dir: Path,
         *,
-        host: str = "127.0.0.1",
-        ports: Mapping[str, int] | None = None,
+        socket_dir: Path | None = None,
         python: str | None = None,
         startup_timeout: float = 600.0,
         poll_interval: float = 0.5,
@@ -114,21 +146,29 @@ class Supervisor:
         `/v1` route of vLLM, `load_lora_adapter` included, answers 401 without it. Made fresh
         per supervisor unless given; the service holds it (`auth_headers`)."""
         self.log_dir = log_dir
-        self.host = host
+        self.socket_dir = socket_dir or private_socket_dir()
+        """Where the sockets are (`_private_folder`: a folder another user may enter would
+        let that user connect)."""
+        _private_folder(self.socket_dir)
         self.startup_timeout = startup_timeout
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
-        self._http = httpx.Client(timeout=request_timeout, headers=self.auth_headers)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._servers: dict[str, _Server] = {}
-        for entry in models:
-            port = (ports or {}).get(entry.name) or free_port(host)
-            argv, env = vllm_command(entry, resolver, port=port, host=host, python=python)
+        self._http: dict[str, httpx.Client] = {}
+        for index, entry in enumerate(models):
+            path = _socket_path(self.socket_dir, index, entry.name)
+            argv, env = vllm_command(entry, resolver, uds=str(path), python=python)
             env[API_KEY_ENV] = self.api_key
+            # vLLM's own ZMQ sockets between its processes: in the private folder too.
+            env["VLLM_RPC_BASE_PATH"] = str(self.socket_dir)
             log_path = log_dir / f"{entry.name}.log"
-            self._servers[entry.name] = _Server(entry, port, argv, env, log_path)
+            self._servers[entry.name] = _Server(entry, path, argv, env, log_path)
+            self._http[entry.name] = http_client(
+                f"{UNIX_SCHEME}{path}", timeout=request_timeout, headers=self.auth_headers
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -138,6 +178,7 @@ class Supervisor:
         First stops what an earlier supervisor of this log folder left running (killed with
         SIGKILL, it could not stop its vLLMs): the groups recorded in `pids.json`."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        _private_folder(self.socket_dir)
         reap_leftovers(self._pids_path)
         Path(self.resolver.lora_cache_dir).mkdir(parents=True, exist_ok=True)
         with self._lock:
@@ -166,7 +207,9 @@ class Supervisor:
                     _stop_group(server.proc, timeout)
                 server.ready = False
             self._record_pids()
-        self._http.close()
+        for client in self._http.values():
+            client.close()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def __enter__(self) -> Supervisor:
         self.start()
@@ -188,9 +231,13 @@ class Supervisor:
     def names(self) -> list[str]:
         return list(self._servers)
 
-    def base_url(self, name: str) -> str:
-        """`http://host:port` of the vLLM serving base model `name` (append `/v1/...`)."""
-        return f"http://{self.host}:{self._server(name).port}"
+    def address(self, name: str) -> str:
+        """`unix:/path/to/name.sock`: where the vLLM serving base model `name` listens
+        (`serving.launcher.http_client` makes a client for it)."""
+        return self._server(name).address
+
+    def socket_path(self, name: str) -> Path:
+        return self._server(name).socket
 
     def is_ready(self, name: str) -> bool:
         server = self._server(name)
@@ -205,7 +252,7 @@ class Supervisor:
         s = self._server(name)
         pid = s.proc.pid if s.proc is not None and s.proc.poll() is None else None
         return ServerStatus(
-            name, self.base_url(name), self.is_ready(name), pid, s.starts, s.startup_seconds
+            name, self.address(name), self.is_ready(name), pid, s.starts, s.startup_seconds
         )
 
     # -- adapters --------------------------------------------------------------------------
@@ -254,14 +301,14 @@ class Supervisor:
 
     def _loaded(self, name: str) -> set[str]:
         try:
-            answer = self._http.get(self.base_url(name) + "/v1/models")
+            answer = self._http[name].get("/v1/models")
             return {m["id"] for m in answer.json()["data"]}
         except (httpx.HTTPError, ValueError, KeyError) as e:
             raise NotReady(f"the server of {name!r} did not answer: {e}") from e
 
     def _post(self, name: str, route: str, body: dict[str, str]) -> httpx.Response:
         try:
-            return self._http.post(self.base_url(name) + route, json=body)
+            return self._http[name].post(route, json=body)
         except httpx.HTTPError as e:
             raise NotReady(f"the server of {name!r} did not answer: {e}") from e
 
@@ -278,6 +325,7 @@ class Supervisor:
         server.ready = False
         server.started_at = time.monotonic()
         server.startup_seconds = None
+        server.socket.unlink(missing_ok=True)  # a dead vLLM's socket: binding would fail
         with server.log_path.open("ab") as out:
             out.write(f"--- whetstone: start {server.starts}: {' '.join(server.argv)}\n".encode())
             out.flush()
@@ -296,7 +344,7 @@ class Supervisor:
         where = "" if gpus is None else f", GPU {gpus or 'none'}"
         if gpus and server.entry.serving.device == "gpu":
             where += f" at {server.entry.serving.gpu_memory_utilization:.0%} of its memory"
-        log.info("started vLLM for %s (pid %d, port %d%s)", name, pid, server.port, where)
+        log.info("started vLLM for %s (pid %d, socket %s%s)", name, pid, server.socket, where)
 
     @property
     def _pids_path(self) -> Path:
@@ -354,7 +402,7 @@ class Supervisor:
 
     def _healthy(self, server: _Server) -> bool:
         try:
-            answer = self._http.get(f"http://{self.host}:{server.port}/health", timeout=2)
+            answer = self._http[server.entry.name].get("/health", timeout=2)
         except httpx.HTTPError:
             return False
         return answer.status_code == 200

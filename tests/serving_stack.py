@@ -1,7 +1,8 @@
 """A Whetstone server wired to the session's real vLLM, and tuned models to chat with.
 
 `start_chat_server(vllm, data_dir)` starts `python -m service` with the shared vLLM
-(`tests.vllm_fixture.vllm_server`) as the vLLM of `whetstone-tiny` (`WHETSTONE_VLLM_URLS`)
+(`tests.vllm_fixture.vllm_server`) as the vLLM of `whetstone-tiny` (`WHETSTONE_VLLM_URLS`: its
+Unix socket, `unix:/path`)
 and the same object store, so model pointers the service writes are what vLLM's resolver
 reads. `train_qa_adapter` trains a LoRA on question/answer pairs with peft (small model,
 a few seconds on the CPU) and `succeed_job` records a job's success as the scheduler does
@@ -54,7 +55,7 @@ def start_chat_server(
     env = {
         "WHETSTONE_BASE_MODELS_FILE": str(registry),
         "WHETSTONE_OBJECT_STORE_URL": vllm.store_url,
-        "WHETSTONE_VLLM_URLS": json.dumps({vllm.base_model: vllm.base_url}),
+        "WHETSTONE_VLLM_URLS": json.dumps({vllm.base_model: vllm.address}),
         "WHETSTONE_VLLM_API_KEY": vllm.supervisor.api_key,
         **(extra_env or {}),
     }

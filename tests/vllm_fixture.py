@@ -20,7 +20,7 @@ import pytest
 
 from contracts.pointers import ModelPointer, write_pointer
 from contracts.store import LocalStore, ObjectStore
-from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions
+from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions, http_client
 from serving.supervisor import Supervisor
 from tests.conftest import require
 
@@ -42,13 +42,20 @@ class VllmServer:
     log_path: Path
 
     @property
-    def base_url(self) -> str:
-        return self.supervisor.base_url(self.base_model)
+    def address(self) -> str:
+        """`unix:/path.sock`: vLLM listens on a Unix socket only the service's user reaches
+        (what `WHETSTONE_VLLM_URLS` takes for a vLLM of its own)."""
+        return self.supervisor.address(self.base_model)
 
     @property
     def headers(self) -> dict[str, str]:
         """vLLM's API key: every `/v1` route of vLLM answers 401 without it."""
         return self.supervisor.auth_headers
+
+    def http(self, *, key: bool = True, timeout: float = 120) -> httpx.Client:
+        """A client for vLLM's routes over its socket (`client.get("/v1/models")`), with the
+        API key unless `key=False`."""
+        return http_client(self.address, timeout=timeout, headers=self.headers if key else None)
 
     def chat(self, model: str, content: str = "hello there", max_tokens: int = 8) -> httpx.Response:
         """A greedy chat completion straight to vLLM."""
@@ -58,8 +65,8 @@ class VllmServer:
             "max_tokens": max_tokens,
             "temperature": 0,
         }
-        url = self.base_url + "/v1/chat/completions"
-        return httpx.post(url, json=body, headers=self.headers, timeout=120)
+        with self.http() as http:
+            return http.post("/v1/chat/completions", json=body)
 
     def answer(self, model: str, content: str = "hello there", max_tokens: int = 8) -> str:
         response = self.chat(model, content, max_tokens)

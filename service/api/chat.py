@@ -1,10 +1,11 @@
 """`/v1/chat/completions`: a base model, or one of the caller's fine-tuned or checkpoint
 models, answered by the vLLM of its base model.
 
-The body is read as bytes and forwarded as it is; only `model` is read here, to check that
-the caller may use it and to find its base model; a model alias's name
-(`service.models.aliases`) is the one change made: `model` becomes the alias's target. The
-answer is vLLM's, relayed as JSON or as SSE chunk by chunk (`service.serving_client`).
+The body is parsed once and forwarded as it came, but for `model` and `cache_salt`: a model
+alias's name (`service.models.aliases`) becomes the alias's target, and `cache_salt` becomes
+the project's own (`service.hashing.cache_salt`). `model` is read here, to check that the
+caller may use it and to find its base model. The answer is vLLM's, relayed as JSON or as SSE
+chunk by chunk (`service.serving_client`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from service.auth import bearer_key
 from service.deps import get_services
 from service.errors import InvalidRequest, NotFound
+from service.hashing import cache_salt
 from service.limits import mark_verified
 from service.schemas.chat import ChatCompletion, CreateChatCompletionRequest
 from service.schemas.common import ErrorResponse
@@ -58,34 +60,38 @@ async def create_chat_completion(request: Request) -> Response:
     services = get_services(request)
     access = services.chat_access
     key = bearer_key(request)
-    body = await request.body()
+    body = await request.body()  # capped, and the key known, before (service.body_limits)
     try:
-        model = requested_model(body)
+        data = chat_request(body)
     except InvalidRequest:
         with suppress(NotFound):  # an unknown key is a 401 whatever the body
-            await run_in_threadpool(access.base_model, key, "")
+            await run_in_threadpool(access.target, key, "")
         raise
+    model = data["model"]
     # This route is on the path of every token a user waits for: a recent answer spares
     # the database and the worker thread.
-    route = access.recent(key, model)
-    if route is None:
-        route = await run_in_threadpool(access.route, key, model)
-    base_model, target = route
+    target = access.recent(key, model)
+    if target is None:
+        target = await run_in_threadpool(access.target, key, model)
     mark_verified(request, key)  # the rate limiter counts this key on its own from now on
-    if target != model:
-        body = with_model(body, target)
-    return await services.serving.chat(base_model, target, body)
+    data["model"] = target.model
+    data["cache_salt"] = cache_salt(target.project_id, caller_salt(data.get("cache_salt")))
+    return await services.serving.chat(target.base_model, target.model, orjson.dumps(data))
 
 
-def with_model(body: bytes, model: str) -> bytes:
-    """The body (already checked by `requested_model`) asking for `model` instead."""
-    data = orjson.loads(body)
-    data["model"] = model
-    return orjson.dumps(data)
+def caller_salt(asked: object) -> str | None:
+    """The caller's own `cache_salt`, if any (folded into the project's: `cache_salt`)."""
+    if asked is not None and (not isinstance(asked, str) or not asked):
+        raise InvalidRequest(
+            "Parameter 'cache_salt' must be a non-empty string if provided.",
+            param="cache_salt",
+            code="invalid_value",
+        )
+    return asked
 
 
-def requested_model(body: bytes) -> str:
-    """The `model` of a chat request body; 400 when the body or the field is unusable."""
+def chat_request(body: bytes) -> dict[str, Any]:
+    """A chat request body as a JSON object with a `model` and `messages`; 400 otherwise."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -101,7 +107,7 @@ def requested_model(body: bytes) -> str:
             "You must provide a model parameter.", param="model", code="missing_required_parameter"
         )
     check_messages(data.get("messages"), "messages" in data)
-    return model
+    return data
 
 
 def check_messages(messages: object, given: bool) -> None:

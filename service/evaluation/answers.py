@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from service.evaluation.examples import Example
+from serving.launcher import http_client
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -23,7 +24,7 @@ class AnswerFailed(Exception):
 
 
 def answer_all(
-    base_url: str,
+    address: str,
     model: str,
     examples: Sequence[Example],
     *,
@@ -32,13 +33,16 @@ def answer_all(
     timeout: float,
     headers: Mapping[str, str] | None = None,
     on_answer: Callable[[], None] = lambda: None,
+    cache_salt: str | None = None,
 ) -> list[str]:
     """`model`'s answer to each example, in order. A prompt vLLM refuses on its own (too
-    long for the context) answers ""; `on_answer` runs after each answer (lease renewal)."""
-    with httpx.Client(base_url=base_url, timeout=timeout, headers=headers) as http:
+    long for the context) answers ""; `on_answer` runs after each answer (lease renewal).
+    `address`: the vLLM's `http://host:port` or `unix:/path.sock`; `cache_salt`: the job's
+    project's (`service.models.access.cache_salt`), as its chat requests carry."""
+    with http_client(address, timeout=timeout, headers=headers) as http:
 
         def one(example: Example) -> str:
-            text = _answer(http, model, example.prompt, max_tokens)
+            text = _answer(http, model, example.prompt, max_tokens, cache_salt)
             on_answer()
             return text
 
@@ -46,8 +50,18 @@ def answer_all(
             return list(pool.map(one, examples))
 
 
-def _answer(http: httpx.Client, model: str, prompt: list[dict[str, Any]], max_tokens: int) -> str:
-    body = {"model": model, "messages": prompt, "temperature": 0, "max_tokens": max_tokens}
+def _answer(
+    http: httpx.Client,
+    model: str,
+    prompt: list[dict[str, Any]],
+    max_tokens: int,
+    cache_salt: str | None = None,
+) -> str:
+    body: dict[str, Any] = {
+        "model": model, "messages": prompt, "temperature": 0, "max_tokens": max_tokens,
+    }  # fmt: skip
+    if cache_salt is not None:
+        body["cache_salt"] = cache_salt
     try:
         response = http.post(CHAT_PATH, json=body)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as e:

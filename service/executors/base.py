@@ -36,6 +36,8 @@ class Attempt:
     secret_env: Mapping[str, str] = field(default_factory=dict)
     """Variables that are secrets (the W&B API key): in a local trainer's environment; on
     Kubernetes, keys of the attempt's own Secret, never written into the Job object."""
+    wandb: bool = False
+    """The job logs to W&B: a local trainer keeps the service's `WANDB_*` variables."""
 
     def trainer_args(self) -> list[str]:
         """The arguments after `python -m trainer`; the token goes in the environment

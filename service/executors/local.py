@@ -44,6 +44,7 @@ from service.executors.base import (
     LiveAttempt,
     Outcome,
 )
+from service.executors.environment import inherited
 from service.gpus import cuda_env
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
@@ -196,12 +197,13 @@ class LocalExecutor:
         return live
 
     def environment(self, attempt: Attempt, gpu: str | None) -> dict[str, str]:
-        """The trainer's environment: ours, `CUDA_VISIBLE_DEVICES=gpu` (unless None), the
+        """The trainer's environment: what it needs of ours (`environment.inherited`: no
+        database URL, no vLLM or W&B key), `CUDA_VISIBLE_DEVICES=gpu` (unless None), the
         attempt's own variables, then its token as `WHETSTONE_ATTEMPT_TOKEN` (a process's
         environment is readable only by its user and root, unlike its command line)."""
         devices = cuda_env(gpu) if gpu is not None else {}
         return {
-            **os.environ,
+            **inherited(os.environ, wandb=attempt.wandb),
             "PYTHONUNBUFFERED": "1",
             **devices,
             **attempt.env,

@@ -46,9 +46,10 @@ class Reach:
         if model in self.settings.grader_models and self.settings.grader_models_url:
             return self._external("/chat/completions", body)
         try:
-            base_model = self.services.chat_access.base_model(self.key, model)
+            target = self.services.chat_access.target(self.key, model)
+            asked = {**body, "model": target.model}
             response = anyio.from_thread.run(
-                self.services.serving.chat, base_model, model, orjson.dumps(body)
+                self.services.serving.chat, target.base_model, target.model, orjson.dumps(asked)
             )
         except ServiceError as e:
             raise ModelCallError(f"{model}: {e.message}") from None

@@ -19,15 +19,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Container
+from typing import NamedTuple
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from service.auth import refused_key
+from service.auth import known_key, refused_key
 from service.db.repositories import models as models_repo
 from service.errors import not_found
 from service.hashing import secret_hash
 from service.revocations import Revocations
+
+
+class Target(NamedTuple):
+    """Who asks (the key's project), which vLLM answers (its base model), and the model it is
+    asked for (the name itself, or the target of the project's alias of that name)."""
+
+    project_id: str
+    base_model: str
+    model: str
 
 
 class ChatAccess:
@@ -47,13 +57,33 @@ class ChatAccess:
         self.ttl = ttl
         self.max_entries = max_entries
         self.revocations = revocations
-        # -> ((base model, model), until, the revocation stamp when it was asked)
-        self._answers: dict[tuple[str, str], tuple[tuple[str, str], float, int]] = {}
+        # -> (target, until, the revocation stamp when it was asked)
+        self._answers: dict[tuple[str, str], tuple[Target, float, int]] = {}
+        self._known: dict[str, tuple[float, int]] = {}  # key hash -> (until, stamp)
         self._lock = threading.Lock()
 
-    def recent(self, key: str, model: str) -> tuple[str, str] | None:
-        """The route (base model, model) of a yes given less than `ttl` seconds ago and since
-        the latest revocation, else None."""
+    def knows(self, key: str) -> bool:
+        """Whether `key` is a project's or an admin key: what `service.body_limits` asks
+        before it lets a body be read (blocking: call it from a worker thread). A yes is
+        kept as the chat answers are; the routes still check the key themselves."""
+        key_hash = secret_hash(key)
+        stamp = self._stamp()
+        seen = self._known.get(key_hash)
+        if seen is not None and seen[0] >= time.monotonic() and seen[1] == stamp:
+            return True
+        with Session(self.engine) as session:
+            if not known_key(session, key):
+                return False
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._known) >= self.max_entries:
+                    del self._known[next(iter(self._known))]
+                self._known[key_hash] = (time.monotonic() + self.ttl, stamp)
+        return True
+
+    def recent(self, key: str, model: str) -> Target | None:
+        """The target of a yes given less than `ttl` seconds ago and since the latest
+        revocation, else None."""
         answer = self._answers.get((secret_hash(key), model))
         if answer is None or answer[1] < time.monotonic() or answer[2] != self._stamp():
             return None
@@ -66,50 +96,51 @@ class ChatAccess:
             self.revocations.record()
         with self._lock:
             self._answers.clear()
+            self._known.clear()
 
     def _stamp(self) -> int:
         return self.revocations.stamp() if self.revocations is not None else 0
 
     def base_model(self, key: str, model: str) -> str:
-        """The base model of `route(key, model)`."""
-        return self.route(key, model)[0]
+        """`target(key, model).base_model`."""
+        return self.target(key, model).base_model
 
-    def route(self, key: str, model: str) -> tuple[str, str]:
-        """Ask the database (blocking: call it from a worker thread). (the base model serving
-        `model` for the key's project, the model vLLM is asked for): a registered base model
-        serves itself; a name of the project's aliases stands for its target; a fine-tuned or
-        checkpoint model must be live and the project's own or granted to it. 401 for an
-        unknown key; another project's model, a deleted one and an unknown one are the same
-        404."""
+    def target(self, key: str, model: str) -> Target:
+        """Ask the database (blocking: call it from a worker thread). The key's project, the
+        base model serving `model` for it and the model vLLM is asked for: a registered base
+        model serves itself; a name of the project's aliases stands for its target; a
+        fine-tuned or checkpoint model must be live and the project's own or granted to it.
+        401 for an unknown key; another project's model, a deleted one and an unknown one are
+        the same 404."""
         key_hash = secret_hash(key)
         stamp = self._stamp()  # before the question: a revocation during it voids the answer
         with self.engine.connect() as connection:
-            known, target, base_model = models_repo.key_and_model(connection, key_hash, model)
-        if not known:
+            project_id, name, base_model = models_repo.key_and_model(connection, key_hash, model)
+        if project_id is None:
             with Session(self.engine) as session:
                 raise refused_key(session, key)
         if model in self.base_models:  # never shadowed by an alias
-            target = model
-        if target in self.base_models:
-            base_model = target
+            name = model
+        if name in self.base_models:
+            base_model = name
         if base_model is None:
             raise not_found("model", model, param="model")
-        answer = (base_model, target)
+        target = Target(project_id, base_model, name)
         if self.ttl > 0:
-            self._remember((key_hash, model), answer, stamp)
-        return answer
+            self._remember((key_hash, model), target, stamp)
+        return target
 
     def forget_model(self, model: str) -> None:
         """Drop every answer about `model` (it was deleted), also those through an alias."""
         with self._lock:
-            gone = [e for e, a in self._answers.items() if model in (e[1], a[0][1])]
+            gone = [e for e, a in self._answers.items() if model in (e[1], a[0].model)]
             for entry in gone:
                 del self._answers[entry]
 
-    def _remember(self, entry: tuple[str, str], answer: tuple[str, str], stamp: int) -> None:
+    def _remember(self, entry: tuple[str, str], target: Target, stamp: int) -> None:
         with self._lock:
             # A renewed answer moves to the end, so the first one is always the oldest,
             # and only a new entry can push the oldest out.
             if self._answers.pop(entry, None) is None and len(self._answers) >= self.max_entries:
                 del self._answers[next(iter(self._answers))]
-            self._answers[entry] = (answer, time.monotonic() + self.ttl, stamp)
+            self._answers[entry] = (target, time.monotonic() + self.ttl, stamp)

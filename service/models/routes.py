@@ -1,7 +1,9 @@
-"""Where the vLLM of each base model is: a configured URL (`WHETSTONE_VLLM_URLS`, e.g. a
-Kubernetes ClusterIP Service per base model) or the local supervisor's loopback port
-(`whetstone up`). The chat proxy (`service.serving_client`) and the warm start
-(`service.models.warm_start`) both ask `VllmRoutes`."""
+"""Where the vLLM of each base model is: a configured address (`WHETSTONE_VLLM_URLS`: an
+`http://host:port` URL, e.g. a Kubernetes ClusterIP Service per base model, or
+`unix:/path/to.sock`) or the local supervisor's Unix socket (`whetstone up`). The chat proxy
+(`service.serving_client`), the warm start (`service.models.warm_start`), the evaluation and
+the `whetstone_vllm_up` metric all ask `VllmRoutes`; `serving.launcher.http_client` speaks
+to either kind of address."""
 
 from __future__ import annotations
 
@@ -44,8 +46,9 @@ class VllmRoutes:
     def serves(self, base_model: str) -> bool:
         return base_model in self.urls or self.supervises(base_model)
 
-    def url(self, base_model: str) -> str:
-        """`http://host:port` of the vLLM of `base_model`; 503 when it cannot take requests."""
+    def address(self, base_model: str) -> str:
+        """`http://host:port` or `unix:/path.sock` of the vLLM of `base_model`; 503 when it
+        cannot take requests."""
         if base_model in self.urls:
             return self.urls[base_model]
         sup = self.supervisor
@@ -58,7 +61,7 @@ class VllmRoutes:
             )
         if not sup.is_ready(base_model):
             raise not_ready(base_model)
-        return sup.base_url(base_model)
+        return sup.address(base_model)
 
 
 def not_ready(base_model: str) -> Unavailable:

@@ -3,7 +3,7 @@
 `AdapterControl.warm_start(model, base_model)` is called when a job succeeds: the vLLM of its
 base model loads the adapter now, so the caller's first request is warm. Locally the
 supervisor fetches the adapter into the resolver's cache and calls `/v1/load_lora_adapter`
-with that folder. Where vLLM runs elsewhere (a URL in `WHETSTONE_VLLM_URLS`), its files are
+with that folder. Where vLLM runs elsewhere (an address in `WHETSTONE_VLLM_URLS`), its files are
 out of the service's reach, so a one-token completion for the model makes vLLM's resolver
 fetch and load it. `unload(model, base_model)` is called after a model is deleted (its
 pointer is gone first, so it cannot be resolved again) and calls `/v1/unload_lora_adapter`.
@@ -25,6 +25,7 @@ import httpx
 
 from contracts.names import base_model_of
 from service.models.routes import VllmRoutes
+from serving.launcher import http_client
 from serving.supervisor import ServingError
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,11 @@ class AdapterControl:
 
     def __init__(self, routes: VllmRoutes, timeout: float = 120.0) -> None:
         self.routes = routes
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=2.0), trust_env=False)
+        self._timeout = httpx.Timeout(timeout, connect=2.0)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-start")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._http.close()
 
     def warm_start(self, model: str, base_model: str) -> bool:
         """Load `model` into the vLLM of `base_model`; True when it is loaded now."""
@@ -71,9 +71,8 @@ class AdapterControl:
             if self.routes.supervises(base_model):
                 assert self.routes.supervisor is not None
                 return self.routes.supervisor.unload_adapter(base_model, model)
-            url = self.routes.url(base_model) + "/v1/unload_lora_adapter"
-            headers = self.routes.auth_headers(base_model)
-            answer = self._http.post(url, json={"lora_name": model}, headers=headers)
+            with self._client(base_model) as http:
+                answer = http.post("/v1/unload_lora_adapter", json={"lora_name": model})
         except (ServingError, httpx.HTTPError) as e:
             log.warning("unload of %s from %s failed: %s", model, base_model, e)
             return False
@@ -85,9 +84,15 @@ class AdapterControl:
         base_model = base_model_of(model)
         return base_model is not None and self.unload(model, base_model)
 
+    def _client(self, base_model: str) -> httpx.Client:
+        """A client for the configured vLLM of `base_model` (warm starts and unloads are
+        rare: one connection each)."""
+        headers = self.routes.auth_headers(base_model)
+        return http_client(self.routes.address(base_model), timeout=self._timeout, headers=headers)
+
     def _warm_remote(self, model: str, base_model: str) -> None:
-        url = self.routes.url(base_model) + "/v1/completions"
         body = {"model": model, "prompt": "hi", "max_tokens": 1}
-        answer = self._http.post(url, json=body, headers=self.routes.auth_headers(base_model))
+        with self._client(base_model) as http:
+            answer = http.post("/v1/completions", json=body)
         if answer.status_code != 200:
             raise ServingError(f"vLLM answered {answer.status_code}: {answer.text[:300]}")

@@ -164,6 +164,7 @@ def _claim(
         base_model=job.base_model,
         env=trainer_env(ctx, wandb),
         secret_env=trainer_secrets(ctx, wandb),
+        wandb=wandb,
     )
     return attempt
 

@@ -36,6 +36,7 @@ from service.evaluation.answers import AnswerFailed, ModelServerDown, answer_all
 from service.evaluation.examples import Example, read_examples
 from service.evaluation.report import Scored, build_report, encode, summary
 from service.evaluation.source_answers import read_source_answers
+from service.hashing import cache_salt
 from service.ids import now
 from service.jobs import service as jobs
 from service.models.routes import VllmRoutes
@@ -129,8 +130,9 @@ class Evaluator:
             checkpoints = self._checkpoints(session, job)
             source = self._source(session, job, examples)
             base_model, fine_tuned = job.base_model, job.fine_tuned_model or job.output_model
+            salt = cache_salt(job.project_id, None)
         try:
-            url = self.routes.url(base_model)
+            address = self.routes.address(base_model)
         except ServiceError as e:
             if e.code == "model_not_ready":
                 raise NotYet(e.message) from e
@@ -145,10 +147,10 @@ class Evaluator:
         for scored in models:
             try:
                 scored.answers = answer_all(
-                    url, scored.model, examples,
+                    address, scored.model, examples,
                     max_tokens=settings.eval_max_tokens, concurrency=settings.eval_concurrency,
                     timeout=settings.vllm_read_timeout, on_answer=renew,
-                    headers=self.routes.auth_headers(base_model),
+                    headers=self.routes.auth_headers(base_model), cache_salt=salt,
                 )  # fmt: skip
             except ModelServerDown as e:
                 raise NotYet(str(e)) from e

@@ -9,13 +9,13 @@ pointers in the store).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
@@ -200,7 +200,7 @@ def test_client_disconnect_closes_the_request_to_vllm(
     here (its counters may tell an abort only after the whole answer was generated)."""
     client = chat_server.client()
     took = _long_request_seconds(client)
-    port = int(vllm_server.base_url.rsplit(":", 1)[1])
+    port = str(vllm_server.supervisor.socket_path(BASE))
     deadline = time.monotonic() + 10  # idle connections kept alive (5 s) by earlier requests
     while _connections(chat_server.proc.pid, port):
         assert time.monotonic() < deadline, "idle connections to vLLM outlived their keep-alive"
@@ -281,8 +281,9 @@ def test_vllm_killed_mid_request_gives_a_clear_error_then_recovers(
     assert ask(client, tuned["a"].name, QUESTIONS[0]) == ANSWERS_A[0]
 
 
-def _connections(pid: int, port: int) -> set[str]:
-    """Socket inodes of process `pid`'s established TCP connections to 127.0.0.1:`port`."""
+def _connections(pid: int, socket_path: str) -> set[str]:
+    """Socket inodes of process `pid`'s connections to vLLM's Unix socket at `socket_path`
+    (`ss -x`: vLLM's accepted sockets bear the path, and name their peer's inode)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -291,15 +292,19 @@ def _connections(pid: int, port: int) -> set[str]:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
+    if shutil.which("ss") is None:
+        pytest.skip("needs `ss` (iproute2) to see Unix socket peers")
+    listing = subprocess.run(["ss", "-xH"], capture_output=True, text=True, check=True).stdout
     found = set()
-    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+    for line in listing.splitlines():
         fields = line.split()
-        remote_port = int(fields[2].split(":")[1], 16)
-        if remote_port == port and fields[3] == "01" and fields[9] in inodes:
-            found.add(fields[9])
+        if len(fields) >= 8 and fields[1] == "ESTAB" and fields[4] == socket_path:
+            if fields[7] in inodes:
+                found.add(fields[7])
     return found
 
 
 def _vllm_models(vllm: VllmServer) -> set[str]:
-    answer = httpx.get(vllm.base_url + "/v1/models", headers=vllm.headers)
+    with vllm.http() as http:
+        answer = http.get("/v1/models")
     return {m["id"] for m in answer.json()["data"]}

@@ -71,7 +71,7 @@ def test_succeeded_jobs_get_an_evaluation_report(
     threading.Thread(target=up.read, daemon=True).start()
     try:
         up.wait_for_line(r"Whetstone is ready", 180)
-        key = up.wait_for_line(r"API key for project 'default': (sk-whet-\S+)", 10).group(1)
+        key = up.first_key()
         client = up.client(key)
         with memorised.open("rb") as f:
             file = client.files.create(file=f, purpose="fine-tune")

@@ -71,6 +71,15 @@ class Up:
     def url(self) -> str:
         return self.wait_for_line(r"base URL (http://\S+/v1)", 120).group(1)
 
+    def first_key(self) -> str:
+        """The default project's first key: its output is no terminal, so `whetstone up`
+        wrote the key to a private file and logged only where (never the key itself)."""
+        pattern = r"API key for project 'default' written to (\S+)"
+        path = Path(self.wait_for_line(pattern, 10).group(1))
+        key = path.read_text().strip()
+        assert key.startswith("sk-whet-") and not any(key in line for line in self.lines)
+        return key
+
     def client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url, api_key=key, max_retries=2)
 
@@ -170,7 +179,7 @@ def test_up_trains_serves_stops_and_resumes(tmp_path: Path) -> None:
     qa = [(m[1]["content"], m[2]["content"]) for m in qa[:5]]
 
     with whetstone_up(data_dir) as up:
-        key = up.wait_for_line(r"API key for project 'default': (sk-whet-\S+)", 10).group(1)
+        key = up.first_key()
         client = up.client(key)
         with DATASET.open("rb") as f:
             file = client.files.create(file=f, purpose="fine-tune")
@@ -199,7 +208,7 @@ def test_up_trains_serves_stops_and_resumes(tmp_path: Path) -> None:
         assert client.fine_tuning.jobs.retrieve(second).status == "running"
 
     with whetstone_up(data_dir, stop=signal.SIGTERM) as again:
-        assert not any("shown once" in line for line in again.lines)  # the old key stands
+        assert not any("API key for project" in line for line in again.lines)  # the old stands
         client = again.client(key)
         assert client.files.retrieve(file.id).filename == "veloria.jsonl"
         assert client.fine_tuning.jobs.retrieve(done.id).status == "succeeded"

@@ -37,7 +37,7 @@ def test_up_trains_and_serves_a_llama_3_model(
     # Ended with kill -9: its vLLM goes with it (a parent-death signal), none is left behind.
     up_args = ("--base-models-file", str(registry))
     with whetstone_up(tmp_path / "data", *up_args, stop=signal.SIGKILL) as up:
-        key = up.wait_for_line(r"API key for project 'default': (sk-whet-\S+)", 10).group(1)
+        key = up.first_key()
         client = up.client(key)
         assert [m.id for m in client.models.list()] == [NAME]
         with DATASET.open("rb") as f:

@@ -104,9 +104,9 @@ _KEY_AND_MODEL = (
 
 def key_and_model(
     connection: Connection, key_hash: str, model: str
-) -> tuple[bool, str, str | None]:
-    """(whether the key with this hash exists, the model `model` names for its project (the
-    target of its alias `model`, else `model`), the base model of that live model if the
-    project owns or was granted it, or None), in one query."""
+) -> tuple[str | None, str, str | None]:
+    """(the project of the key with this hash, or None when there is no such key; the model
+    `model` names for that project (the target of its alias `model`, else `model`); the base
+    model of that live model if the project owns or was granted it, or None), in one query."""
     row = connection.execute(_KEY_AND_MODEL, {"key_hash": key_hash, "model": model}).first()
-    return (False, model, None) if row is None else (True, row.target, row.base_model)
+    return (None, model, None) if row is None else (row.project_id, row.target, row.base_model)

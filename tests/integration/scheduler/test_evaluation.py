@@ -25,6 +25,7 @@ from service.db.migrate import upgrade
 from service.db.repositories import projects
 from service.db.repositories.files import file_key
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
+from service.hashing import cache_salt
 from service.ids import new_id, now
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus
@@ -200,6 +201,9 @@ def test_the_settings_bound_the_evaluation(world: World, vllm_url: str) -> None:
     assert [s["reference"] for s in report["samples"]] == ["A0.", "A1.", "A2.", "A3."]
     assert len(StandInVllm.asked) == 2 * 4  # base and fine-tuned, 4 prompts each
     assert {(b["max_tokens"], b["temperature"]) for b in StandInVllm.asked} == {(7, 0)}
+    # Its prompts share vLLM's prefix cache with its own project's requests only.
+    project_id = world.job(job_id).project_id
+    assert {b["cache_salt"] for b in StandInVllm.asked} == {cache_salt(project_id)}
 
     StandInVllm.asked.clear()
     off = world.succeeded_job()

@@ -21,7 +21,13 @@ from contracts import layout
 from contracts.pointers import ModelPointer, write_pointer
 from contracts.spec import JobSpec
 from contracts.store import LocalStore
-from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions
+from serving.launcher import (
+    BaseModelEntry,
+    ResolverSettings,
+    ServingOptions,
+    http_base,
+    http_client,
+)
 from serving.supervisor import Supervisor
 from tests.conftest import require
 from tests.integration.trainer.conftest import FACTS, chat_line
@@ -91,7 +97,9 @@ def test_family_adapter_is_served_and_gives_the_trained_answers(
             log = (tmp_path / "logs" / f"{family}.log").read_text()[-4000:]
             pytest.fail(f"vLLM did not start for {family}:\n{log}")
         client = openai.OpenAI(
-            base_url=supervisor.base_url(family) + "/v1", api_key=supervisor.api_key
+            base_url=http_base(supervisor.address(family)) + "/v1",
+            api_key=supervisor.api_key,
+            http_client=http_client(supervisor.address(family)),
         )
         for question, answer in FACTS:
             reply = client.chat.completions.create(

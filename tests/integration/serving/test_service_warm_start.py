@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from service.models.routes import VllmRoutes
@@ -24,7 +23,8 @@ def _publish(server: VllmServer, tmp_path: Path, seed: int) -> str:
 
 
 def _loaded(server: VllmServer) -> set[str]:
-    answer = httpx.get(server.base_url + "/v1/models", headers=server.headers)
+    with server.http() as http:
+        answer = http.get("/v1/models")
     return {m["id"] for m in answer.json()["data"]}
 
 
@@ -44,7 +44,7 @@ def test_warm_start_loads_before_the_first_request_and_unload_removes(
         routes = VllmRoutes({}, vllm_server.supervisor)
     else:
         routes = VllmRoutes(
-            {vllm_server.base_model: vllm_server.base_url},
+            {vllm_server.base_model: vllm_server.address},
             api_key=vllm_server.supervisor.api_key,  # as WHETSTONE_VLLM_API_KEY gives it
         )
     control = AdapterControl(routes)

@@ -25,9 +25,11 @@ def _stream_until_error(server: VllmServer, first_chunk: threading.Event) -> Bas
         "ignore_eos": True,
         "stream": True,
     }
-    url = server.base_url + "/v1/chat/completions"
     try:
-        with httpx.stream("POST", url, json=body, headers=server.headers, timeout=30) as response:
+        with (
+            server.http(timeout=30) as http,
+            http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
             for _ in response.iter_lines():
                 first_chunk.set()
     except httpx.HTTPError as e:

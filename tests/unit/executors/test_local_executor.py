@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -190,3 +191,59 @@ def test_secret_variables_reach_the_trainers_environment(tmp_path: Path) -> None
     env = LocalExecutor(tmp_path).environment(attempt, None)
     assert env["WANDB_API_KEY"] == "wandb-secret-key"
     assert "wandb-secret-key" not in " ".join(attempt.trainer_args())
+
+
+SERVICE_SECRETS = {
+    "WHETSTONE_DATABASE_URL": "postgresql://whetstone:db-password@db/whetstone",
+    "WHETSTONE_VLLM_API_KEY": "vllm-secret-key",
+    "WHETSTONE_WANDB_API_KEY": "deployment-wandb-key",
+    "WHETSTONE_METRICS_TOKEN": "metrics-secret",
+    "WANDB_API_KEY": "operator-wandb-key",
+    "HF_TOKEN": "hf_operator_token",
+}
+NEEDED = {
+    "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "CUDA_HOME": "/usr/local/cuda",
+    "HF_HOME": "/srv/hf", "TORCH_HOME": "/srv/torch", "PYTORCH_CUDA_ALLOC_CONF": "x",
+    "AWS_ACCESS_KEY_ID": "store-id", "OMP_NUM_THREADS": "2",
+}  # fmt: skip
+
+
+def _trainer_environ(local: LocalHarness, job_id: str, wandb: bool) -> dict[str, str]:
+    """The environment the launched trainer process actually has (/proc/PID/environ)."""
+    attempt = dataclasses.replace(make_attempt(job_id, sleep=60), wandb=wandb)
+    handle = local.executor.launch(attempt)
+    try:
+        _wait_for_line(local.executor.log_path(job_id, 1), "ready")
+        pid = int(handle.rsplit(":", 2)[1])
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+    finally:
+        local.executor.kill(handle)
+        wait_finished(local.executor, handle)
+
+
+def test_a_trainer_gets_none_of_the_services_secrets(
+    local: LocalHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {**SERVICE_SECRETS, **NEEDED}.items():
+        monkeypatch.setenv(name, value)
+    env = _trainer_environ(local, "ftjob-env", wandb=False)
+    leaked = [name for name in SERVICE_SECRETS if name in env]
+    assert leaked == [], "a trainer runs user-influenced code: no service secret reaches it"
+    assert not [name for name in env if name.startswith("WHETSTONE_") and name not in (
+        "WHETSTONE_ATTEMPT_TOKEN", "WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS")]  # fmt: skip
+    assert {name: env.get(name) for name in NEEDED} == NEEDED
+    for name in ("PATH", "HOME"):
+        assert env[name] == os.environ[name]
+    assert env["WHETSTONE_ATTEMPT_TOKEN"] == "tok-ftjob-env-1"
+
+
+def test_only_a_wandb_job_keeps_the_services_wandb_variables(
+    local: LocalHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "operator-wandb-key")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WHETSTONE_DATABASE_URL", "postgresql://x:pw@db/w")
+    env = _trainer_environ(local, "ftjob-wandb-env", wandb=True)
+    assert (env.get("WANDB_API_KEY"), env.get("WANDB_MODE")) == ("operator-wandb-key", "offline")
+    assert "WHETSTONE_DATABASE_URL" not in env

@@ -198,7 +198,9 @@ def test_body_goes_to_vllm_untouched_and_the_answer_comes_back(
     assert len({seen.client_port for seen in vllm.seen}) == 1
     request = vllm.seen[0]
     assert request.path == "/v1/chat/completions"
-    assert json.loads(request.body) == sent
+    forwarded = json.loads(request.body)
+    assert forwarded.pop("cache_salt")  # the project's own (test_cache_salt_...)
+    assert forwarded == sent
     assert request.headers["content-type"] == "application/json"
     assert "authorization" not in request.headers  # the caller's key stays here
 
@@ -396,3 +398,58 @@ def test_a_model_deleted_by_another_replica_is_refused_within_the_cache_time(
         delete_elsewhere(api, model)
         time.sleep(cache_seconds)
         assert chat(api, body(model=model)).status_code == 404
+
+
+def test_cache_salt_is_the_projects_own_whatever_the_caller_sends(
+    api: ApiClient, vllm: StandIn
+) -> None:
+    """vLLM shares cached prompt prefixes between requests of one `cache_salt` only: every
+    request of a project carries the project's, so another project cannot time its
+    prompts; a caller's own salt divides its project's cache and never names another's."""
+    vllm.answer = reply(200, ANSWER)
+    chat(api, body())
+    chat(api, body())
+    chat(api, body(), key=api.key_b)
+    salts = [json.loads(seen.body)["cache_salt"] for seen in vllm.seen]
+    assert salts[0] == salts[1] != salts[2]
+    chat(api, body(cache_salt=salts[2]))  # alpha asks for beta's salt
+    chat(api, body(cache_salt="mine"))
+    asked = [json.loads(seen.body)["cache_salt"] for seen in vllm.seen[3:]]
+    assert asked[0] not in salts and asked[1] not in salts and asked[0] != asked[1]
+    bad = chat(api, body(cache_salt=7))
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "cache_salt"
+
+
+def test_chat_is_relayed_over_a_unix_socket(settings: Settings, tmp_path: Path) -> None:
+    """A base model whose vLLM listens on a Unix socket (`unix:/path` in
+    `WHETSTONE_VLLM_URLS`, what `whetstone up` does): the relay speaks over the socket."""
+    import socketserver
+
+    path = tmp_path / "vllm.sock"
+    seen: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # http.server's name
+            seen.append(self.rfile.read(int(self.headers.get("content-length", 0))))
+            reply(200, ANSWER)(self)
+
+        def address_string(self) -> str:
+            return "unix"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        unix = settings.model_copy(update={"vllm_urls": {BASE: f"unix:{path}"}})
+        with TestClient(create_app(unix), raise_server_exceptions=False) as http:
+            api = ApiClient(http, unix, create_key(http, "alpha"), create_key(http, "beta"))
+            answer = chat(api, body())
+            assert answer.status_code == 200 and answer.json() == ANSWER
+            assert json.loads(seen[0])["model"] == BASE
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -190,6 +190,42 @@ def test_the_metrics_token_guards_metrics_and_a_project_key_is_not_it(guarded: A
     assert ok.status_code == 200 and "whetstone_fine_tuning_jobs" in ok.text
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "whetstone.internal"])
+def test_beyond_loopback_metrics_need_a_token(tmp_path: Path, host: str) -> None:
+    """Job counts, trained tokens and which jobs run are the tenants' business: an API
+    listening beyond loopback serves no metrics until `WHETSTONE_METRICS_TOKEN` is set."""
+    for api in start(tmp_path, host=host):
+        r = api.http.get("/metrics")
+        assert r.status_code == 403 and r.json()["error"]["code"] == "metrics_token_required"
+        assert "WHETSTONE_METRICS_TOKEN" in r.json()["error"]["message"]
+        assert api.http.get("/metrics", headers=api.auth()).status_code == 403
+    for api in start(tmp_path / "with-token", host=host, metrics_token="scrape-secret"):
+        assert api.http.get("/metrics").status_code == 401
+        ok = api.http.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert ok.status_code == 200
+
+
+def test_on_loopback_metrics_need_no_token(tmp_path: Path) -> None:
+    for api in start(tmp_path, host="127.0.0.1"):
+        assert api.http.get("/metrics").status_code == 200
+
+
+def test_the_metrics_port_beyond_loopback_needs_a_token_too() -> None:
+    import httpx
+    from prometheus_client import CollectorRegistry
+
+    from service.metrics import MetricsServer
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = MetricsServer(CollectorRegistry(), "0.0.0.0", port, None)
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "metrics_token_required"
+    finally:
+        server.stop()
+
+
 # --- Rate limits -------------------------------------------------------------------------------
 
 

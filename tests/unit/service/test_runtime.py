@@ -58,7 +58,6 @@ def test_builds_the_services_from_its_own_parts(tmp_path: Path) -> None:
     closed = _closed_connections(runtime.engine)
     asyncio.run(runtime.aclose())  # as the API's lifespan does, in an event loop
     assert closed
-    assert services.adapters._http.is_closed
 
 
 def test_builds_only_what_is_asked_for(tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ from serving.launcher import (
     BaseModelEntry,
     ResolverSettings,
     ServingOptions,
+    http_base,
     k8s_env,
+    socket_of,
     vllm_args,
     vllm_command,
     vllm_env,
@@ -110,3 +112,21 @@ def test_launcher_imports_neither_vllm_nor_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_on_a_unix_socket_vllm_has_no_tcp_listener() -> None:
+    argv, _ = vllm_command(ENTRY, RESOLVER, uds="/run/whetstone/tiny.sock")
+    assert _flag(argv, "--uds") == "/run/whetstone/tiny.sock"
+    assert "--host" not in argv and "--port" not in argv
+
+
+@pytest.mark.parametrize(
+    ("address", "socket", "base"),
+    [("unix:/run/v.sock", "/run/v.sock", "http://vllm"),
+     ("unix:///run/v.sock", "/run/v.sock", "http://vllm"),
+     ("http://vllm-tiny:8000/", None, "http://vllm-tiny:8000")],
+)  # fmt: skip
+def test_a_vllm_address_is_a_unix_socket_or_a_url(
+    address: str, socket: str | None, base: str
+) -> None:
+    assert (socket_of(address), http_base(address)) == (socket, base)

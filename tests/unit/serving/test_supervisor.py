@@ -24,10 +24,10 @@ from serving.launcher import BaseModelEntry, ResolverSettings
 from serving.supervisor import AdapterNotFound, NotReady, Supervisor
 
 FAKE_VLLM = """#!{python}
-import json, os, subprocess, sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json, os, socketserver, subprocess, sys
+from http.server import BaseHTTPRequestHandler
 
-port = int(sys.argv[sys.argv.index("--port") + 1])
+uds = sys.argv[sys.argv.index("--uds") + 1]
 name = sys.argv[sys.argv.index("--served-model-name") + 1]
 if os.environ.get("FAKE_CRASH"):
     sys.exit(3)
@@ -59,10 +59,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(404, {{"error": {{"message": "not loaded"}}}})
         self._send(200, {{}})
 
+    def address_string(self):
+        return "unix"
+
     def log_message(self, *args):
         pass
 
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+socketserver.ThreadingUnixStreamServer(uds, Handler).serve_forever()
 """
 
 
@@ -103,10 +106,16 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
-def test_starts_on_loopback_and_reports_ready(supervisor: Supervisor) -> None:
+def test_listens_on_a_socket_only_its_user_can_reach_and_reports_ready(
+    supervisor: Supervisor,
+) -> None:
     supervisor.wait_ready(timeout=20)
     assert supervisor.is_ready("tiny")
-    assert supervisor.base_url("tiny").startswith("http://127.0.0.1:")
+    socket_path = supervisor.socket_path("tiny")
+    assert supervisor.address("tiny") == f"unix:{socket_path}"
+    assert socket_path.is_socket() and socket_path.parent == supervisor.socket_dir
+    folder = supervisor.socket_dir.stat()
+    assert (folder.st_mode & 0o777, folder.st_uid) == (0o700, os.getuid())
     assert supervisor.status("tiny").startup_seconds is not None
     with pytest.raises(KeyError):
         supervisor.is_ready("other")
@@ -123,7 +132,7 @@ def test_killed_server_is_restarted_and_its_children_ended(
     while supervisor.status("tiny").starts < 2 or not supervisor.is_ready("tiny"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert supervisor.base_url("tiny") == first.base_url
+    assert supervisor.address("tiny") == first.address
     old_child, new_child = _children(tmp_path)
     assert not _alive(old_child) and _alive(new_child)
 
@@ -135,6 +144,7 @@ def test_stop_ends_every_process(supervisor: Supervisor, tmp_path: Path) -> None
     assert pid is not None and not _alive(pid)
     assert not any(_alive(c) for c in _children(tmp_path))
     assert not supervisor.is_ready("tiny")
+    assert not supervisor.socket_dir.exists()
 
 
 def test_crashing_server_is_retried_with_backoff(
