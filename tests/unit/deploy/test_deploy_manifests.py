@@ -129,7 +129,7 @@ def test_vllm_is_reachable_only_inside_the_cluster(docs: list[Doc]) -> None:
         assert not backends & {s["metadata"]["name"] for s in services}
 
 
-def test_network_policy_admits_only_api_pods_to_vllm(docs: list[Doc]) -> None:
+def test_network_policy_admits_only_the_api_and_scheduler_pods_to_vllm(docs: list[Doc]) -> None:
     workloads = list(pod_templates(docs))
     for _, vllm in vllm_pods(docs):
         labels = vllm["metadata"]["labels"]
@@ -150,7 +150,7 @@ def test_network_policy_admits_only_api_pods_to_vllm(docs: list[Doc]) -> None:
                         for w, t in workloads
                         if selects(peer["podSelector"], t["metadata"]["labels"])
                     }
-        assert admitted == {"whetstone-api"}
+        assert admitted == {"whetstone-api", "whetstone-scheduler"}
 
 
 def test_vllm_runs_with_the_resolver_as_the_launcher_says(docs: list[Doc]) -> None:

@@ -122,6 +122,14 @@ def _secrets_used(container: Doc) -> set[str]:
     return names
 
 
+def test_the_scheduler_holds_vllms_key_for_the_evaluation(overlay: tuple[str, list[Doc]]) -> None:
+    """The evaluation runs in the scheduler and asks vLLM, whose /v1 routes want the key."""
+    _name, docs = overlay
+    (container,) = _pods(docs)["scheduler"]["spec"]["containers"]
+    keys = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in container["env"]}
+    assert keys["WHETSTONE_VLLM_API_KEY"] == {"name": "whetstone-vllm", "key": "api-key"}
+
+
 def test_vllm_holds_only_read_only_object_store_credentials(
     overlay: tuple[str, list[Doc]],
 ) -> None:
@@ -210,6 +218,7 @@ def test_the_connections_whetstone_needs_are_allowed(overlay: tuple[str, list[Do
         ("scheduler -> Kubernetes API", scheduler, KUBE_API, 443),
         ("scheduler -> database", scheduler, database, db_port),
         ("scheduler -> object store", scheduler, s3, s3_port),
+        ("scheduler -> vLLM (the evaluation's answers)", scheduler, vllm, 8000),
         ("scheduler -> a public webhook receiver", scheduler, PUBLIC, 443),
         ("trainer -> object store", trainer, s3, s3_port),
         ("trainer -> API (progress reports)", trainer, api, 8000),
@@ -229,7 +238,6 @@ def test_everything_else_is_denied(overlay: tuple[str, list[Doc]]) -> None:
     denied: list[tuple[str, Endpoint, Endpoint, int]] = [
         ("another namespace -> vLLM", ELSEWHERE, vllm, 8000),
         ("a neighbour -> vLLM", NEIGHBOUR, vllm, 8000),
-        ("scheduler -> vLLM", scheduler, vllm, 8000),
         ("trainer -> vLLM", trainer, vllm, 8000),
         ("vLLM -> API", vllm, api, 8000),
         ("vLLM -> database", vllm, database, db_port),
