@@ -58,7 +58,6 @@ FAMILIES = (
 )
 FAMILIES_2026 = FAMILIES[5:]
 
-LM_HEAD_STD = 0.1  # as trainer.basemodel: lets a small adapter move the loss
 PADDING_TOKEN = "<|pad_{}|>"  # fills a tokenizer up to its family's vocab_size
 
 
@@ -149,7 +148,7 @@ def make_family_model(
     try:
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-        torch.nn.init.normal_(model.get_output_embeddings().weight, std=LM_HEAD_STD)
+        torch.nn.init.normal_(model.get_output_embeddings().weight, std=fam.lm_head_std)
     finally:
         torch.random.set_rng_state(state)
     model.generation_config = GenerationConfig(

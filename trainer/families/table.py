@@ -16,6 +16,7 @@ from trainer.families.templates import (
 from trainer.families.templates_2026 import PHI4_MINI_TEMPLATE, QWEN3_TEMPLATE
 
 MAX_POSITIONS = 4096
+LM_HEAD_STD = 0.1  # as trainer.basemodel: lets a small adapter move the loss
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class Family:
     # The tokenizer's size, as the family's real one (128k, 262k): the trained BPE is padded
     # with tokens no text encodes to, so the embedding and the loss have the real width.
     vocab_size: int | None = None
+    # The output embedding's init std. A narrow hidden state over a wide vocabulary, tied to
+    # the input embedding, needs a larger one: the final norm fixes the hidden state's length,
+    # and LoRA cannot move the tied head, so the std bounds how far a target logit can rise.
+    lm_head_std: float = LM_HEAD_STD
 
 
 _COMMON: dict[str, Any] = {
@@ -273,6 +278,7 @@ _FAMILIES: dict[str, Family] = {
             template=GEMMA2_TEMPLATE,  # Gemma 3's renders as Gemma 2's (text only)
             add_bos=True,
             vocab_size=262144,
+            lm_head_std=0.3,
         ),
         Family(
             name="llama3.2",
@@ -281,6 +287,9 @@ _FAMILIES: dict[str, Family] = {
                 **_COMMON,
                 "hidden_size": 64,  # a narrow embedding: 128k rows of it
                 "intermediate_size": 128,
+                # Layers that move a residual stream the tied embedding dominates (Gemma's
+                # sandwich norms do this for Gemma 3).
+                "initializer_range": 0.2,
                 "num_key_value_heads": 1,
                 "head_dim": 64,
                 "rms_norm_eps": 1e-5,
@@ -312,6 +321,7 @@ _FAMILIES: dict[str, Family] = {
             template=LLAMA3_TEMPLATE,  # Llama 3.2's renders as Llama 3.1's
             add_bos=True,
             vocab_size=128256,
+            lm_head_std=0.3,
         ),
         Family(
             name="phi4-mini",
