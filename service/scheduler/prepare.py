@@ -138,5 +138,5 @@ def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) ->
         jobs.mark_failed(session, job, e.code, e.message, e.param)
         return
     given = method.hyperparameters.model_dump(mode="json")
-    jobs.record_hyperparameters(job, resolve(given, stats.examples).as_dict())
+    jobs.record_hyperparameters(job, resolve(given, stats.examples, entry.auto).as_dict())
     attempts.queue_validated(session, job, ctx.settings.scheduler_max_attempts)
