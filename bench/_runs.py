@@ -194,14 +194,14 @@ def heldout_loss(setup: Setup, adapter_dir: Path) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for line in Path(setup.eval_file).read_text(encoding="utf-8").splitlines():
-            encoded = chat.encode(json.loads(line))
-            ids = torch.tensor([encoded.input_ids])
-            targets = torch.tensor(encoded.input_ids[1:])
-            mask = torch.tensor(encoded.loss_mask[1:])
-            logits = model(input_ids=ids).logits[0, :-1].float()
-            losses = F.cross_entropy(logits, targets, reduction="none")
-            total += float(losses[mask].sum())
-            count += int(mask.sum())
+            for encoded in chat.encode(json.loads(line)).sequences:
+                ids = torch.tensor([encoded.input_ids])
+                targets = torch.tensor(encoded.input_ids[1:])
+                mask = torch.tensor(encoded.loss_mask[1:])
+                logits = model(input_ids=ids).logits[0, :-1].float()
+                losses = F.cross_entropy(logits, targets, reduction="none")
+                total += float(losses[mask].sum())
+                count += int(mask.sum())
     return total / max(1, count)
 
 

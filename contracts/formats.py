@@ -10,8 +10,10 @@ Chat line (`format == "chat"`)::
     {"messages": [{"role": "system" | "developer" | "user" | "assistant" | "tool",
                    "content": "text" | [{"type": "text", "text": "..."}],
                    "weight": 0 | 1,            # assistant messages only
-                   "tool_calls": [...]}],      # assistant messages only
-     "tools": [...], "parallel_tool_calls": true}
+                   "tool_calls": [...],        # assistant messages only
+                   "reasoning_content": "..."}],  # assistant messages only (vLLM's field)
+     "tools": [...], "parallel_tool_calls": true,
+     "chat_template_kwargs": {"enable_thinking": false}}  # template variables (vLLM's field)
 
 Preference line (`format == "preference"`)::
 
@@ -144,6 +146,11 @@ def _message_problem(msg: Any, where: str) -> str | None:
         problem = _tool_calls_problem(msg["tool_calls"], where)
         if problem:
             return problem
+    if "reasoning_content" in msg:
+        if role != "assistant":
+            return f"bad reasoning_content in {where}: only assistant messages reason"
+        if not isinstance(msg["reasoning_content"], str):
+            return f"bad reasoning_content in {where}: must be a string"
     if role == "tool" and not isinstance(msg.get("tool_call_id"), str):
         return f"missing tool_call_id in {where}"
     return _content_problem(msg, where)
@@ -186,6 +193,11 @@ def chat_problem(example: dict[str, Any]) -> str | None:
     problem = _messages_problem(messages, "messages") or _tools_problem(example, "the example")
     if problem:
         return problem
+    kwargs = example.get("chat_template_kwargs")
+    if kwargs is not None and not (
+        isinstance(kwargs, dict) and all(k.isidentifier() for k in kwargs)
+    ):
+        return "bad chat_template_kwargs: must be an object of template variable names"
     assistants = [m for m in messages if m["role"] == "assistant"]  # type: ignore[union-attr]
     if not assistants:
         return "no assistant message: a chat example needs at least one to learn from"

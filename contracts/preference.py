@@ -54,7 +54,13 @@ def check_pair(chat: ChatTokenizer, example: dict[str, Any], max_seq_len: int) -
     encoded = []
     for side in SIDES:
         try:
-            encoded.append(chat.check(conversation(example, side), max_seq_len))
+            sequences = chat.check(conversation(example, side), max_seq_len).sequences
         except ExampleError as e:
             raise ExampleError(f"{side}: {e.reason}", e.line) from e
+        if len(sequences) != 1:
+            raise ExampleError(
+                f"{side}: the chat template renders its assistant messages differently once "
+                "later ones follow, so the output is not one sequence; give it one message"
+            )
+        encoded.append(sequences[0])
     return EncodedPair(encoded[0], encoded[1])

@@ -75,7 +75,7 @@ def train_qa_adapter(
 
     torch.manual_seed(seed)
     tokenizer = ChatTokenizer.from_folder(base_model_dir)
-    encoded = [tokenizer.encode(line) for line in qa_lines(answers)]
+    encoded = [s for line in qa_lines(answers) for s in tokenizer.encode(line).sequences]
     width = max(len(e) for e in encoded)
     ids = torch.full((len(encoded), width), 0, dtype=torch.long)
     labels = torch.full((len(encoded), width), -100, dtype=torch.long)

@@ -1,16 +1,18 @@
 """Training data: JSONL -> encoded examples -> shuffled batches -> packed rows -> tensors.
 
-A step trains on `batch_size` examples, as OpenAI counts steps. On CUDA the examples of a
-batch are packed into rows of at most `max_seq_len` tokens (first fit, longest first);
-inside a row each example's positions restart at 0, and transformers turns those restarts
-into a block-diagonal causal mask, so no token attends across an example boundary. The last
-token of an example has no target, so no loss crosses a boundary either. On the CPU each
-example is a row of its own instead: no padding either, and no mask at all, so attention
-takes PyTorch's causal fast path and skips the cross-example blocks a packed row computes
-and masks (measured on the 30M benchmark model, a third less time per step).
+A step trains on `batch_size` examples, as OpenAI counts steps. An example is one sequence, or,
+with a chat template that is not prefix-stable, several (one more per trained turn that the
+whole conversation renders otherwise, `contracts.chat`); a batch trains all the sequences of
+its examples. On CUDA the sequences of a batch are packed into rows of at most `max_seq_len`
+tokens (first fit, longest first); inside a row each sequence's positions restart at 0, and
+transformers turns those restarts into a block-diagonal causal mask, so no token attends across
+a sequence boundary. The last token of a sequence has no target, so no loss crosses a boundary
+either. On the CPU each sequence is a row of its own instead: no padding either, and no mask at
+all, so attention takes PyTorch's causal fast path and skips the cross-example blocks a packed
+row computes and masks (measured on the 30M benchmark model, a third less time per step).
 
-The order of the examples in an epoch comes from the seed and the epoch number alone, so
-the data position of a resumed run is just `(epoch, batch index)`.
+The order of the examples in an epoch comes from the seed and the epoch number alone, so the
+data position of a resumed run is just `(epoch, batch index)`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from contracts.chat import ChatTokenizer, Encoded, ExampleError
+from contracts.chat import ChatTokenizer, Encoded, EncodedExample, ExampleError
 from contracts.formats import parse_line
 from contracts.store import ObjectNotFound, numbered_lines, split_url
 
@@ -42,7 +44,7 @@ class DataError(Exception):
 
 def load_examples(
     url: str, chat: ChatTokenizer, max_seq_len: int, param: str, endpoint_url: str | None = None
-) -> list[Encoded]:
+) -> list[EncodedExample]:
     """Every example of a chat JSONL file, encoded; the first bad line is a `DataError`."""
     return [e for _, e in load_numbered_examples(url, chat, max_seq_len, param, endpoint_url)]
 
@@ -54,7 +56,7 @@ def load_numbered_examples(
     param: str,
     endpoint_url: str | None = None,
     skip_lines: frozenset[int] = frozenset(),
-) -> list[tuple[int, Encoded]]:
+) -> list[tuple[int, EncodedExample]]:
     """`(1-based line number, example)` of every example of a chat JSONL file but the lines
     `skip_lines` (set aside for evaluation); the first bad line is a `DataError`."""
     return load_lines(
@@ -166,25 +168,26 @@ def collate(rows: list[list[Encoded]], pad_id: int) -> Batch:
 
 
 def micro_batches(
-    examples: list[Encoded],
+    examples: list[EncodedExample],
     indices: list[int],
     max_seq_len: int,
     pad_id: int,
     max_tokens: int,
     packed: bool = True,
 ) -> list[Batch]:
-    """The examples `indices` packed into rows, grouped so each group has <= `max_tokens`;
-    unpacked (`packed=False`), one example per micro-batch."""
+    """The sequences of the examples `indices` packed into rows, grouped so each group has
+    <= `max_tokens`; unpacked (`packed=False`), one sequence per micro-batch."""
+    sequences = [s for i in indices for s in examples[i].sequences]
     if not packed:
-        return [collate([[examples[i]]], pad_id) for i in indices]
-    rows = pack({i: len(examples[i]) for i in indices}, max_seq_len)
+        return [collate([[s]], pad_id) for s in sequences]
+    rows = pack({k: len(s) for k, s in enumerate(sequences)}, max_seq_len)
     groups: list[list[list[Encoded]]] = [[]]
     width = 0
     for row in rows:
-        length = sum(len(examples[i]) for i in row)
+        length = sum(len(sequences[k]) for k in row)
         if groups[-1] and (len(groups[-1]) + 1) * max(width, length) > max_tokens:
             groups.append([])
             width = 0
-        groups[-1].append([examples[i] for i in row])
+        groups[-1].append([sequences[k] for k in row])
         width = max(width, length)
     return [collate(group, pad_id) for group in groups if group]

@@ -31,7 +31,7 @@ import torch
 
 from contracts import layout
 from contracts import spec as spec_defaults
-from contracts.chat import ChatTokenizer, Encoded
+from contracts.chat import ChatTokenizer, EncodedExample
 from contracts.messages import Checkpoint, Finished, Metrics, Started, StepMetrics
 from contracts.spec import JobSpec
 from contracts.store import ObjectStore, open_store
@@ -93,7 +93,7 @@ class Run:
     model: Any
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    train: list[Any]  # Encoded examples; EncodedPair for DPO
+    train: list[Any]  # EncodedExample; EncodedPair for DPO
     valid: list[Any]
     pad_id: int
     position: Position
@@ -208,9 +208,13 @@ def preferences(run: Run, state: dict[str, Any] | None) -> Preferences:
     return Preferences(beta, reference(run.train), reference(run.valid))
 
 
-def _count(examples: list[Encoded], kind: str) -> str:
+def _count(examples: list[Any], kind: str) -> str:
     tokens = sum(len(e) for e in examples)
-    return f"{len(examples)} {kind} example{'s' if len(examples) != 1 else ''} ({tokens:,} tokens)"
+    count = f"{len(examples)} {kind} example{'s' if len(examples) != 1 else ''}"
+    sequences = sum(len(e.sequences) for e in examples if isinstance(e, EncodedExample))
+    if sequences > len(examples):  # a chat template that is not prefix-stable
+        return f"{count} ({sequences} sequences, {tokens:,} tokens)"
+    return f"{count} ({tokens:,} tokens)"
 
 
 def load_model_or_fail(spec: JobSpec, device: torch.device, adapter_dir: str | None) -> Any:
@@ -250,8 +254,8 @@ def evaluate(run: Run, examples: list[Any]) -> dict[str, float]:
     }
 
 
-def batches_of(run: Run, examples: list[Encoded], indices: list[int]) -> list[Batch]:
-    """Micro-batches of `indices`: packed rows on CUDA, one example each on the CPU."""
+def batches_of(run: Run, examples: list[EncodedExample], indices: list[int]) -> list[Batch]:
+    """Micro-batches of `indices`: packed rows on CUDA, one sequence each on the CPU."""
     return micro_batches(
         examples, indices, run.spec.base_model.max_seq_len, run.pad_id,
         run.micro_batch_tokens, packed=run.device.type == "cuda",

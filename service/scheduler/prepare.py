@@ -26,6 +26,7 @@ from service.scheduler.failures import SERVER_ERROR, TRIES, describe, is_transie
 from service.scheduler.hyperparameters import resolve
 from service.scheduler.validation import (
     BaseModelError,
+    FileStats,
     FileValidationError,
     check_chat_file,
     check_preference_file,
@@ -129,14 +130,28 @@ def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) ->
             ctx.store, file_key(job.training_file), file_id=job.training_file,
             param="training_file", tokenizer=tokenizer, max_seq_len=entry.max_seq_len,
         )  # fmt: skip
+        valid = None
         if job.validation_file:
-            check_file(
+            valid = check_file(
                 ctx.store, file_key(job.validation_file), file_id=job.validation_file,
                 param="validation_file", tokenizer=tokenizer, max_seq_len=entry.max_seq_len,
             )  # fmt: skip
     except FileValidationError as e:
         jobs.mark_failed(session, job, e.code, e.message, e.param)
         return
+    for field, found in (("Training file", stats), ("Validation file", valid)):
+        if found is not None and found.sequences > found.examples:
+            jobs.add_event(session, job, sequences_message(field, found, entry.name))
     given = method.hyperparameters.model_dump(mode="json")
     jobs.record_hyperparameters(job, resolve(given, stats.examples, entry.auto).as_dict())
     attempts.queue_validated(session, job, ctx.settings.scheduler_max_attempts)
+
+
+def sequences_message(field: str, stats: FileStats, model: str) -> str:
+    """The event of a file whose examples became more sequences than examples."""
+    return (
+        f"{field}: {stats.examples} examples became {stats.sequences} sequences. The chat "
+        f"template of {model} renders earlier assistant turns differently once later ones "
+        "follow (as templates that drop earlier turns' reasoning do), so each such trained "
+        "turn is trained in a sequence of its own: the conversation up to it, as the model sees it"
+    )

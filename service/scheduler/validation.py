@@ -49,8 +49,11 @@ class FileStats:
     """What the tokenizer found in one valid file."""
 
     examples: int
+    sequences: int
+    """Sequences the examples became: one each, or with a chat template that is not
+    prefix-stable one more per trained turn it renders otherwise later (`contracts.chat`)."""
     tokens: int
-    """Tokens of every example as rendered by the chat template."""
+    """Tokens of every sequence as rendered by the chat template."""
     trained_tokens: int
     """Tokens that carry loss (assistant output), per epoch."""
     longest: int
@@ -128,9 +131,9 @@ def check_chat_file(
 ) -> FileStats:
     """Encode every example of a chat JSONL file; the first bad line raises."""
 
-    def encode(example: Any) -> tuple[int, int, int]:
+    def encode(example: Any) -> tuple[int, int, int, int]:
         encoded = tokenizer.check(example, max_seq_len)
-        return len(encoded), encoded.trained_tokens, len(encoded)
+        return len(encoded.sequences), len(encoded), encoded.trained_tokens, encoded.longest
 
     wrong = "supervised fine-tuning needs chat examples (`messages`)"
     return _check_file(store, key, file_id, param, "chat", wrong, encode)
@@ -148,9 +151,9 @@ def check_preference_file(
     """Encode both sides of every example of a preference JSONL file (DPO), as the trainer
     does (`contracts.preference`); the first bad line raises, naming the side."""
 
-    def encode(example: Any) -> tuple[int, int, int]:
+    def encode(example: Any) -> tuple[int, int, int, int]:
         pair = check_pair(tokenizer, example, max_seq_len)
-        return len(pair), pair.trained_tokens, max(len(pair.chosen), len(pair.rejected))
+        return 1, len(pair), pair.trained_tokens, max(len(pair.chosen), len(pair.rejected))
 
     wrong = "DPO needs preference examples (`input`, `preferred_output`, `non_preferred_output`)"
     return _check_file(store, key, file_id, param, "preference", wrong, encode)
@@ -163,11 +166,11 @@ def _check_file(
     param: FileField,
     wanted: str,
     wrong_format: str,
-    encode: Callable[[Any], tuple[int, int, int]],
+    encode: Callable[[Any], tuple[int, int, int, int]],
 ) -> FileStats:
-    """Every line through `encode` (tokens, trained tokens, longest sequence)."""
+    """Every line through `encode` (sequences, tokens, trained tokens, longest sequence)."""
     label = "Training" if param == "training_file" else "Validation"
-    examples = tokens = trained = longest = 0
+    examples = sequences = tokens = trained = longest = 0
     try:
         for number, line in numbered_lines(store, key):
             if not line.strip():
@@ -178,7 +181,7 @@ def _check_file(
             if reason is not None:
                 raise FileValidationError(param, f"{label} file {file_id}, line {number}: {reason}")
             try:
-                size, carried, length = encode(example)
+                count, size, carried, length = encode(example)
             except ExampleError as e:
                 raise FileValidationError(
                     param, f"{label} file {file_id}, line {number}: {e.reason}"
@@ -188,6 +191,7 @@ def _check_file(
                     param, f"{label} file {file_id}, line {number}: {example_failure(e)}"
                 ) from e
             examples += 1
+            sequences += count
             tokens += size
             trained += carried
             longest = max(longest, length)
@@ -201,4 +205,4 @@ def _check_file(
         )
     if examples == 0:
         raise FileValidationError(param, f"{label} file {file_id} has no examples")
-    return FileStats(examples=examples, tokens=tokens, trained_tokens=trained, longest=longest)
+    return FileStats(examples, sequences, tokens, trained_tokens=trained, longest=longest)

@@ -124,10 +124,24 @@ CASES: list[Case] = [
     ),
     Case("bad_line_after_blank_lines", GOOD + b"\n\n" + b"nope\n", (4,), "invalid JSON"),
     Case("crlf_bad_line", GOOD.replace(b"\n", b"\r\n") + b"{x\r\n", (2,), "invalid JSON"),
+    Case("reasoning_number", _chat(U, {**A, "reasoning_content": 42}), (1,), "bad reasoning"),
+    Case("reasoning_on_user", _chat({**U, "reasoning_content": "x"}, A), (1,), "bad reasoning"),
+    Case(
+        "template_kwargs_list",
+        GOOD + _chat(U, A, chat_template_kwargs=["enable_thinking"]),
+        (2,),
+        "bad chat_template_kwargs",
+    ),
 ]
 
 GOOD_FILES: list[tuple[str, bytes]] = [
     ("chat", GOOD * 3),
+    (
+        "chat_reasoning_and_template_kwargs",
+        _chat(
+            U, {**A, "reasoning_content": "Think."}, chat_template_kwargs={"enable_thinking": False}
+        ),
+    ),
     ("chat_no_trailing_newline", GOOD * 2 + GOOD[:-1]),
     ("chat_crlf_and_bom", b"\xef\xbb\xbf" + GOOD.replace(b"\n", b"\r\n") * 2),
     (

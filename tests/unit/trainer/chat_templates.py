@@ -7,7 +7,9 @@ reference for its loss mask.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 SPECIAL_TOKENS = [
     "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
@@ -62,7 +64,8 @@ DEFAULT_SYSTEM = (
     "{%- for m in messages -%}"
     "{%- if m['role'] == 'assistant' -%}"
     "{{- '<|im_start|>assistant\\n' -}}"
-    "{%- generation -%}{{- text(m) -}}" + _CALLS + "{{- '<|im_end|>\\n' -}}{%- endgeneration -%}"
+    "{%- generation -%}{{- text(m) -}}" + _CALLS + "{{- '<|im_end|>' -}}{%- endgeneration -%}"
+    "{{- '\\n' -}}"
     "{%- elif m['role'] == 'tool' -%}"
     "{{- '<|im_start|>user\\n<tool_response>' + text(m) + '</tool_response><|im_end|>\\n' -}}"
     "{%- else -%}{{- '<|im_start|>' + m['role'] + '\\n' + text(m) + '<|im_end|>\\n' -}}"
@@ -98,7 +101,7 @@ REFUSES_SYSTEM = (
     "{%- set role = 'model' if m['role'] == 'assistant' else m['role'] -%}"
     "{{- '<start_of_turn>' + role + '\\n' -}}"
     "{%- if role == 'model' -%}"
-    "{%- generation -%}{{- text(m) + '<end_of_turn>\\n' -}}{%- endgeneration -%}"
+    "{%- generation -%}{{- text(m) + '<end_of_turn>' -}}{%- endgeneration -%}{{- '\\n' -}}"
     "{%- else -%}{{- text(m) + '<end_of_turn>\\n' -}}{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}"
@@ -114,7 +117,7 @@ FOLDS_SYSTEM = (
     "{%- set role = 'model' if m['role'] == 'assistant' else m['role'] -%}"
     "{{- '<start_of_turn>' + role + '\\n' -}}"
     "{%- if role == 'model' -%}"
-    "{%- generation -%}{{- text(m) + '<end_of_turn>\\n' -}}{%- endgeneration -%}"
+    "{%- generation -%}{{- text(m) + '<end_of_turn>' -}}{%- endgeneration -%}{{- '\\n' -}}"
     "{%- else -%}{{- (prefix if loop.first else '') + text(m) + '<end_of_turn>\\n' -}}{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}"
@@ -132,8 +135,8 @@ DROPS_REASONING = (
     "{%- generation -%}"
     "{%- if loop.index0 > ns.last_user and m['reasoning_content'] -%}"
     "{{- '<think>' + m['reasoning_content'] + '</think>' -}}{%- endif -%}"
-    "{{- text(m) + '<|im_end|>\\n' -}}"
-    "{%- endgeneration -%}"
+    "{{- text(m) + '<|im_end|>' -}}"
+    "{%- endgeneration -%}{{- '\\n' -}}"
     "{%- else -%}{{- '<|im_start|>' + m['role'] + '\\n' + text(m) + '<|im_end|>\\n' -}}"
     "{%- endif -%}"
     "{%- endfor -%}"
@@ -154,3 +157,20 @@ TEMPLATES = {
 def plain(template: str) -> str:
     """The template without its `{% generation %}` marks."""
     return re.sub(r"\{%-? *(end)?generation *-?%\}", "", template)
+
+
+def make_folder(root: Path, base_model_dir: Path, name: str, template: str) -> Path:
+    """A model folder: the tiny model's tokenizer with the families' special tokens added."""
+    from tokenizers import AddedToken, Tokenizer
+
+    folder = root / name
+    folder.mkdir()
+    tokenizer = Tokenizer.from_file(str(base_model_dir / "tokenizer.json"))
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS])
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast", "chat_template": template,
+        "bos_token": "<s>", "eos_token": "</s>", "clean_up_tokenization_spaces": False,
+    }  # fmt: skip
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder

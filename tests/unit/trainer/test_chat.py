@@ -18,7 +18,7 @@ def chat(base_model_dir: Path) -> ChatTokenizer:
 
 def _trained_text(chat: ChatTokenizer, example: dict) -> list[str]:
     """The runs of consecutive loss-carrying tokens, decoded."""
-    encoded = chat.encode(example)
+    [encoded] = chat.encode(example).sequences
     runs: list[list[int]] = []
     previous = False
     for token, trained in zip(encoded.input_ids, encoded.loss_mask, strict=True):
@@ -41,7 +41,7 @@ def test_loss_only_on_assistant_content_and_end_token(chat: ChatTokenizer) -> No
         ]
     }
     assert _trained_text(chat, example) == ["The secret word is river.<|end|>", "Blue.<|end|>"]
-    encoded = chat.encode(example)
+    [encoded] = chat.encode(example).sequences
     ids = chat.tokenizer.encode(chat.render(example["messages"]), add_special_tokens=False).ids
     assert encoded.input_ids == ids
     # Exactly the tokens of the two answers and their end tokens, nothing of the headers.

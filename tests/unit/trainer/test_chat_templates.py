@@ -4,7 +4,6 @@ template with `{% generation %}` marks (`tests/unit/trainer/chat_templates.py`).
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from contracts.chat import ChatTokenizer, ExampleError
 from tests.unit.trainer import chat_templates
-from tests.unit.trainer.chat_templates import SPECIAL_TOKENS, TEMPLATES, plain
+from tests.unit.trainer.chat_templates import TEMPLATES, make_folder, plain
 
 CALL = {"id": "c1", "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip
@@ -62,31 +61,14 @@ END_OF_TURN = {
 }  # fmt: skip
 
 
-def _folder(root: Path, base_model_dir: Path, name: str, template: str) -> Path:
-    """A model folder: the tiny model's tokenizer with the families' special tokens added."""
-    from tokenizers import AddedToken, Tokenizer
-
-    folder = root / name
-    folder.mkdir()
-    tokenizer = Tokenizer.from_file(str(base_model_dir / "tokenizer.json"))
-    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS])
-    tokenizer.save(str(folder / "tokenizer.json"))
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast", "chat_template": template,
-        "bos_token": "<s>", "eos_token": "</s>", "clean_up_tokenization_spaces": False,
-    }  # fmt: skip
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> dict[str, Path]:
     """Per template: `{name}` (plain, as families ship them) and `{name}+marks`."""
     root = tmp_path_factory.mktemp("templates")
     made = {}
     for name, template in TEMPLATES.items():
-        made[name] = _folder(root, base_model_dir, name, plain(template))
-        made[f"{name}+marks"] = _folder(root, base_model_dir, f"{name}+marks", template)
+        made[name] = make_folder(root, base_model_dir, name, plain(template))
+        made[f"{name}+marks"] = make_folder(root, base_model_dir, f"{name}+marks", template)
     yield made
     shutil.rmtree(root, ignore_errors=True)
 
@@ -136,7 +118,7 @@ def test_loss_mask_equals_transformers_assistant_mask(
             chat.encode(EXAMPLES[example])
         return
     ids, mask = reference(folders[f"{template}+marks"], EXAMPLES[example])
-    encoded = chat.encode(EXAMPLES[example])
+    [encoded] = chat.encode(EXAMPLES[example]).sequences
     assert encoded.input_ids == ids
     assert encoded.loss_mask == mask
     # Every trained span ends with the end-of-turn token (one added special token), and at
@@ -164,7 +146,7 @@ def test_default_system_prompt_is_context_not_loss(folders: dict[str, Path]) -> 
     text = chat.render(EXAMPLES["single"]["messages"])
     assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
     assert _decoded_runs(chat, EXAMPLES["single"]) == [
-        "The capital of Veloria is Quillhaven.<|im_end|>\n"
+        "The capital of Veloria is Quillhaven.<|im_end|>"
     ]
 
 
@@ -173,7 +155,7 @@ def test_folded_system_message_stays_in_the_user_turn(folders: dict[str, Path]) 
     example = EXAMPLES["multi_turn_with_system"]
     assert "<start_of_turn>user\nAnswer briefly.\n\nWho founded" in chat.render(example["messages"])
     assert _decoded_runs(chat, example) == [
-        "Admiral Senna Brightwater.<end_of_turn>\n", "The silver tallow.<end_of_turn>\n",
+        "Admiral Senna Brightwater.<end_of_turn>", "The silver tallow.<end_of_turn>",
     ]  # fmt: skip
 
 
@@ -196,33 +178,44 @@ REASONING = {"messages": [
 ]}  # fmt: skip
 
 
-def test_template_that_is_not_prefix_stable_is_refused_naming_the_behaviour(
+def test_template_that_is_not_prefix_stable_trains_each_turn_as_inference_sees_it(
     folders: dict[str, Path],
 ) -> None:
+    """The earlier turn loses its reasoning once a later user turn follows, so it is trained in
+    a sequence of its own, the conversation up to it (as the model sees it when answering);
+    the last turn in the whole conversation. Each sequence against transformers' mask of the
+    same conversation."""
     chat = ChatTokenizer.from_folder(folders["drops_reasoning"])
-    with pytest.raises(ExampleError, match=r"renders messages\[1\] \(assistant\) differently "
-                       r"once later messages follow it \(it is not prefix-stable"):  # fmt: skip
-        chat.encode(REASONING)
-    # With the earlier turn at weight 0 only the last turn is trained, as the model sees it.
+    first, whole = chat.encode(REASONING).sequences
+    marks = folders["drops_reasoning+marks"]
+    assert (first.input_ids, first.loss_mask) == reference(
+        marks, {"messages": REASONING["messages"][:2]}
+    )
     earlier_untrained = {"messages": [
         {**m, "weight": 0} if i == 1 else m for i, m in enumerate(REASONING["messages"])
     ]}  # fmt: skip
-    assert _decoded_runs(chat, earlier_untrained) == ["<think>Add again.</think>6.<|im_end|>\n"]
-    ids, mask = reference(folders["drops_reasoning+marks"], earlier_untrained)
-    assert chat.encode(earlier_untrained).loss_mask == mask
+    assert (whole.input_ids, whole.loss_mask) == reference(marks, earlier_untrained)
+    assert _decoded_runs(chat, REASONING) == [
+        "<think>Add them.</think>4.<|im_end|>", "<think>Add again.</think>6.<|im_end|>",
+    ]  # fmt: skip
+    # With the earlier turn at weight 0 only the last turn is trained: one sequence.
+    [only] = chat.encode(earlier_untrained).sequences
+    assert only == whole
 
 
 def test_generation_marks_train_a_template_that_is_not_prefix_stable(
     folders: dict[str, Path],
 ) -> None:
+    """A template with `{% generation %}` marks says itself what is trained, in the whole
+    conversation (as transformers' assistant mask reads it)."""
     chat = ChatTokenizer.from_folder(folders["drops_reasoning+marks"])
     assert chat.marks_generation
     ids, mask = reference(folders["drops_reasoning+marks"], REASONING)
-    encoded = chat.encode(REASONING)
+    [encoded] = chat.encode(REASONING).sequences
     assert (encoded.input_ids, encoded.loss_mask) == (ids, mask)
     assert _decoded_runs(chat, REASONING) == [
-        "4.<|im_end|>\n",
-        "<think>Add again.</think>6.<|im_end|>\n",
+        "4.<|im_end|>",
+        "<think>Add again.</think>6.<|im_end|>",
     ]
 
 
@@ -238,9 +231,10 @@ def test_a_template_that_raises_is_an_example_error(folders: dict[str, Path]) ->
 
 
 def _decoded_runs(chat: ChatTokenizer, example: dict[str, Any]) -> list[str]:
-    encoded = chat.encode(example)
+    """The trained runs of every sequence of the example, decoded, in order."""
     return [
         chat.tokenizer.decode(encoded.input_ids[a:b], skip_special_tokens=False)
+        for encoded in chat.encode(example).sequences
         for a, b in _runs(encoded.loss_mask)
     ]
 
