@@ -149,6 +149,10 @@ def make_family_model(
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         torch.nn.init.normal_(model.get_output_embeddings().weight, std=fam.lm_head_std)
+        if fam.vocab_size is not None:  # the padding: small rows, as a real model's unused
+            first = token_id(PADDING_TOKEN.format(0))  # tokens have, so none is ever predicted
+            end = fam.vocab_size - len(fam.plain_added)
+            torch.nn.init.normal_(model.get_output_embeddings().weight[first:end], std=0.01)
     finally:
         torch.random.set_rng_state(state)
     model.generation_config = GenerationConfig(
@@ -168,7 +172,8 @@ def _padded(tok, size: int):  # type: ignore[no-untyped-def]
 
     data = json.loads(tok.to_str())
     vocab = data["model"]["vocab"]
-    vocab.update({PADDING_TOKEN.format(i): i for i in range(len(vocab), size)})
+    start = len(vocab)
+    vocab.update({PADDING_TOKEN.format(i - start): i for i in range(start, size)})
     return Tokenizer.from_str(json.dumps(data))
 
 

@@ -328,6 +328,7 @@ _FAMILIES: dict[str, Family] = {
             config_class="Phi3Config",  # as Phi-4-mini's config.json names it
             config={
                 **_COMMON,
+                "initializer_range": 0.2,  # as Llama 3.2's: tied, the layers must move it
                 "num_key_value_heads": 1,
                 "rms_norm_eps": 1e-5,
                 "tie_word_embeddings": True,
@@ -359,6 +360,7 @@ _FAMILIES: dict[str, Family] = {
             stop=["<|end|>", "<|endoftext|>"],
             template=PHI4_MINI_TEMPLATE,
             add_bos=False,
+            lm_head_std=0.3,
         ),
     ]
 }
