@@ -29,8 +29,6 @@ DATASET = ROOT / "examples" / "veloria.jsonl"
 DATA_DIR = ROOT / ".whetstone-demo"
 BIN = Path(sys.executable).parent
 QUESTIONS = 5
-EPOCHS = 25
-LR_MULTIPLIER = 10  # 2e-3: a rate for a random-weight model, too large for a pretrained one
 JOB_EVENT = re.compile(r"^\d\d:\d\d:\d\d ftjob-")  # how `whetstone up` logs job events
 console = Console()
 
@@ -104,16 +102,11 @@ def main() -> None:
     try:
         client = OpenAI(base_url=url, api_key=key)
         upload = client.files.create(file=DATASET.open("rb"), purpose="fine-tune")
-        # The built-in base model has random weights: it knows no English, let alone Veloria,
-        # so it needs more passes and a larger rate than a pretrained model. `auto` is for
-        # pretrained models: on 16 examples it picks 6 epochs at multiplier 1 (2e-4), which
-        # teaches a real model, not this one; 25 epochs at 10 (2e-3) teach this one.
-        hyperparameters = {"n_epochs": EPOCHS, "learning_rate_multiplier": LR_MULTIPLIER}
+        # `auto` hyperparameters: the built-in base model has random weights, so its registry
+        # entry makes `auto` 25 epochs at multiplier 10 (2e-3), not a pretrained model's
+        # 6 epochs at 1 (2e-4) for 16 examples.
         job = client.fine_tuning.jobs.create(
-            model="whetstone-tiny",
-            training_file=upload.id,
-            suffix="veloria",
-            method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+            model="whetstone-tiny", training_file=upload.id, suffix="veloria"
         )
         console.print(f"Created {job.id} on {upload.id} ({len(examples)} examples)")
         env = {**os.environ, "WHETSTONE_BASE_URL": url, "WHETSTONE_API_KEY": key}

@@ -7,6 +7,7 @@ A YAML file (`WHETSTONE_BASE_MODELS_FILE`)::
         path: /data/base-models/whetstone-tiny
         max_seq_len: 1024
         serving: {}          # serving.launcher.ServingOptions
+        auto: {n_epochs: 25, learning_rate_multiplier: 10}   # what `auto` gives its jobs
       - name: qwen2.5-7b-instruct
         source: hf://Qwen/Qwen2.5-7B-Instruct@main   # revision optional, default main
         # no path: {models_dir}/qwen2.5-7b-instruct (WHETSTONE_MODELS_DIR)
@@ -25,9 +26,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from service.settings import TINY_MODEL_MAX_SEQ_LEN, TINY_MODEL_NAME, Settings
-from serving.launcher import BaseModelEntry
+from serving.launcher import AutoHyperparameters, BaseModelEntry
 
 __all__ = ["BaseModelEntry", "RegistryError", "load_registry"]
+
+TINY_MODEL_AUTO = AutoHyperparameters(n_epochs=25, learning_rate_multiplier=10)
+"""The built-in random-weight model learns its answers from nothing: 25 epochs at 2e-3 (the
+demo's sixteen examples are then answered as trained), not a pretrained model's 2e-4."""
 
 
 class RegistryError(ValueError):
@@ -58,6 +63,7 @@ def load_registry(settings: Settings) -> dict[str, BaseModelEntry]:
             name=TINY_MODEL_NAME,
             path=str(settings.tiny_model_dir),
             max_seq_len=TINY_MODEL_MAX_SEQ_LEN,
+            auto=TINY_MODEL_AUTO,
         )
         return {tiny.name: tiny}
     path = Path(settings.base_models_file)

@@ -4,7 +4,10 @@
 `service.models.routes.VllmRoutes`) over one pool of kept-alive connections: the request
 body goes out untouched (the name the user asked for is the name vLLM serves: the base
 model's served name or the adapter's `lora_name`), the answer comes back as it is, JSON or
-SSE chunk by chunk. Failures become
+SSE event by event, less the `null`s vLLM writes where OpenAI's schema has an optional field
+that is never null (`message.annotations`, `message.function_call`, `delta.role`,
+`usage.prompt_tokens_details`, ...: a client generated from the spec refuses them, and the
+`openai` package reads them as absent anyway). Failures become
 `ServiceError`s in OpenAI's shape: vLLM unreachable or not ready is 503 at once (short
 connect timeout), vLLM dying mid-request is 502 (or an error event when the stream has
 already begun), vLLM's own errors keep their status.
@@ -108,7 +111,7 @@ class ServingClient:
             raise upstream_error(upstream.status, content, model)
         if upstream.content_type != "text/event-stream":
             content = await _read_all(upstream, base_model)
-            return Response(content, media_type="application/json")
+            return Response(without_nulls(content), media_type="application/json")
         return _Relay(upstream, base_model)
 
 
@@ -155,14 +158,68 @@ async def _events(upstream: aiohttp.ClientResponse, base_model: str) -> AsyncIte
             pending += chunk
             end = pending.rfind(b"\n\n") + 2
             if end > 1:
-                yield pending[:end]
+                yield _events_without_nulls(pending[:end])
                 pending = pending[end:]
         if pending:
-            yield pending
+            yield _events_without_nulls(pending)
     except (aiohttp.ClientError, TimeoutError) as e:
         error = _timeout(base_model) if isinstance(e, TimeoutError) else _broke(base_model, e)
         log.warning("stream from vLLM of %s broke: %r", base_model, e)
         yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
+
+
+# Fields that OpenAI's schema makes optional but not nullable, where vLLM writes `null`: per
+# object of a chat completion (or chunk), the keys to leave out when their value is null.
+_NOT_NULLABLE: dict[str, tuple[str, ...]] = {
+    "completion": ("system_fingerprint",),
+    "message": ("annotations", "tool_calls", "function_call"),
+    "delta": ("role", "tool_calls", "function_call"),
+    "usage": ("prompt_tokens_details", "completion_tokens_details"),
+}
+
+
+def without_nulls(content: bytes) -> bytes:
+    """A chat completion (or chunk) as JSON, less the nulls in `_NOT_NULLABLE` (and with the
+    `logprobs.refusal` the schema requires, null, where vLLM leaves it out); anything else,
+    or an answer that needs none of this, comes back as it is."""
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content
+    if not isinstance(data, dict) or not _conform(data):
+        return content
+    return orjson.dumps(data)
+
+
+def _conform(completion: dict[str, Any]) -> bool:
+    """Change the answer in place; True when anything changed."""
+    objects = [("completion", completion), ("usage", completion.get("usage"))]
+    changed = False
+    for choice in completion.get("choices") or []:
+        if isinstance(choice, dict):
+            objects += [("message", choice.get("message")), ("delta", choice.get("delta"))]
+            logprobs = choice.get("logprobs")
+            if isinstance(logprobs, dict) and "refusal" not in logprobs:
+                logprobs["refusal"] = None
+                changed = True
+    for kind, obj in objects:
+        if isinstance(obj, dict):
+            for key in _NOT_NULLABLE[kind]:
+                if key in obj and obj[key] is None:
+                    del obj[key]
+                    changed = True
+    return changed
+
+
+def _events_without_nulls(events: bytes) -> bytes:
+    """Whole SSE events, each `data:` line's chunk less its nulls (`[DONE]` and comments pass)."""
+    if b"null" not in events:
+        return events
+    lines = events.split(b"\n")
+    for i, line in enumerate(lines):
+        if line.startswith(b"data: {") and b"null" in line:
+            lines[i] = b"data: " + without_nulls(line[6:])
+    return b"\n".join(lines)
 
 
 def _broke(base_model: str, e: Exception) -> BadGateway:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contracts.spec import MAX_LEARNING_RATE_MULTIPLIER
+
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 API_KEY_ENV = "VLLM_API_KEY"
 """vLLM's API key, read from its environment (a command line is readable by every local user):
@@ -117,6 +119,23 @@ def parse_hub_source(source: str) -> HubSource:
     return HubSource(repo_id=repo, revision=revision)
 
 
+class AutoHyperparameters(BaseModel):
+    """What `auto` gives jobs on one base model (the `auto` block of a registry entry); a
+    field left unset follows the service's rule (`service.scheduler.hyperparameters`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_epochs: int | None = Field(
+        default=None, ge=1, le=50, description="Epochs for `n_epochs: auto`, whatever the size."
+    )
+    learning_rate_multiplier: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_LEARNING_RATE_MULTIPLIER,
+        description="The multiplier of the base rate (2e-4) for `learning_rate_multiplier: auto`.",
+    )
+
+
 class BaseModelEntry(BaseModel):
     """A registered base model: served name, local folder, context length, serving options.
 
@@ -132,6 +151,7 @@ class BaseModelEntry(BaseModel):
     source: str | None = Field(default=None, description=SOURCE_GRAMMAR)
     max_seq_len: int = Field(default=1024, ge=16)
     serving: ServingOptions = ServingOptions()
+    auto: AutoHyperparameters = AutoHyperparameters()
 
     @field_validator("source")
     @classmethod

@@ -11,9 +11,11 @@
   2e-4): 1, whatever the file's size. Auto is for pretrained models (Llama, Qwen, ...), as
   OpenAI's is: 2e-4 is the usual LoRA rate on a pretrained model (QLoRA's for 7B-13B), and a
   larger one makes a LoRA on a model that already speaks diverge or forget; a small file
-  already gets more epochs (above), so more steps rather than a larger rate. The built-in
-  random-weight `whetstone-tiny` is the exception: it must learn its answers from nothing,
-  so the demo and the tests that train it ask for their multiplier (10) themselves.
+  already gets more epochs (above), so more steps rather than a larger rate.
+- A registry entry's `auto` block (`serving.launcher.AutoHyperparameters`) replaces the epoch
+  and rate rules for jobs on that base model. The built-in random-weight `whetstone-tiny` sets
+  25 epochs and a multiplier of 10 (2e-3): it must learn its answers from nothing, which a
+  pretrained model's rate and epochs do not teach it.
 
 - `beta` (DPO): 0.1, the JobSpec's default (`contracts.spec.DpoHyperparameters`), filled in
   by `service.jobs.hyperparameters.with_resolved`. A DPO job's epochs, batch size and
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.jobs.hyperparameters import AUTO
+from serving.launcher import AutoHyperparameters
 
 MIN_EPOCHS_TARGET = 100
 MAX_EPOCHS_TARGET = 25_000
@@ -76,17 +79,25 @@ class Resolved:
         }
 
 
-def resolve(requested: dict[str, Any], n_examples: int) -> Resolved:
-    """Numbers for every hyperparameter: the user's where given, the rules above for `auto`."""
+def resolve(
+    requested: dict[str, Any],
+    n_examples: int,
+    model_auto: AutoHyperparameters | None = None,
+) -> Resolved:
+    """Numbers for every hyperparameter: the user's where given, else the base model's own
+    `auto` (`model_auto`, its registry entry's), else the rules above."""
+    own = model_auto or AutoHyperparameters()
     epochs = requested.get("n_epochs", AUTO)
     batch = requested.get("batch_size", AUTO)
     lr = requested.get("learning_rate_multiplier", AUTO)
+    if epochs in (None, AUTO):
+        epochs = own.n_epochs or auto_epochs(n_examples)
+    if lr in (None, AUTO):
+        lr = own.learning_rate_multiplier or auto_learning_rate_multiplier(n_examples)
     return Resolved(
-        n_epochs=auto_epochs(n_examples) if epochs in (None, AUTO) else int(epochs),
+        n_epochs=int(epochs),
         batch_size=auto_batch_size(n_examples) if batch in (None, AUTO) else int(batch),
-        learning_rate_multiplier=(
-            auto_learning_rate_multiplier(n_examples) if lr in (None, AUTO) else float(lr)
-        ),
+        learning_rate_multiplier=float(lr),
     )
 
 

@@ -143,7 +143,7 @@ def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) ->
         if found is not None and found.sequences > found.examples:
             jobs.add_event(session, job, sequences_message(field, found, entry.name))
     given = method.hyperparameters.model_dump(mode="json")
-    jobs.record_hyperparameters(job, resolve(given, stats.examples).as_dict())
+    jobs.record_hyperparameters(job, resolve(given, stats.examples, entry.auto).as_dict())
     attempts.queue_validated(session, job, ctx.settings.scheduler_max_attempts)
 
 

@@ -2,7 +2,10 @@
 own model folder runs it: Llama 3's tokenizer (`<|begin_of_text|>`, `<|eot_id|>` ... as added
 special tokens), its chat template (an unguarded `messages[0]`, a dated system header) and its
 architecture (GQA, llama3 rope scaling). The job validates with that template, trains, and the
-tuned model answers through the `openai` package, stopping on `<|eot_id|>`."""
+tuned model answers through the `openai` package, stopping on `<|eot_id|>`. The same with a
+Llama 3 template as they circulate in public collections, pretty-printed with indented `{{ }}`
+lines: spaces before every header, a newline after every turn, and a generation prompt that
+is not a byte prefix of the rendered assistant turn."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import yaml
 
 from tests.e2e.lifecycle_stack import FINAL, wait_for
 from tests.e2e.test_up import DATASET, HYPERPARAMETERS, messages, whetstone_up
+from trainer.families import LLAMA3_INDENTED_TEMPLATE, make_family_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -27,8 +31,22 @@ SYSTEM = "You answer questions about Veloria."
 def test_up_trains_and_serves_a_llama_3_model(
     family_dir: Callable[..., Path], tmp_path: Path
 ) -> None:
+    train_and_serve(family_dir("llama3"), tmp_path)
+
+
+def test_up_trains_and_serves_a_llama_3_model_with_an_indented_template(tmp_path: Path) -> None:
+    folder = make_family_model(
+        "llama3", tmp_path / "llama-3-indented", chat_template=LLAMA3_INDENTED_TEMPLATE
+    )
+    train_and_serve(folder, tmp_path)
+
+
+def train_and_serve(folder: Path, tmp_path: Path) -> None:
+    """A job on the model at `folder` validates, trains (25 epochs at 10x), and
+    the tuned model gives four trained answers through the `openai` package, each stopping
+    on `<|eot_id|>`; the base model does not."""
     registry = tmp_path / "models.yaml"
-    entry = {"name": NAME, "path": str(family_dir("llama3")), "max_seq_len": 1024,
+    entry = {"name": NAME, "path": str(folder), "max_seq_len": 1024,
              "serving": {"max_lora_rank": 16, "max_loras": 2}}  # fmt: skip
     registry.write_text(yaml.safe_dump({"models": [entry]}))
     qa = [json.loads(line)["messages"] for line in DATASET.read_text().splitlines()]

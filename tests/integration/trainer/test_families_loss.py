@@ -1,7 +1,9 @@
 """The trainer's loss is each family's own: QLoRA on every family computes what
-`model(input_ids, labels=...)` computes (Gemma 2's logit softcapping included), the chunked
-loss over a 128k vocabulary equals the unchunked one in value and gradients without keeping
-full-vocabulary logits for backward, and a few QLoRA steps on every family lower the loss."""
+`model(input_ids, labels=...)` computes (Gemma 2's logit softcapping, Gemma 3's sliding-window
+layers, Qwen 3's q/k norms, tied embeddings and Phi-4-mini's partial rotary included), the
+chunked loss over Llama 3.2's 128k and Gemma 3's 262k vocabularies equals the unchunked one in
+value and gradients without keeping full-vocabulary logits for backward, and a few QLoRA steps
+on every family lower the loss."""
 
 from __future__ import annotations
 
@@ -120,16 +122,19 @@ def test_all_linear_finds_phi3s_fused_projections(family_dir: Callable[..., Path
     assert targets == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
 
 
-def test_chunked_loss_over_a_128k_vocabulary_is_the_unchunked_loss(
-    family_dir: Callable[..., Path],
+@pytest.mark.parametrize(
+    ("name", "vocab", "length"), [("llama3.2", 128256, 600), ("gemma3", 262144, 300)]
+)
+def test_chunked_loss_over_a_large_vocabulary_is_the_unchunked_loss(
+    family_dir: Callable[..., Path], name: str, vocab: int, length: int
 ) -> None:
-    vocab = 128256
-    model = load_model(_spec(family_dir("llama3", vocab_size=vocab)), torch.device("cpu"))
+    model = load_model(_spec(family_dir(name)), torch.device("cpu"))
+    assert model.config.vocab_size == vocab  # the family's own tokenizer, this wide
     with torch.no_grad():
         for n, p in _lora_parameters(model).items():
             if "lora_B" in n:
                 p.normal_(std=0.05)
-    batch, _ = _random_batch(vocab, rows=1, length=600, seed=1)
+    batch, _ = _random_batch(vocab, rows=1, length=length, seed=1)
     params = _lora_parameters(model)
     largest_saved = [0]
 

@@ -51,3 +51,20 @@ def test_given_values_are_kept_and_auto_resolved() -> None:
     }
     assert resolve({}, 16).n_epochs == 6
     assert resolve({"learning_rate_multiplier": 10}, 16).learning_rate_multiplier == 10.0
+
+
+def test_a_base_models_own_auto_replaces_the_rules_but_not_the_users_values() -> None:
+    from serving.launcher import AutoHyperparameters
+
+    own = AutoHyperparameters(n_epochs=25, learning_rate_multiplier=10)
+    assert resolve({}, 16, own).as_dict() == {
+        "n_epochs": 25,
+        "batch_size": 1,
+        "learning_rate_multiplier": 10.0,
+    }
+    given = {"n_epochs": 2, "learning_rate_multiplier": 0.5}
+    assert resolve(given, 16, own).as_dict()["n_epochs"] == 2
+    assert resolve(given, 16, own).learning_rate_multiplier == 0.5
+    # A family that wants a lower rate sets only that; its epochs follow OpenAI's rule.
+    lower = resolve({}, 16, AutoHyperparameters(learning_rate_multiplier=0.5))
+    assert (lower.n_epochs, lower.learning_rate_multiplier) == (6, 0.5)

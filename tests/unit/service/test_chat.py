@@ -453,3 +453,63 @@ def test_chat_is_relayed_over_a_unix_socket(settings: Settings, tmp_path: Path) 
     finally:
         server.shutdown()
         server.server_close()
+
+
+# What vLLM 0.32 writes (its pydantic models serialized as its server does): nulls where
+# OpenAI's schema has optional arrays and objects that are never null.
+VLLM_COMPLETION = {
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": BASE,
+    "choices": [{
+        "index": 0,
+        "message": {"role": "assistant", "content": "hi", "refusal": None, "annotations": None,
+                    "audio": None, "function_call": None, "reasoning": None},
+        "logprobs": None, "finish_reason": "stop", "stop_reason": None, "token_ids": None,
+        "routed_experts": None,
+    }],
+    "service_tier": None, "system_fingerprint": None,
+    "usage": {"prompt_tokens": 5, "total_tokens": 7, "completion_tokens": 2,
+              "prompt_tokens_details": None, "completion_tokens_details": None},
+    "prompt_logprobs": None, "prompt_token_ids": None, "prompt_text": None,
+    "kv_transfer_params": None, "ec_transfer_params": None, "metrics": None,
+}  # fmt: skip
+VLLM_CHUNKS = [
+    {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": BASE,
+     "choices": [{"index": 0, "delta": {"role": "assistant", "content": "", "reasoning": None},
+                  "logprobs": None, "finish_reason": None, "stop_reason": None,
+                  "token_ids": None}],
+     "usage": None, "system_fingerprint": None},
+    {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": BASE,
+     "choices": [{"index": 0, "delta": {"role": None, "content": "hi", "tool_calls": None},
+                  "logprobs": {"content": [{"token": "hi", "logprob": -0.1, "bytes": None,
+                                            "top_logprobs": []}]},
+                  "finish_reason": "stop"}]},
+]  # fmt: skip
+
+
+def _sse(chunks: list[dict[str, object]]) -> bytes:
+    return b"".join(b"data: %s\n\n" % json.dumps(c).encode() for c in chunks) + b"data: [DONE]\n\n"
+
+
+def test_relayed_answers_carry_no_null_where_openais_schema_has_none(
+    api: ApiClient, vllm: StandIn
+) -> None:
+    from tests.unit.service.test_openai_schemas import assert_matches
+
+    vllm.answer = reply(200, VLLM_COMPLETION)
+    answer = chat(api, body())
+    assert answer.status_code == 200
+    message = answer.json()["choices"][0]["message"]
+    assert "annotations" not in message and "function_call" not in message
+    assert message["content"] == "hi" and message["refusal"] is None  # nullable: kept
+    assert_matches("CreateChatCompletionResponse", answer.json())
+
+    vllm.answer = reply(200, _sse(VLLM_CHUNKS), "text/event-stream")
+    with api.http.stream(
+        "POST", "/v1/chat/completions", json=body(stream=True), headers=api.auth()
+    ) as streamed:
+        events = b"".join(streamed.iter_bytes()).split(b"\n\n")
+    assert events[-2:] == [b"data: [DONE]", b""]
+    chunks = [json.loads(e.removeprefix(b"data: ")) for e in events[:-2]]
+    assert len(chunks) == 2 and chunks[1]["choices"][0]["delta"] == {"content": "hi"}
+    for chunk in chunks:
+        assert_matches("CreateChatCompletionStreamResponse", chunk)

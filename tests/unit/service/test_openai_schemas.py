@@ -34,7 +34,8 @@ def _components() -> dict[str, Any]:
 def _exclusive_bounds(node: Any) -> Any:
     """A few schemas of the spec keep OpenAPI 3.0's `exclusiveMinimum: true` beside `minimum`
     (DPO's `beta`: more than 0); JSON Schema 2020-12 reads a number there, and `true` as 1,
-    which would refuse `beta: 0.2`. Written the 2020-12 way, with the meaning the spec has."""
+    which would refuse `beta: 0.2`; and some keep 3.0's `nullable`. Written the 2020-12 way,
+    with the meaning the spec has."""
     if isinstance(node, list):
         return [_exclusive_bounds(item) for item in node]
     if not isinstance(node, dict):
@@ -45,6 +46,10 @@ def _exclusive_bounds(node: Any) -> Any:
             node[exclusive] = node.pop(bound)
         elif node.get(exclusive) is False:
             del node[exclusive]
+    # OpenAPI 3.0's `nullable: true` (the streamed chunk's `logprobs`, `finish_reason`, `usage`)
+    # is 2020-12's "this schema, or null"; 2020-12 would ignore the keyword and refuse null.
+    if node.pop("nullable", False) is True:
+        return {"anyOf": [node, {"type": "null"}]}
     return node
 
 

@@ -20,6 +20,9 @@ def test_defaults_live_under_the_data_dir(tmp_path: Path, monkeypatch: pytest.Mo
     assert list(registry) == ["whetstone-tiny"]
     assert registry["whetstone-tiny"].path == str(tmp_path / "base-models" / "whetstone-tiny")
     assert registry["whetstone-tiny"].max_seq_len == 1024
+    # The random-weight model's own `auto`: what the demo needs to learn its answers.
+    auto = registry["whetstone-tiny"].auto
+    assert (auto.n_epochs, auto.learning_rate_multiplier) == (25, 10)
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,6 +47,19 @@ def test_registry_file(tmp_path: Path) -> None:
     assert list(registry) == ["llama-small", "qwen-tiny"]
     assert registry["llama-small"].max_seq_len == 4096
     assert registry["qwen-tiny"].serving.gpu_memory_utilization == 0.5
+    assert registry["qwen-tiny"].auto.learning_rate_multiplier is None
+
+
+def test_registry_entries_set_their_own_auto(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "models:\n  - {name: gemma, path: /m, auto: {learning_rate_multiplier: 0.5, n_epochs: 2}}\n"
+    )
+    auto = load_registry(Settings(base_models_file=path))["gemma"].auto
+    assert (auto.n_epochs, auto.learning_rate_multiplier) == (2, 0.5)
+    path.write_text("models:\n  - {name: gemma, path: /m, auto: {learning_rate_multiplier: 50}}\n")
+    with pytest.raises(ValueError, match=r"models\[0\] \(gemma\) auto.learning_rate_multiplier"):
+        load_registry(Settings(base_models_file=path))
 
 
 def test_registry_refuses_duplicate_names(tmp_path: Path) -> None:

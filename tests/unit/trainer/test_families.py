@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from trainer.families import FAMILIES, QWEN_DEFAULT_SYSTEM, get_family, make_family_model
+from trainer.families import (
+    FAMILIES,
+    LLAMA3_INDENTED_TEMPLATE,
+    QWEN_DEFAULT_SYSTEM,
+    get_family,
+    make_family_model,
+)
 
 CHAT = [
     {"role": "system", "content": "Be brief."},
@@ -57,6 +63,15 @@ RENDERED = {
     "<start_of_turn>model\nHello!<end_of_turn>\n",
     "phi3": "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n"
     "<|endoftext|>",
+    # The last assistant turn of Qwen 3 carries a think block, empty when it has no reasoning.
+    "qwen3": "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+    "<|im_start|>assistant\n<think>\n\n</think>\n\nHello!<|im_end|>\n",
+    "gemma3": "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
+    "<start_of_turn>model\nHello!<end_of_turn>\n",
+    "llama3.2": LLAMA_HEADER + "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+    "Hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>",
+    "phi4-mini": "<|system|>Be brief.<|end|><|user|>Hi<|end|><|assistant|>Hello!<|end|>"
+    "<|endoftext|>",
 }
 GENERATION_PROMPT = {
     "llama3": "<|start_header_id|>assistant<|end_header_id|>\n\n",
@@ -64,6 +79,10 @@ GENERATION_PROMPT = {
     "mistral": "[/INST]",  # empty prompt: the model answers right after the user turn
     "gemma2": "<start_of_turn>model\n",
     "phi3": "<|assistant|>\n",
+    "qwen3": "<|im_start|>assistant\n",
+    "gemma3": "<start_of_turn>model\n",
+    "llama3.2": "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    "phi4-mini": "<|assistant|>",
 }
 
 
@@ -84,7 +103,9 @@ def _render(folder: Path, messages: list[dict[str, Any]], **kw: Any) -> str:
 
 
 def test_the_families() -> None:
-    assert FAMILIES == ("llama3", "qwen2", "mistral", "gemma2", "phi3")
+    assert FAMILIES == (
+        "llama3", "qwen2", "mistral", "gemma2", "phi3", "qwen3", "gemma3", "llama3.2", "phi4-mini"
+    )  # fmt: skip
     with pytest.raises(ValueError, match="unknown family 'gpt9'"):
         get_family("gpt9")
 
@@ -259,3 +280,90 @@ def test_mistral_and_gemma2_refuse_what_the_family_refuses(folders: dict[str, Pa
         '[TOOL_RESULTS] {"content": "sunny", "call_id": "call_1"}[/TOOL_RESULTS] Sunny.</s>'
         in calls
     )
+
+
+def test_the_2026_families_have_their_architecture(folders: dict[str, Path]) -> None:
+    from transformers import AutoModelForCausalLM
+
+    qwen = AutoModelForCausalLM.from_pretrained(folders["qwen3"])
+    assert type(qwen.config).__name__ == "Qwen3Config"
+    attention = qwen.model.layers[0].self_attn
+    assert attention.q_norm.weight.shape == attention.k_norm.weight.shape == (64,)
+    gemma = AutoModelForCausalLM.from_pretrained(folders["gemma3"])
+    assert type(gemma.config).__name__ == "Gemma3TextConfig"
+    assert gemma.config.layer_types == ["sliding_attention", "full_attention"]
+    assert gemma.config.sliding_window == 64 and gemma.config.vocab_size == 262144
+    llama = AutoModelForCausalLM.from_pretrained(folders["llama3.2"])
+    assert llama.config.vocab_size == 128256 and llama.config.rope_scaling["factor"] == 32.0
+    for model in (gemma, llama):
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    phi = AutoModelForCausalLM.from_pretrained(folders["phi4-mini"])
+    assert type(phi.config).__name__ == "Phi3Config" and phi.config.tie_word_embeddings
+    assert phi.config.rope_parameters["partial_rotary_factor"] == 0.75
+    # RoPE turns 48 of each head's 64 dimensions: 24 frequencies.
+    assert phi.model.rotary_emb.inv_freq.shape == (24,)
+
+
+@pytest.mark.parametrize(("name", "size"), [("gemma3", 262144), ("llama3.2", 128256)])
+def test_large_vocabularies_are_real_tokenizers_no_text_reaches_the_padding(
+    folders: dict[str, Path], name: str, size: int
+) -> None:
+    from trainer.basemodel import CORPUS
+
+    tok = _tokenizer(folders[name])
+    assert len(tok) == size
+    padding = [i for i in range(size) if tok.convert_ids_to_tokens(i).startswith("<|pad_")]
+    assert len(padding) > size - 2000
+    text = CORPUS.read_text(encoding="utf-8")[:20000] + " <|pad_5000|> <|pad_9|>"
+    ids = tok.encode(text, add_special_tokens=False)
+    assert tok.decode(ids) == text
+    assert max(ids) < min(padding)  # the padding is never produced
+
+
+def test_qwen3_thinks_in_its_last_turn_only(folders: dict[str, Path]) -> None:
+    folder = folders["qwen3"]
+    chat = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."},
+        {"role": "user", "content": "Again"},
+        {"role": "assistant", "content": "<think>\nStill a greeting.\n</think>\n\nHi again"},
+    ]
+    text = _render(folder, chat)
+    # Earlier turns lose their reasoning; the last keeps it, from either field.
+    assert "A greeting." not in text and "<|im_start|>assistant\nHello!<|im_end|>\n" in text
+    assert text.endswith(
+        "<|im_start|>assistant\n<think>\nStill a greeting.\n</think>\n\nHi again<|im_end|>\n"
+    )
+    assert _render(folder, chat[:2]).endswith(
+        "<|im_start|>assistant\n<think>\nA greeting.\n</think>\n\nHello!<|im_end|>\n"
+    )
+    # So the file's first turn renders one way in history and another as the last turn.
+    assert not text.startswith(_render(folder, chat[:2]))
+    on = _render(folder, chat[:3], add_generation_prompt=True)
+    off = _render(folder, chat[:3], add_generation_prompt=True, enable_thinking=False)
+    assert on.endswith("<|im_start|>user\nAgain<|im_end|>\n<|im_start|>assistant\n")
+    assert off == on + "<think>\n\n</think>\n\n"
+    # <think> and </think> are single tokens that survive skip_special_tokens, as in Qwen 3.
+    tok = _tokenizer(folder)
+    ids = tok.encode("<think>\nx\n</think>\n\nA<|im_end|>", add_special_tokens=False)
+    assert tok.convert_tokens_to_ids("<think>") == ids[0]
+    assert tok.decode(ids, skip_special_tokens=True) == "<think>\nx\n</think>\n\nA"
+
+
+def test_phi4_mini_takes_tools_on_the_system_message(folders: dict[str, Path]) -> None:
+    tools = json.dumps([TOOLS[0]["function"]])
+    system = {"role": "system", "content": "Be brief.", "tools": tools}
+    text = _render(folders["phi4-mini"], [system, CHAT[1]], add_generation_prompt=True)
+    assert (
+        text == f"<|system|>Be brief.<|tool|>{tools}<|/tool|><|end|><|user|>Hi<|end|><|assistant|>"
+    )
+
+
+def test_the_indented_llama3_template_puts_whitespace_around_its_headers(tmp_path: Path) -> None:
+    folder = make_family_model("llama3", tmp_path / "m", chat_template=LLAMA3_INDENTED_TEMPLATE)
+    text = _render(folder, CHAT)
+    assert "    <|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>\n" in text
+    prompt = _render(folder, CHAT[:2], add_generation_prompt=True)
+    # The generation prompt ends with one more newline than the rendered assistant turn.
+    assert prompt.endswith("\n    <|start_header_id|>assistant<|end_header_id|>\n\n\n")
+    assert not text.startswith(prompt) and text.startswith(prompt[:-1])
