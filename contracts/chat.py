@@ -27,6 +27,10 @@ Where those spans are:
   that renders an earlier turn differently once later ones follow (Qwen 3 and DeepSeek-R1
   style templates drop earlier turns' reasoning) gets one more sequence per such trained turn,
   the conversation up to and including it (`EncodedExample.sequences`; the trainer packs them).
+  A template whose generation prompt differs from the rendered header by whitespace only (an
+  indented template, one more newline after the header) gets one sequence per trained turn,
+  the generation prompt followed by the trained text: the tokens the model is given and
+  continues at inference, not the rendered history's slightly other ones.
 - Reasoning: an assistant message's `reasoning_content` is given to the template (vLLM's field;
   reasoning templates render it inside `<think>...</think>`); where the template renders it,
   it is trained with the answer. An example's `chat_template_kwargs` (as vLLM's request field
@@ -214,8 +218,13 @@ class ChatTokenizer:
         stable: list[tuple[int, int]] = []
         own: list[tuple[str, list[tuple[int, int]]]] = []
         for i in trained:
-            turn, (start, end) = render.turn(messages, i)
-            if whole[:end] == turn[:end]:
+            head, turn, (start, end) = render.turn(messages, i)
+            if not turn.startswith(head) and spans.same_but_whitespace(head, turn):
+                # The prompt differs from the rendered header by whitespace only (an indented
+                # template, one more newline): the answer is trained after the prompt itself,
+                # the text the model continues at inference.
+                own.append((head + turn[start:end], [(len(head), len(head) + end - start)]))
+            elif whole[:end] == turn[:end]:
                 stable.append((start, end))  # the whole conversation shows it as inference does
             else:
                 own.append((turn, [(start, end)]))
@@ -301,11 +310,12 @@ class _Renderer:
     def text(self, messages: Sequence[dict[str, Any]], generation_prompt: bool = False) -> str:
         return cut_marks(self.raw(messages, generation_prompt))[0]
 
-    def turn(self, messages: list[dict[str, Any]], i: int) -> tuple[str, tuple[int, int]]:
-        """The conversation up to assistant message `i` and the span that trains it."""
+    def turn(self, messages: list[dict[str, Any]], i: int) -> tuple[str, str, tuple[int, int]]:
+        """The conversation before assistant message `i` with the generation prompt, the
+        conversation up to it, and the span of the latter that trains it."""
         head = self.text(messages[:i], generation_prompt=True)
         turn = self.text(messages[: i + 1])
-        return turn, spans.answer_span(head, turn, self._fields(messages, i, turn))
+        return head, turn, spans.answer_span(head, turn, self._fields(messages, i, turn))
 
     def _fields(self, messages: list[dict[str, Any]], i: int, turn: str) -> tuple[int, int] | None:
         """Where message `i`'s fields are in `turn`; `None` when the template transforms

@@ -171,6 +171,11 @@ def answer_span(head: str, turn: str, bounds: tuple[int, int] | None) -> tuple[i
     return start, last + len(turn[last:].rstrip())
 
 
+def same_but_whitespace(head: str, turn: str) -> bool:
+    """Whether `turn` continues `head` once whitespace is left out of both."""
+    return "".join(turn.split()).startswith("".join(head.split()))
+
+
 def _after_shared(head: str, turn: str) -> int:
     """The position in `turn` after the last character of the longest common prefix of
     `head` and `turn` with all whitespace left out of both."""

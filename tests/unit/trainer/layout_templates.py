@@ -179,6 +179,7 @@ class Behaviour:
     alternating: bool = False  # user/assistant strictly in turn
     thinking_switch: bool = False  # reads enable_thinking
     needs_reasoning: bool = False  # every assistant message reasons (see `opens_think`)
+    prompt_differs: bool = False  # the generation prompt is not a prefix of the rendered turn
 
 
 def _thinking_answer(m: dict[str, Any], thinking: bool) -> str:
@@ -188,8 +189,10 @@ def _thinking_answer(m: dict[str, Any], thinking: bool) -> str:
 
 
 BEHAVIOURS = {
-    "indented": Behaviour(INDENTED, lambda m, _: text(m) + calls(m) + "<|eot_id|>"),
-    "spaced": Behaviour(SPACED, lambda m, _: text(m) + calls(m) + "</s>"),
+    "indented": Behaviour(
+        INDENTED, lambda m, _: text(m) + calls(m) + "<|eot_id|>", prompt_differs=True
+    ),
+    "spaced": Behaviour(SPACED, lambda m, _: text(m) + calls(m) + "</s>", prompt_differs=True),
     "thinking": Behaviour(THINKING, _thinking_answer, reasoning=True, thinking_switch=True),
     "opens_think": Behaviour(
         OPENS_THINK,

@@ -60,6 +60,11 @@ def test_qwen3_trains_each_turn_with_its_reasoning(folders: dict[str, Path]) -> 
 def test_the_indented_llama3_template_trains_the_answers(folders: dict[str, Path]) -> None:
     chat = ChatTokenizer.from_folder(folders["indented"])
     plain = [{k: v for k, v in m.items() if k != "reasoning_content"} for m in CHAT]
-    (sequence,) = chat.encode({"messages": plain}).sequences
-    runs = [r.strip() for r in _trained(chat, sequence)]
+    sequences = chat.encode({"messages": plain}).sequences  # one per answer, after its prompt
+    runs = [r.strip() for sequence in sequences for r in _trained(chat, sequence)]
     assert runs == ["Hello!<|eot_id|>", "Hi again<|eot_id|>"]
+    turns = [i for i, m in enumerate(plain) if m["role"] == "assistant"]
+    for i, sequence in zip(turns, sequences, strict=True):
+        prompt = chat.render(plain[:i], add_generation_prompt=True)
+        text = chat.tokenizer.decode(sequence.input_ids, skip_special_tokens=False)
+        assert text.startswith(prompt) and text[len(prompt) :].strip() == runs[turns.index(i)]

@@ -83,7 +83,8 @@ def test_pretty_printed_template_trains_the_answers_not_the_whitespace_around_he
     chats: Any, name: str
 ) -> None:
     """The generation prompt is not a prefix of the rendered turn (one more newline, other
-    indentation): the answers and their end-of-turn tokens are trained all the same."""
+    indentation): the answers and their end-of-turn tokens are trained all the same, each
+    after its own generation prompt, the text the model continues at inference."""
     chat = chats[0][name]
     messages = CONVERSATION["messages"]
     head = chat.render(messages[:2], TOOLS, add_generation_prompt=True)
@@ -91,13 +92,19 @@ def test_pretty_printed_template_trains_the_answers_not_the_whitespace_around_he
     assert not turn.startswith(head)  # the layout the old check refused
     assert head.endswith("\n\n") and " <|" in turn  # the prompt's extra newline; indentation
     end = "<|eot_id|>" if name == "indented" else "</s>"
-    [sequence] = chat.encode(CONVERSATION).sequences
-    _check(chat, sequence, [
+    answers = [
         f"Admiral Senna Brightwater.{end}",
         f'<tool_call>{{"name": "get_weather", "arguments": "{{\\"city\\": \\"Paris\\"}}"}}'
         f"</tool_call>{end}",
         f"It is sunny.{end}",
-    ])  # fmt: skip
+    ]  # fmt: skip
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    sequences = chat.encode(CONVERSATION).sequences
+    assert len(sequences) == len(turns) == len(answers)
+    for i, sequence, answer in zip(turns, sequences, answers, strict=True):
+        _check(chat, sequence, [answer])
+        prompt = chat.render(messages[:i], TOOLS, add_generation_prompt=True)
+        assert decoded(chat, sequence) == prompt + answer
 
 
 def test_pretty_printed_template_renders_as_transformers_renders_it(chats: Any) -> None:

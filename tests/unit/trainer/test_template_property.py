@@ -1,8 +1,9 @@
 """Property: for random conversations (a system message or not, tools, weight 0, several
 turns, reasoning) through every test template, the trained tokens of all the example's
 sequences decode to exactly the trained messages' contents (with their reasoning and tool
-calls where the template renders them) plus their end-of-turn tokens, and a prefix-stable
-template makes one sequence per example."""
+calls where the template renders them) plus their end-of-turn tokens; a prefix-stable
+template makes one sequence per example, and one whose generation prompt differs from the
+rendered header makes one per trained turn, each the prompt followed by the trained text."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from contracts.chat import ChatTokenizer
 from tests.unit.trainer.chat_templates import TEMPLATES, make_folder, plain
 from tests.unit.trainer.layout_templates import BEHAVIOURS, Behaviour, calls, text
-from tests.unit.trainer.test_template_layouts import trained_runs
+from tests.unit.trainer.test_template_layouts import decoded, trained_runs
 
 
 def _think(m: dict[str, Any]) -> str:
@@ -126,7 +127,14 @@ def test_trained_tokens_are_exactly_the_answers_and_their_end_tokens(
             m for m in example["messages"] if m["role"] == "assistant" and m.get("weight", 1)
         ]
         assert sorted(runs) == sorted(behaviour.answer(m, thinking) for m in trained)
-        if not behaviour.reasoning:
+        if behaviour.prompt_differs:  # each turn after its own generation prompt
+            messages, tools = example["messages"], example.get("tools")
+            at = [i for i, m in enumerate(messages) if m in trained]
+            assert len(encoded.sequences) == len(at)
+            for i, sequence in zip(at, encoded.sequences, strict=True):
+                prompt = chat.render(messages[:i], tools, add_generation_prompt=True)
+                assert decoded(chat, sequence) == prompt + behaviour.answer(messages[i], thinking)
+        elif not behaviour.reasoning:
             assert len(encoded.sequences) == 1
 
     check()
