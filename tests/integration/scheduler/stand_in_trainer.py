@@ -13,14 +13,15 @@ import httpx
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command")
+    parser.add_argument("runs")  # the file it records its runs in (a trainer inherits no test
+    parser.add_argument("command")  # variable: service.executors.environment)
     parser.add_argument("--spec", required=True)
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
     token = os.environ["WHETSTONE_ATTEMPT_TOKEN"]  # as the local executor passes it
     job_id = args.report.rstrip("/").split("/")[-2]
     folder = f"jobs/{job_id}/"
-    with open(os.environ["STAND_IN_RUNS"], "a") as runs:
+    with open(args.runs, "a") as runs:
         runs.write(f"{job_id} {args.spec} {token}\n")
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(headers=headers, timeout=30) as client:

@@ -235,10 +235,10 @@ def test_an_unexpected_error_fails_only_its_job(
         checked.append(str(kw["file_id"]))
         return check(*args, **kw)  # type: ignore[arg-type]
 
-    def failing_resolve(given: dict[str, object], examples: int):  # type: ignore[no-untyped-def]
+    def failing_resolve(given: dict[str, object], examples: int, *more):  # type: ignore[no-untyped-def]
         if checked[-1] == bad_file:
             raise KeyError("boom")
-        return resolve(given, examples)
+        return resolve(given, examples, *more)
 
     monkeypatch.setattr(prepare, "check_chat_file", recording_check)
     monkeypatch.setattr(prepare, "resolve", failing_resolve)

@@ -36,8 +36,9 @@ def _env(tmp_path: Path, postgres_url: str, base_model_dir: Path, port: int) -> 
         WHETSTONE_BASE_MODELS_FILE=str(registry),
         WHETSTONE_SCHEDULER_POLL_SECONDS="0.2",
         WHETSTONE_TRAINER_SLOTS="4",
-        WHETSTONE_TRAINER_COMMAND=json.dumps([sys.executable, str(STAND_IN)]),
-        STAND_IN_RUNS=str(tmp_path / "runs.txt"),
+        WHETSTONE_TRAINER_COMMAND=json.dumps(
+            [sys.executable, str(STAND_IN), str(tmp_path / "runs.txt")]
+        ),
         PYTHONPATH=str(Path(__file__).resolve().parents[3]),
     )
     return env
