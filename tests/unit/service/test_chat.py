@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -134,11 +135,8 @@ def settings(tmp_path: Path, vllm: StandIn) -> Settings:
     return Settings(data_dir=tmp_path / "data", vllm_urls={BASE: vllm.url})
 
 
-def tuned_model(api: ApiClient) -> str:
-    """A model of project `alpha`: a job created through the API, then recorded as succeeded
-    as the scheduler does (no adapter: the stand-in answers for any model)."""
-    line = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-    data = (json.dumps(line) + "\n").encode() * 10
+def file_and_job(api: ApiClient, data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A training file of alpha's with `data`, and a job of alpha's on it (validating)."""
     file = api.http.post(
         "/v1/files",
         headers=api.auth(),
@@ -150,6 +148,14 @@ def tuned_model(api: ApiClient) -> str:
         json={"model": BASE, "training_file": file["id"]},
         headers=api.auth(),
     ).json()
+    return file, job
+
+
+def tuned_model(api: ApiClient) -> str:
+    """A model of project `alpha`: a job created through the API, then recorded as succeeded
+    as the scheduler does (no adapter: the stand-in answers for any model)."""
+    line = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    _file, job = file_and_job(api, (json.dumps(line) + "\n").encode() * 10)
     services = api.http.app.state.services  # type: ignore[attr-defined]
     with services.sessions() as session, session.begin():
         row = session.get(FineTuningJob, job["id"])

@@ -22,6 +22,7 @@ from tests.unit.service.test_chat import (  # noqa: F401  (its fixtures)
     BASE,
     StandIn,
     api,
+    file_and_job,
     settings,
     tuned_model,
     vllm,
@@ -76,17 +77,7 @@ def _ok(response: httpx.Response, what: str) -> None:
 def _make_alpha(api: ApiClient) -> Alpha:
     model = tuned_model(api)
     content = (json.dumps(TRAINING_LINE) + "\n").encode() * 10
-    file = api.http.post(
-        "/v1/files",
-        headers=api.auth(),
-        files={"file": ("secret.jsonl", content, "application/jsonl")},
-        data={"purpose": "fine-tune"},
-    ).json()
-    job = api.http.post(
-        "/v1/fine_tuning/jobs",
-        json={"model": BASE, "training_file": file["id"]},
-        headers=api.auth(),
-    ).json()
+    file, job = file_and_job(api, content)
     upload = api.http.post(
         "/v1/uploads",
         json={"filename": "u.jsonl", "purpose": "fine-tune", "bytes": 100,
@@ -116,7 +107,7 @@ def _routes(api: ApiClient) -> list[tuple[str, str]]:
     return routes
 
 
-def _body(path: str, alpha: Alpha) -> dict[str, Any]:
+def _body(alpha: Alpha) -> dict[str, Any]:
     """A body that names alpha's things in every field a route reads them from."""
     return {
         "model": alpha.model,
@@ -137,7 +128,7 @@ def _call(api: ApiClient, method: str, path: str, alpha: Alpha, key: str | None)
     values = alpha.path_values()
     url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
     headers = {} if key is None else {"Authorization": f"Bearer {key}"}
-    body = json.dumps(_body(path, alpha)).encode() if method == "POST" else None
+    body = json.dumps(_body(alpha)).encode() if method == "POST" else None
     return api.http.request(method, url, content=body, headers=headers)
 
 
