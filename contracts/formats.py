@@ -21,6 +21,14 @@ Preference line (`format == "preference"`)::
      "preferred_output": [{"role": "assistant", "content": "..."}],
      "non_preferred_output": [{"role": "assistant", "content": "..."}]}
 
+Reinforcement line (`format == "reinforcement"`, the prompt of a reinforcement job)::
+
+    {"messages": [..., {"role": "user" | "developer", "content": "..."}],
+     "tools": [...], "reference_answer": "...", ...}  # any other field: `{{item.field}}`
+
+A `messages` line whose last message is a user or developer message is a reinforcement
+line (the model answers it when sampled); any other `messages` line is a chat line.
+
 Blank lines are skipped; a UTF-8 byte-order mark before the first line is ignored. Every
 line of one file must have the same format.
 """
@@ -40,7 +48,7 @@ try:
 except ImportError:  # pragma: no cover - the SDK works without orjson, only slower
     _loads = json.loads
 
-Format = Literal["chat", "preference"]
+Format = Literal["chat", "preference", "reinforcement"]
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 MAX_REPORTED = 5
 CHUNK = 1 << 20
@@ -231,12 +239,35 @@ def preference_problem(example: dict[str, Any]) -> str | None:
     )
 
 
+def reinforcement_problem(example: dict[str, Any]) -> str | None:
+    """Why a reinforcement example (a prompt and the fields its grader reads) is invalid."""
+    messages = example.get("messages")
+    problem = _messages_problem(messages, "messages") or _tools_problem(example, "the example")
+    if problem:
+        return problem
+    if messages[-1]["role"] not in _PROMPT_ROLES:  # type: ignore[index]
+        return "the last message must be a user or developer message: the model answers it"
+    return None
+
+
+_PROMPT_ROLES = frozenset({"user", "developer"})
+
+
+def _ends_with_prompt(messages: Any) -> bool:
+    return (
+        isinstance(messages, list)
+        and bool(messages)
+        and isinstance(messages[-1], dict)
+        and messages[-1].get("role") in _PROMPT_ROLES
+    )
+
+
 def example_format(example: Any) -> Format | None:
     """Which format an example claims to be, from its keys; `None` when neither."""
     if not isinstance(example, dict):
         return None
     if "messages" in example:
-        return "chat"
+        return "reinforcement" if _ends_with_prompt(example["messages"]) else "chat"
     if "input" in example or "preferred_output" in example or "non_preferred_output" in example:
         return "preference"
     return None
@@ -252,7 +283,12 @@ def example_problem(example: Any) -> tuple[Format | None, str | None]:
             "no `messages`: expected a chat example (`messages`) or a preference example "
             "(`input`, `preferred_output`, `non_preferred_output`)"
         )
-    return fmt, chat_problem(example) if fmt == "chat" else preference_problem(example)
+    problem = {
+        "chat": chat_problem,
+        "preference": preference_problem,
+        "reinforcement": reinforcement_problem,
+    }[fmt]
+    return fmt, problem(example)
 
 
 def _plain_chat(example: Any) -> bool:

@@ -49,20 +49,32 @@ class StepMetrics(_Frozen):
     train_reward_accuracy: float | None = None
     valid_reward_margin: float | None = None
     valid_reward_accuracy: float | None = None
+    # Reinforcement only: the mean grader reward of the step's samples, and of the validation
+    # samples at an `eval_interval` step; per grader of a `multi` grader (its `sub_rewards`,
+    # keyed by the sub-grader's name) as `train_reward/<name>` and `valid_reward/<name>`.
+    train_reward_mean: float | None = None
+    valid_reward_mean: float | None = None
+    sub_rewards: dict[str, float] | None = None
 
     def metric_values(self) -> dict[str, float | None]:
-        """Just the metric fields, also on a subclass (a `Metrics` message); the DPO fields
-        only where measured."""
-        return {
+        """Just the metric fields, also on a subclass (a `Metrics` message); the DPO and
+        reinforcement fields only where measured, sub-rewards flattened to
+        `train_reward/<name>` (and `valid_reward/<name>`)."""
+        values = {
             name: getattr(self, name)
             for name in StepMetrics.model_fields
-            if name not in DPO_METRICS or getattr(self, name) is not None
+            if name != "sub_rewards"
+            and (name not in OPTIONAL_METRICS or getattr(self, name) is not None)
         }
+        values.update(self.sub_rewards or {})
+        return values
 
 
 DPO_METRICS: Final = frozenset(
     {"train_reward_margin", "train_reward_accuracy", "valid_reward_margin", "valid_reward_accuracy"}
 )
+REINFORCEMENT_METRICS: Final = frozenset({"train_reward_mean", "valid_reward_mean"})
+OPTIONAL_METRICS: Final = DPO_METRICS | REINFORCEMENT_METRICS
 
 
 class Started(_Frozen):
@@ -87,9 +99,11 @@ class Metrics(StepMetrics):
 
     def event_data(self) -> dict[str, float | int | None]:
         """A metrics event's `data`: every number of the message (OpenAI's fields first);
-        the DPO fields only where measured."""
-        unmeasured = {name for name in DPO_METRICS if getattr(self, name) is None}
-        return self.model_dump(exclude={"type", *unmeasured})
+        the DPO and reinforcement fields only where measured, sub-rewards flattened."""
+        unmeasured = {name for name in OPTIONAL_METRICS if getattr(self, name) is None}
+        data = self.model_dump(exclude={"type", "sub_rewards", *unmeasured})
+        data.update(self.sub_rewards or {})
+        return data
 
 
 class Checkpoint(_Frozen):

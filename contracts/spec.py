@@ -10,6 +10,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from contracts.graders.schema import Grader
+
 ALL_LINEAR: Final = "all-linear"
 # The optimiser's fixed settings: lr = BASE_LEARNING_RATE * learning_rate_multiplier (or the
 # job's own `learning_rate`), linear warmup over WARMUP_FRACTION of the steps (at least one),
@@ -77,20 +79,60 @@ class DpoHyperparameters(SupervisedHyperparameters):
     )
 
 
+# Reinforcement: each prompt of a step is sampled SAMPLES_PER_PROMPT x compute_multiplier
+# times (at least 2: the advantages are normalised within a prompt's group of samples).
+SAMPLES_PER_PROMPT = 4
+MAX_COMPUTE_MULTIPLIER = 10.0
+
+
+class ReinforcementHyperparameters(SupervisedHyperparameters):
+    """OpenAI's `FineTuneReinforcementHyperparameters`, resolved, plus the sampling settings
+    (Whetstone's: OpenAI does not expose them)."""
+
+    compute_multiplier: float = Field(default=1.0, gt=0, le=MAX_COMPUTE_MULTIPLIER)
+    eval_interval: int = Field(default=10, ge=1, description="Steps between validation runs.")
+    eval_samples: int = Field(
+        default=1, ge=1, le=64, description="Samples drawn per validation prompt at a run."
+    )
+    reasoning_effort: Literal["default", "low", "medium", "high"] = "default"
+    kl_beta: float = Field(
+        default=0.04,
+        ge=0,
+        le=1,
+        description="Weight of the KL penalty to the reference model; 0: no reference.",
+    )
+    temperature: float = Field(default=1.0, gt=0, le=2)
+    max_completion_tokens: int = Field(default=256, ge=1, le=8192)
+
+    @property
+    def samples_per_prompt(self) -> int:
+        return max(2, round(SAMPLES_PER_PROMPT * self.compute_multiplier))
+
+
 class Method(_Strict):
-    type: Literal["supervised", "dpo"] = "supervised"
+    type: Literal["supervised", "dpo", "reinforcement"] = "supervised"
     supervised: SupervisedHyperparameters | None = None
     dpo: DpoHyperparameters | None = None
+    reinforcement: ReinforcementHyperparameters | None = None
+    grader: Grader | None = Field(
+        default=None, description="The reinforcement job's grader (`contracts.graders.schema`)."
+    )
 
     @model_validator(mode="after")
     def _one_block(self) -> Method:
-        if self.type == "dpo":
-            if self.supervised is not None:
-                raise ValueError("method 'dpo' takes its hyperparameters in 'dpo'")
-            if self.dpo is None:
-                object.__setattr__(self, "dpo", DpoHyperparameters())
-        elif self.supervised is None:
-            object.__setattr__(self, "supervised", SupervisedHyperparameters())
+        others = {"supervised", "dpo", "reinforcement"} - {self.type}
+        for other in sorted(others):
+            if getattr(self, other) is not None:
+                raise ValueError(f"method '{self.type}' takes its hyperparameters in '{self.type}'")
+        if (self.grader is None) != (self.type != "reinforcement"):
+            raise ValueError("a reinforcement method takes a grader, and only it does")
+        if getattr(self, self.type) is None:
+            block = {
+                "supervised": SupervisedHyperparameters,
+                "dpo": DpoHyperparameters,
+                "reinforcement": ReinforcementHyperparameters,
+            }[self.type]
+            object.__setattr__(self, self.type, block())
         return self
 
 
@@ -119,6 +161,17 @@ class WandbRun(_Strict):
     name: str | None = None
     entity: str | None = None
     tags: list[str] = Field(default_factory=list)
+
+
+class GraderLimits(_Strict):
+    """`contracts.graders.sandbox.Limits` as the JobSpec carries them."""
+
+    wall_seconds: float = Field(default=30.0, gt=0)
+    cpu_seconds: int = Field(default=20, ge=1)
+    memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    work_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    file_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    output_bytes: int = Field(default=1024 * 1024, ge=1)
 
 
 class JobSpec(_Strict):
@@ -163,9 +216,16 @@ class JobSpec(_Strict):
         default=None, description="Log metrics and config to this W&B run; None: no W&B."
     )
 
+    grader_limits: GraderLimits = Field(
+        default_factory=lambda: GraderLimits(),
+        description="The Python grader's sandbox limits (a reinforcement job's), the "
+        "operator's `WHETSTONE_GRADER_PYTHON_*` settings when the job was claimed.",
+    )
+
     @property
     def hyperparameters(self) -> SupervisedHyperparameters:
-        """The method's block: `method.supervised`, or `method.dpo` (which adds `beta`)."""
-        block = self.method.dpo if self.method.type == "dpo" else self.method.supervised
-        assert block is not None
+        """The method's block: `method.supervised`, `method.dpo` (which adds `beta`) or
+        `method.reinforcement`."""
+        block = getattr(self.method, self.method.type)
+        assert isinstance(block, SupervisedHyperparameters)
         return block
