@@ -258,6 +258,11 @@ class CheckpointMetrics(BaseModel):
     train_reward_accuracy: float | None = omitted_if_none()
     valid_reward_margin: float | None = omitted_if_none()
     valid_reward_accuracy: float | None = omitted_if_none()
+    # Reinforcement's; a multi grader's sub-rewards follow as `train_reward/<name>` (extra keys)
+    train_reward_mean: float | None = omitted_if_none()
+    valid_reward_mean: float | None = omitted_if_none()
+
+    model_config = ConfigDict(extra="allow")
 
 
 class FineTuningJobCheckpoint(BaseModel):

@@ -64,7 +64,7 @@ CASES: list[Case] = [
         (1,),
         "not a text part",
     ),
-    Case("no_assistant", _chat(S, U), (1,), "no assistant message"),
+    Case("no_assistant", _chat(U, S), (1,), "no assistant message"),
     Case(
         "all_weights_zero",
         _chat(U, {**A, "weight": 0}),
