@@ -107,7 +107,7 @@ def test_giving_up_after_the_last_retry_writes_a_job_event(db: Db) -> None:
         deliverer = WebhookDeliverer(settings(webhook_retry_seconds=[1, 1]), db.sessions)
         try:
             deliver_until(deliverer, hook, 3)
-            time.sleep(1.2)
+            time.sleep(1.2)  # past the last retry step (1 s): a fourth attempt would be due now
             assert deliverer.deliver_due() == 0  # given up: no fourth attempt
         finally:
             deliverer.close()
