@@ -23,7 +23,7 @@ serving row says it was skipped.
 
 Without CUDA it prints why and exits with 77 (skipped: nothing was checked), before it
 builds anything. Honesty note: this script was written on a machine without a GPU and has
-not been run on one by its author; only the no-CUDA exit is tested (tests/unit/bench).
+not been run on one by its author; only the no-CUDA exit is tested (tests/integration/bench).
 Exit codes: 0 every part ran and every loss fell, 1 a part failed or a loss did not fall.
 """
 

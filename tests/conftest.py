@@ -25,6 +25,16 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `postgres` every test that uses PostgreSQL: through the fixtures below, or as the
+    `postgres` case of a fixture run once per database; `-m "not postgres"` leaves them out."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "postgres_databases" in getattr(item, "fixturenames", ()) or "postgres" in params:
+            item.add_marker(pytest.mark.postgres)
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip (or fail in CI) when a required service is missing."""
     if condition:

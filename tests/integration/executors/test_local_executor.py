@@ -16,7 +16,8 @@ import pytest
 from service.executors import ExecutorSettings, build_executor
 from service.executors.base import ExecutorFull, Outcome
 from service.executors.local import LocalExecutor
-from tests.unit.executors.conftest import STANDIN, LocalHarness, make_attempt, wait_finished
+from tests.integration.executors.conftest import STANDIN, LocalHarness
+from tests.unit.executors.conftest import make_attempt, wait_finished
 
 
 def _gone(pid: int) -> bool:
