@@ -24,7 +24,14 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from service.errors import InvalidRequest, NotFound, ServiceError
+from service.errors import (
+    BadGateway,
+    GatewayTimeout,
+    InvalidRequest,
+    NotFound,
+    ServiceError,
+    UpstreamError,
+)
 from service.models.routes import VllmRoutes, not_ready
 from serving.launcher import http_base, socket_of
 
@@ -34,16 +41,6 @@ CHAT_PATH = "/v1/chat/completions"
 KEEP_ALIVE_SECONDS = 4.0
 _JSON = {"content-type": "application/json"}
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-class BadGateway(ServiceError):
-    status_code = 502
-    type = "server_error"
-
-
-class GatewayTimeout(ServiceError):
-    status_code = 504
-    type = "server_error"
 
 
 class ServingClient:
@@ -246,15 +243,6 @@ def _timeout(base_model: str) -> GatewayTimeout:
     return GatewayTimeout(
         f"The model server for {base_model} did not answer in time.", code="timeout"
     )
-
-
-class UpstreamError(ServiceError):
-    """An error vLLM answered with, in OpenAI's shape and with a status the API may use."""
-
-    def __init__(self, status_code: int, message: str, param: str | None, code: str | None):
-        super().__init__(message, param=param, code=code)
-        self.status_code = status_code
-        self.type = "invalid_request_error" if status_code < 500 else "server_error"
 
 
 def upstream_error(status: int, content: bytes, model: str) -> ServiceError:
