@@ -149,14 +149,14 @@ def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def family_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """`family_dir(name, **config_overrides)`: the tiny model folder of a `trainer.families`
+    """`family_dir(name, **config_overrides)`: the tiny model folder of a `testing.families`
     family (optionally reshaped), built once per session and argument set."""
     built: dict[str, Path] = {}
 
     def get(name: str, **config_overrides: Any) -> Path:
         key = json.dumps([name, config_overrides], sort_keys=True)
         if key not in built:
-            from trainer.families import make_family_model
+            from testing.families import make_family_model
 
             folder = tmp_path_factory.mktemp(f"family-{name}") / name
             built[key] = make_family_model(name, folder, config_overrides=config_overrides)

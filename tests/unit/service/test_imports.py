@@ -17,7 +17,8 @@ HEAVY = ("torch", "transformers", "vllm", "peft", "bitsandbytes", "accelerate")
 # --- The dependency rules between our packages (docs/architecture.md), read from the code ---
 
 ROOT = Path(__file__).resolve().parents[3]
-OURS = ("contracts", "service", "serving", "trainer", "clients")
+OURS = ("contracts", "service", "serving", "trainer", "clients", "testing")
+SHIPPED = ("contracts", "service", "serving", "trainer", "clients")  # pyproject's package list
 
 
 def _module_name(path: Path) -> str:
@@ -88,6 +89,12 @@ def test_nothing_imports_the_service() -> None:
 def test_neither_service_nor_serving_imports_the_trainer() -> None:
     for package in ("service", "serving"):
         assert _offenders(package, lambda t: not t.startswith("trainer")) == {}, package
+
+
+def test_nothing_shipped_imports_the_test_fixtures() -> None:
+    """`testing/` (tiny model families, ...) is not in the distribution."""
+    for package in SHIPPED:
+        assert _offenders(package, lambda t: t.split(".")[0] != "testing") == {}, package
 
 
 def test_clients_import_only_the_dataset_formats_of_ours() -> None:
