@@ -219,7 +219,7 @@ sup = Supervisor([entry], resolver, root / "logs", python=sys.argv[2], poll_inte
 sup.start()
 sup.wait_ready(timeout=20)
 print(sup.status("tiny").pid, flush=True)
-time.sleep(300)
+time.sleep(300)  # runs until the test kills it
 """
 
 
