@@ -1,7 +1,7 @@
 """GPU check: QLoRA on a Llama-3.2-1B and a Llama-3.1-8B shaped model, then GPU vLLM.
 
 On one CUDA machine, in about 5 to 8 minutes on an H100 or H200: builds random-weight models
-of the real shapes (`trainer.families.make_family_model("llama3", ...)`: Llama-3 tokenizer
+of the real shapes (`testing.families.make_family_model("llama3", ...)`: Llama-3 tokenizer
 and chat template, vocabulary 128256; 1B: hidden 2048, 16 layers, tied embeddings; 8B:
 hidden 4096, 32 layers), writes a chat JSONL into a local object store, and runs the real
 trainer (`trainer.loop.train`: NF4 with bf16 compute, gradient checkpointing, examples
@@ -23,7 +23,7 @@ serving row says it was skipped.
 
 Without CUDA it prints why and exits with 77 (skipped: nothing was checked), before it
 builds anything. Honesty note: this script was written on a machine without a GPU and has
-not been run on one by its author; only the no-CUDA exit is tested (tests/unit/bench).
+not been run on one by its author; only the no-CUDA exit is tested (tests/integration/bench).
 Exit codes: 0 every part ran and every loss fell, 1 a part failed or a loss did not fall.
 """
 
@@ -117,7 +117,7 @@ class QuietChannel:
 def build_model(size: str, folder: Path) -> Path:
     import torch
 
-    from trainer.families import make_family_model
+    from testing.families import make_family_model
 
     if (folder / "config.json").exists():
         return folder

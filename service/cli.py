@@ -34,7 +34,7 @@ REPORT_COLOUR = {"ok": "green", "warning": "yellow", "note": "blue"}
 
 keys = typer.Typer(help="API keys.", no_args_is_help=True)
 
-# The defaults are service.settings.Settings' (tests/unit/service/test_cli.py checks them);
+# The defaults are service.settings.Settings' (tests/integration/service/test_cli.py checks them);
 # not read from it here, so that --help works without the server extra.
 DataDir = Annotated[
     Path | None,

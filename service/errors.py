@@ -87,6 +87,30 @@ class Unavailable(ServiceError):
     type = "server_error"
 
 
+class BadGateway(ServiceError):
+    """A model server (vLLM) failed while answering."""
+
+    status_code = 502
+    type = "server_error"
+
+
+class GatewayTimeout(ServiceError):
+    """A model server (vLLM) did not answer in time."""
+
+    status_code = 504
+    type = "server_error"
+
+
+class UpstreamError(ServiceError):
+    """An error a model server (vLLM) answered with, in OpenAI's shape and with a status the
+    API may use."""
+
+    def __init__(self, status_code: int, message: str, param: str | None, code: str | None):
+        super().__init__(message, param=param, code=code)
+        self.status_code = status_code
+        self.type = "invalid_request_error" if status_code < 500 else "server_error"
+
+
 def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 

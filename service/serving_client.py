@@ -22,9 +22,16 @@ from typing import Any
 import aiohttp
 import orjson
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from service.errors import InvalidRequest, NotFound, ServiceError
+from service.errors import (
+    BadGateway,
+    GatewayTimeout,
+    InvalidRequest,
+    NotFound,
+    ServiceError,
+    UpstreamError,
+)
 from service.models.routes import VllmRoutes, not_ready
 from serving.launcher import http_base, socket_of
 
@@ -34,16 +41,6 @@ CHAT_PATH = "/v1/chat/completions"
 KEEP_ALIVE_SECONDS = 4.0
 _JSON = {"content-type": "application/json"}
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-class BadGateway(ServiceError):
-    status_code = 502
-    type = "server_error"
-
-
-class GatewayTimeout(ServiceError):
-    status_code = 504
-    type = "server_error"
 
 
 class ServingClient:
@@ -116,12 +113,17 @@ class ServingClient:
 
 
 class _Relay(StreamingResponse):
-    """The SSE answer of `upstream`, whose connection is closed the moment this response
-    ends, however it ends. When the caller disconnects, Starlette cancels the stream; the
-    cancellation may land while the relay waits on the caller's socket rather than on
-    vLLM, and the event generator would then keep the connection until it is collected
-    (seconds later if anything up the stack holds its frame). Closing the connection is
-    what tells vLLM to abort the request."""
+    """The SSE answer of `upstream`, whose connection is closed the moment the caller is
+    gone, and in any case when this response ends. Closing the connection is what tells vLLM
+    to abort the request.
+
+    Starlette's own answer to a disconnect, cancelling the stream, is not enough: once the
+    caller is gone the server's `send` returns at once, so while vLLM keeps writing, the
+    relay reads and drops its events without ever waiting, and the cancellation (delivered
+    only to a task found waiting) can miss it for seconds. Closing the connection as soon as
+    the disconnect is received ends the stream whatever the relay was doing; the `finally`
+    covers the other endings (and a stream the cancellation caught while it waited on the
+    caller's socket, whose generator would keep the connection until it is collected)."""
 
     def __init__(self, upstream: aiohttp.ClientResponse, base_model: str) -> None:
         super().__init__(
@@ -130,8 +132,14 @@ class _Relay(StreamingResponse):
         self._upstream = upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_or_close() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self._upstream.close()
+            return message
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive_or_close, send)
         finally:
             self._upstream.close()
 
@@ -235,15 +243,6 @@ def _timeout(base_model: str) -> GatewayTimeout:
     return GatewayTimeout(
         f"The model server for {base_model} did not answer in time.", code="timeout"
     )
-
-
-class UpstreamError(ServiceError):
-    """An error vLLM answered with, in OpenAI's shape and with a status the API may use."""
-
-    def __init__(self, status_code: int, message: str, param: str | None, code: str | None):
-        super().__init__(message, param=param, code=code)
-        self.status_code = status_code
-        self.type = "invalid_request_error" if status_code < 500 else "server_error"
 
 
 def upstream_error(status: int, content: bytes, model: str) -> ServiceError:

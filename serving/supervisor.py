@@ -377,7 +377,8 @@ class Supervisor:
             log.warning("vLLM for %s exited with %s", server.entry.name, proc.returncode)
             _stop_group(proc, 0)
             server.proc, server.ready = None, False
-            server.next_start = now + server.backoff
+            # Counted from when the exit was seen (`now` may precede it by a preemption).
+            server.next_start = time.monotonic() + server.backoff
             server.backoff = min(server.backoff * 2, self.max_backoff)
             return
         if proc is None:

@@ -25,6 +25,16 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `postgres` every test that uses PostgreSQL: through the fixtures below, or as the
+    `postgres` case of a fixture run once per database; `-m "not postgres"` leaves them out."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "postgres_databases" in getattr(item, "fixturenames", ()) or "postgres" in params:
+            item.add_marker(pytest.mark.postgres)
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip (or fail in CI) when a required service is missing."""
     if condition:
@@ -139,14 +149,14 @@ def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def family_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """`family_dir(name, **config_overrides)`: the tiny model folder of a `trainer.families`
+    """`family_dir(name, **config_overrides)`: the tiny model folder of a `testing.families`
     family (optionally reshaped), built once per session and argument set."""
     built: dict[str, Path] = {}
 
     def get(name: str, **config_overrides: Any) -> Path:
         key = json.dumps([name, config_overrides], sort_keys=True)
         if key not in built:
-            from trainer.families import make_family_model
+            from testing.families import make_family_model
 
             folder = tmp_path_factory.mktemp(f"family-{name}") / name
             built[key] = make_family_model(name, folder, config_overrides=config_overrides)

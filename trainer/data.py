@@ -42,13 +42,6 @@ class DataError(Exception):
         self.param = param
 
 
-def load_examples(
-    url: str, chat: ChatTokenizer, max_seq_len: int, param: str, endpoint_url: str | None = None
-) -> list[EncodedExample]:
-    """Every example of a chat JSONL file, encoded; the first bad line is a `DataError`."""
-    return [e for _, e in load_numbered_examples(url, chat, max_seq_len, param, endpoint_url)]
-
-
 def load_numbered_examples(
     url: str,
     chat: ChatTokenizer,

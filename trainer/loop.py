@@ -58,7 +58,7 @@ from trainer.dpo import (
     reference_logps,
     train_pairs,
 )
-from trainer.model import LossSums, load_model, loss_sums, pick_device
+from trainer.model import LossSums, UnknownTargetModules, load_model, loss_sums, pick_device
 from trainer.outliers import example_losses, row_order, split_means, top_losses
 from trainer.progress import Progress
 from trainer.wandb_log import start_wandb
@@ -221,9 +221,7 @@ def load_model_or_fail(spec: JobSpec, device: torch.device, adapter_dir: str | N
     """`load_model`, with target modules the model does not have as a bad-input error."""
     try:
         return load_model(spec, device, adapter_dir)
-    except ValueError as e:
-        if "Target modules" not in str(e):
-            raise
+    except UnknownTargetModules as e:
         modules = spec.lora.target_modules
         raise DataError(
             f"lora.target_modules {modules}: base model {spec.base_model.name} has no such module",

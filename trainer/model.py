@@ -70,6 +70,21 @@ def load_base(path: str, quantization: str, device: torch.device) -> Any:
     return model
 
 
+class UnknownTargetModules(ValueError):
+    """LoRA target modules of which the base model has none."""
+
+
+def check_target_modules(model: Any, targets: list[str] | str) -> None:
+    """Raise `UnknownTargetModules` when none of `targets` names a module of `model`, by
+    peft's rule for a list: a module whose name is the target or ends in `.` + the target
+    ("all-linear" is peft's to resolve: every model has linear layers)."""
+    if isinstance(targets, str):
+        return
+    names = [name for name, _ in model.named_modules()]
+    if not any(n == t or n.endswith("." + t) for t in targets for n in names):
+        raise UnknownTargetModules(f"no module of the base model matches {targets}")
+
+
 def load_model(spec: JobSpec, device: torch.device, adapter_dir: str | None = None) -> Any:
     """The base model with a trainable LoRA adapter (fresh, or loaded from `adapter_dir`)."""
     from peft import LoraConfig, PeftModel, get_peft_model
@@ -80,6 +95,7 @@ def load_model(spec: JobSpec, device: torch.device, adapter_dir: str | None = No
     if adapter_dir is not None:
         model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
     else:
+        check_target_modules(base, spec.lora.target_modules)
         config = LoraConfig(
             r=spec.lora.r,
             lora_alpha=spec.lora.alpha,

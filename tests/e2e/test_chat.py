@@ -206,6 +206,7 @@ def test_client_disconnect_closes_the_request_to_vllm(
         assert time.monotonic() < deadline, "idle connections to vLLM outlived their keep-alive"
         time.sleep(0.1)
     stream = client.chat.completions.create(model=BASE, stream=True, **LONG)  # type: ignore[call-overload]
+    # A fixed part of the answer's time: the deadline below counts on 3/4 of it being left.
     time.sleep(took / 4)
     (streaming,) = _connections(chat_server.proc.pid, port)  # the stream's, and only it
     stream.close()
@@ -249,6 +250,8 @@ def test_vllm_killed_mid_request_gives_a_clear_error_then_recovers(
     threads = [threading.Thread(target=stream), threading.Thread(target=whole)]
     # The kill comes from another process: reading a fast stream, this one may hold on to
     # its interpreter lock far longer than the delay.
+    # 1.5 s: well inside both answers (each many seconds); one that has not reached vLLM
+    # yet is a 503, which the assertions below accept.
     killer = subprocess.Popen(["sh", "-c", f"sleep 1.5 && kill -9 {old.pid}"])
     for t in threads:
         t.start()

@@ -44,7 +44,7 @@ def _wait_event(client: openai.OpenAI, job_id: str, prefix: str, timeout: float)
         found = [m for m in messages(client, job_id) if m.startswith(prefix)]
         if found:
             return found[-1]
-        time.sleep(2)
+        time.sleep(2)  # between reads of the events, until the deadline
     raise AssertionError(f"no event {prefix!r}: {messages(client, job_id)}")
 
 

@@ -75,7 +75,7 @@ def test_restarted_api_and_scheduler_pick_the_job_up(stack: Stack) -> None:
     wait_for_step(client, job_id, 4)
     stack.stop("scheduler")
     stack.stop("api")
-    time.sleep(2)
+    time.sleep(2)  # the outage itself: the trainer's reports fail and retry meanwhile
     stack.start_api()
     stack.start_scheduler()
     job = wait_for(client, job_id, FINAL)
@@ -98,7 +98,7 @@ def test_cancel_stops_the_trainer(stack: Stack) -> None:
         time.sleep(0.2)
     assert stack.trainer_pid(job_id) is None, "the trainer still runs after cancel"
     seen = _metric_steps(stack, job_id)
-    time.sleep(2)
+    time.sleep(2)  # shows that no step comes after the trainer is gone: only time can
     assert _metric_steps(stack, job_id) == seen
     job = client.fine_tuning.jobs.retrieve(job_id)
     assert job.status == "cancelled" and job.fine_tuned_model is None

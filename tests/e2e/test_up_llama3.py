@@ -18,9 +18,9 @@ import openai
 import pytest
 import yaml
 
+from testing.families import LLAMA3_INDENTED_TEMPLATE, make_family_model
 from tests.e2e.lifecycle_stack import FINAL, wait_for
 from tests.e2e.test_up import DATASET, HYPERPARAMETERS, messages, whetstone_up
-from trainer.families import LLAMA3_INDENTED_TEMPLATE, make_family_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 

@@ -36,7 +36,7 @@ from service.jobs.status import JobStatus
 from service.models import lifecycle
 from service.settings import Settings
 from tests.conftest import free_port, wait_for_port
-from tests.unit.service.test_chat import ANSWER, StandIn, reply, vllm  # noqa: F401
+from tests.integration.service.test_chat import ANSWER, StandIn, reply, vllm  # noqa: F401
 
 from .openai_source import BASE, KEY, OpenAISource, openai_source
 

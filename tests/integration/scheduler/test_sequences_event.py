@@ -8,7 +8,7 @@ from pathlib import Path
 
 from service.db.repositories.files import file_key
 from tests.integration.scheduler.test_no_stall import World, _set_template, world  # noqa: F401
-from tests.unit.trainer.layout_templates import THINKING
+from tests.unit.contracts.layout_templates import THINKING
 
 
 def _reasoning_example(i: int) -> dict[str, object]:

@@ -251,6 +251,6 @@ def test_s3_store_aborts_stale_multipart_uploads_under_its_prefix(
     start("elsewhere/not-ours")
     assert store.remove_stale_temporaries(older_than=3600) == 0, "young uploads may be live"
     assert pending() == {store.prefix + "files/file-crashed", "elsewhere/not-ours"}
-    time.sleep(1.5)
+    time.sleep(1.5)  # the uploads must age past 1 s: a slow machine only makes them older
     assert store.remove_stale_temporaries(older_than=1) == 1
     assert pending() == {"elsewhere/not-ours"}, "uploads outside the prefix are not ours"

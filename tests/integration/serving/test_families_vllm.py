@@ -30,9 +30,9 @@ from serving.launcher import (
     http_client,
 )
 from serving.supervisor import Supervisor
+from testing.families import FAMILIES
 from tests.conftest import require
 from tests.integration.trainer.conftest import FACTS, chat_line
-from trainer.families import FAMILIES
 from trainer.loop import train
 from trainer.progress import Progress
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from trainer.families import FAMILIES
+from testing.families import FAMILIES
 
 torch = pytest.importorskip("torch")
 

@@ -20,12 +20,20 @@ from trainer.loop import make_scheduler, train
 from trainer.progress import Progress
 
 BEAT = 0.1
-SLOW = 0.8  # longer than several heartbeat intervals
 
 
-def _slowly(function: Callable[..., Any]) -> Callable[..., Any]:
+def _after_heartbeats(
+    recorder: Recorder, count: int, function: Callable[..., Any]
+) -> Callable[..., Any]:
+    """`function`, made slow: it runs once `count` more heartbeats were sent (a step that
+    heartbeats do not cover fails here, at the deadline)."""
+
     def slow(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(SLOW)
+        wanted = len(recorder.of_type("heartbeat")) + count
+        deadline = time.monotonic() + 30
+        while len(recorder.of_type("heartbeat")) < wanted:
+            assert time.monotonic() < deadline, f"no {count} heartbeats while {function} ran"
+            time.sleep(0.01)
         return function(*args, **kwargs)
 
     return slow
@@ -51,10 +59,15 @@ def test_heartbeats_while_the_model_loads_and_the_adapter_uploads(
     make_spec: Callable[..., dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(trainer.loop, "load_model", _slowly(trainer.loop.load_model))
-    monkeypatch.setattr(trainer.loop, "metrics_csv", _slowly(trainer.loop.metrics_csv))
     recorder = Recorder()
-    result = train(_spec(make_spec, qa_files), Progress(recorder, heartbeat_seconds=BEAT))
+    monkeypatch.setattr(
+        trainer.loop, "load_model", _after_heartbeats(recorder, 3, trainer.loop.load_model)
+    )
+    monkeypatch.setattr(
+        trainer.loop, "metrics_csv", _after_heartbeats(recorder, 3, trainer.loop.metrics_csv)
+    )
+    progress = Progress(recorder, heartbeat_seconds=BEAT)
+    result = train(_spec(make_spec, qa_files), progress)
     assert result.status == "succeeded" and result.step == 4
 
     labels = [_label(m) for m in recorder.messages]
@@ -76,8 +89,8 @@ def test_heartbeats_while_the_model_loads_and_the_adapter_uploads(
     loaded = next(m for m in recorder.messages if _label(m) == setup[3])
     assert loaded["level"] == "info" and "trainable LoRA parameters" in loaded["message"]
     assert "16 training examples (" in recorder.messages[0]["message"]
-    time.sleep(3 * BEAT)
-    assert labels == [_label(m) for m in recorder.messages]  # no heartbeat after the end
+    assert progress._thread is not None and not progress._thread.is_alive()  # none after the end
+    assert labels == [_label(m) for m in recorder.messages]
 
 
 def test_a_cancel_heard_while_the_model_loads_stops_before_the_first_step(
@@ -85,8 +98,10 @@ def test_a_cancel_heard_while_the_model_loads_stops_before_the_first_step(
     make_spec: Callable[..., dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(trainer.loop, "load_model", _slowly(trainer.loop.load_model))
     recorder = Recorder(lambda m: "cancel" if m["type"] == "heartbeat" else "continue")
+    monkeypatch.setattr(
+        trainer.loop, "load_model", _after_heartbeats(recorder, 1, trainer.loop.load_model)
+    )
     result = train(_spec(make_spec, qa_files), Progress(recorder, heartbeat_seconds=BEAT))
     assert result.status == "cancelled" and result.step == 0
     assert recorder.of_type("metrics") == [] and recorder.of_type("finished") == []

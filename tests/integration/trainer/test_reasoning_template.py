@@ -13,7 +13,7 @@ from typing import Any
 from contracts.chat import ChatTokenizer
 from contracts.spec import JobSpec
 from tests.integration.trainer.test_train import Recorder
-from tests.unit.trainer.layout_templates import THINKING
+from tests.unit.contracts.layout_templates import THINKING
 from trainer.loop import train
 from trainer.progress import Progress
 

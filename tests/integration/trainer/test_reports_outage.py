@@ -27,6 +27,7 @@ class Service:
 
     def __init__(self) -> None:
         self.taken: list[dict[str, Any]] = []
+        self.asked = 0  # every report that reached it, answered or not
         self.refused = {"503": 0, "closed": 0}
         self.status_always: int | None = None
         self.trigger: tuple[str, int] | None = None
@@ -36,6 +37,7 @@ class Service:
     def answer(self, body: dict[str, Any]) -> int | None:
         """The status to answer, or None to close the connection unanswered."""
         with self.lock:
+            self.asked += 1
             if self.status_always is not None:
                 return self.status_always
             if self.trigger == (body["type"], body.get("step")):
@@ -123,10 +125,9 @@ def test_a_refused_report_stops_the_trainer_without_retrying(
     state, url = service
     state.status_always = 401  # not the job's current attempt any more
     progress = Progress(_channel(url), heartbeat_seconds=0)
-    started = time.monotonic()
     with pytest.raises(ReportRefused) as refused:
         progress.send(Metrics(step=1, total_steps=2, train_loss=1.0))
-    assert refused.value.status_code == 401 and time.monotonic() - started < 1
+    assert refused.value.status_code == 401 and state.asked == 1  # not tried again
 
 
 def test_a_service_down_for_longer_than_the_wait_stops_the_trainer(
@@ -138,4 +139,5 @@ def test_a_service_down_for_longer_than_the_wait_stops_the_trainer(
     started = time.monotonic()
     with pytest.raises(ServiceUnreachable, match="took no checkpoint report for 0.6 s"):
         progress.send(Checkpoint(step=3, epoch=1, kind="step", key="k/", url="file:///k/"))
-    assert 0.5 < time.monotonic() - started < 3
+    # Tried again until the wait was over (a lower bound: a slow machine only waits longer).
+    assert time.monotonic() - started >= 0.6 and state.asked > 1

@@ -45,7 +45,7 @@ def receiver(
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             state.got.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
-            time.sleep(state.delay)
+            time.sleep(state.delay)  # the endpoint's own slowness, what a test asks for
             if state.gate is not None:
                 state.gate.wait(30)
             status = state.statuses.pop(0) if state.statuses else 200

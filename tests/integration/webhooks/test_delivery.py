@@ -4,6 +4,7 @@ with the `openai` package's own `client.webhooks.unwrap`."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import openai
@@ -107,7 +108,7 @@ def test_giving_up_after_the_last_retry_writes_a_job_event(db: Db) -> None:
         deliverer = WebhookDeliverer(settings(webhook_retry_seconds=[1, 1]), db.sessions)
         try:
             deliver_until(deliverer, hook, 3)
-            time.sleep(1.2)
+            time.sleep(1.2)  # past the last retry step (1 s): a fourth attempt would be due now
             assert deliverer.deliver_due() == 0  # given up: no fourth attempt
         finally:
             deliverer.close()
@@ -118,25 +119,38 @@ def test_giving_up_after_the_last_retry_writes_a_job_event(db: Db) -> None:
 
 
 def test_a_slow_endpoint_holds_up_no_other(db: Db) -> None:
-    with receiver(delay=5) as slow, receiver() as fast:
+    """Two endpoints that each answer only once the other has its delivery: a deliverer that
+    waited for one before sending to the other would have neither answered (until its
+    timeout, beyond the test's waits). An endpoint that never answers ends at the timeout."""
+    both_got = threading.Event()
+    with receiver(gate=both_got) as slow, receiver(gate=both_got) as fast:
         endpoint(db, "alpha", slow.url)
         endpoint(db, "alpha", fast.url)
-        job_id = job(db)
-        end(db, job_id, "succeeded")
-        deliverer = WebhookDeliverer(settings(webhook_timeout_seconds=1), db.sessions)
+        end(db, job(db), "succeeded")
+        deliverer = WebhookDeliverer(settings(webhook_timeout_seconds=60), db.sessions)
         try:
-            started = time.monotonic()
             futures = deliverer.start_due()
             assert len(futures) == 2
-            fast.wait_for(1, timeout=2)
-            slow.wait_for(1, timeout=2)
-            assert time.monotonic() - started < 1.5
+            fast.wait_for(1)
+            slow.wait_for(1)
+            both_got.set()
             for future in futures:
-                future.result(timeout=5)  # the slow one ends at its 1 s timeout
-            assert time.monotonic() - started < 3
+                future.result(timeout=20)
         finally:
+            both_got.set()
             deliverer.close()
-        with db.sessions() as session:
-            rows = {r.status: r for r in session.scalars(select(WebhookDelivery))}
-        assert set(rows) == {"delivered", "pending"}
-        assert rows["pending"].last_error == "no answer within 1 s"
+    never = threading.Event()
+    with receiver(gate=never) as silent:
+        endpoint(db, "beta", silent.url)
+        end(db, job(db, "beta"), "succeeded")
+        deliverer = WebhookDeliverer(settings(webhook_timeout_seconds=1), db.sessions)
+        try:
+            (future,) = deliverer.start_due()
+            future.result(timeout=20)  # ends at its 1 s timeout, not at an answer
+        finally:
+            never.set()
+            deliverer.close()
+    with db.sessions() as session:
+        rows = {r.status: r for r in session.scalars(select(WebhookDelivery))}
+    assert set(rows) == {"delivered", "pending"}
+    assert rows["pending"].last_error == "no answer within 1 s"

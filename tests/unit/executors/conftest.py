@@ -1,23 +1,18 @@
-"""Executor fixtures: one harness per executor, so the contract suite runs against each."""
+"""Executor fixtures: attempts, and the Kubernetes harness over a fake cluster (in-process).
+The local executor's harness, which starts processes, is in tests/integration/executors."""
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import pytest
 
 from service.executors.base import Attempt, AttemptState, Executor
 from service.executors.kubernetes import KubernetesExecutor
-from service.executors.local import LocalExecutor
 from service.executors.settings import ExecutorSettings
 from tests.unit.executors.fake_kube import FakeCluster
-
-STANDIN = Path(__file__).with_name("standin_trainer.py")
 
 
 def make_attempt(
@@ -58,25 +53,6 @@ class Harness(Protocol):
 
 
 @dataclass
-class LocalHarness:
-    root: Path
-    slots: int = 2
-    name: str = "local"
-    executor: LocalExecutor = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.executor = self.restart()
-
-    def restart(self) -> LocalExecutor:
-        return LocalExecutor(
-            self.root,
-            slots=self.slots,
-            command=[sys.executable, str(STANDIN)],
-            kill_grace_seconds=1.0,
-        )
-
-
-@dataclass
 class KubeHarness:
     slots: int = 2
     name: str = "kubernetes"
@@ -99,24 +75,6 @@ class KubeHarness:
     def restart(self) -> KubernetesExecutor:
         batch, core = self.cluster.apis()
         return KubernetesExecutor(self.settings, batch, core, clock=self.cluster.clock)
-
-
-@pytest.fixture(params=["local", "kubernetes"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    made: Harness = LocalHarness(tmp_path) if request.param == "local" else KubeHarness()
-    yield made
-    for live in made.executor.running():
-        made.executor.kill(live.handle)
-        wait_finished(made.executor, live.handle, timeout=5)
-
-
-@pytest.fixture()
-def local(tmp_path: Path) -> Iterator[LocalHarness]:
-    made = LocalHarness(tmp_path)
-    yield made
-    for live in made.executor.running():
-        made.executor.kill(live.handle)
-        wait_finished(made.executor, live.handle, timeout=5)
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from service.executors.base import ExecutorError, Outcome
 from service.executors.kubernetes import KubernetesExecutor, attempt_name, label_value
 from service.executors.settings import ExecutorSettings
-from tests.unit.deploy.pod_security import restricted_violations
+from tests.integration.deploy.pod_security import restricted_violations
 from tests.unit.executors.conftest import KubeHarness, make_attempt
 from tests.unit.executors.fake_kube import FakeCluster, validate
 

@@ -1,11 +1,12 @@
-"""The control plane never imports torch, transformers or vLLM, and the packages import one
-another only as docs/architecture.md ("Packages and dependency rules") allows."""
+"""The packages import one another only as docs/architecture.md ("Packages and dependency
+rules") allows, read from the code. What a fresh interpreter loads (no ML stack in the control
+plane, no torch in `contracts`, no server package in the CLI) is checked in
+tests/integration/service/test_import_isolation.py."""
 
 from __future__ import annotations
 
 import ast
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,28 +14,11 @@ from pathlib import Path
 HEAVY = ("torch", "transformers", "vllm", "peft", "bitsandbytes", "accelerate")
 
 
-def test_service_app_imports_no_ml_stack(tmp_path: Path) -> None:
-    code = f"""
-import sys
-import service.app, service.cli, service.openapi
-from service.settings import Settings
-from fastapi.testclient import TestClient
-app = service.app.create_app(Settings(data_dir={str(tmp_path)!r}))
-with TestClient(app) as client:
-    assert client.get("/healthz").status_code == 200
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
-print(",".join(heavy))
-"""
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip() == "", f"service imported: {out.stdout.strip()}"
-
-
 # --- The dependency rules between our packages (docs/architecture.md), read from the code ---
 
 ROOT = Path(__file__).resolve().parents[3]
-OURS = ("contracts", "service", "serving", "trainer", "clients")
+OURS = ("contracts", "service", "serving", "trainer", "clients", "testing")
+SHIPPED = ("contracts", "service", "serving", "trainer", "clients")  # pyproject's package list
 
 
 def _module_name(path: Path) -> str:
@@ -107,24 +91,14 @@ def test_neither_service_nor_serving_imports_the_trainer() -> None:
         assert _offenders(package, lambda t: not t.startswith("trainer")) == {}, package
 
 
+def test_nothing_shipped_imports_the_test_fixtures() -> None:
+    """`testing/` (tiny model families, ...) is not in the distribution."""
+    for package in SHIPPED:
+        assert _offenders(package, lambda t: t.split(".")[0] != "testing") == {}, package
+
+
 def test_clients_import_only_the_dataset_formats_of_ours() -> None:
     assert _offenders("clients", lambda t: t == "contracts.formats") == {}
-
-
-def test_contracts_are_torch_free() -> None:
-    modules = sorted(_module_name(p) for p in (ROOT / "contracts").rglob("*.py"))
-    assert "contracts.messages" in modules and "contracts.formats" in modules
-    code = f"""
-import importlib, sys
-for name in {modules!r}:
-    importlib.import_module(name)
-print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})))
-"""
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
-        cwd=ROOT,
-    )  # fmt: skip
-    assert out.stdout.strip() == "", f"contracts imported: {out.stdout.strip()}"
 
 
 # --- The CLI-only install (`pip install whetstone`): the clients need no server package ---
@@ -169,22 +143,3 @@ def test_base_dependencies_are_what_the_clients_import() -> None:
     } <= server
     for extra in ("train", "serve"):
         assert "whetstone[server]" in project["optional-dependencies"][extra]
-
-
-def test_the_cli_with_its_plugins_loads_no_server_package() -> None:
-    """`whetstone --help` (which loads the `whetstone.cli` entry points, service.cli among
-    them) imports no server package: without the server extra it still starts."""
-    code = f"""
-import sys
-from typer.testing import CliRunner
-from clients.cli.main import app, load_plugins
-load_plugins(app)
-result = CliRunner().invoke(app, ["--help"])
-assert result.exit_code == 0 and " up " in result.stdout, result.output
-print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in {SERVER_ONLY!r})))
-"""
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
-        cwd=ROOT,
-    )  # fmt: skip
-    assert out.stdout.strip() == "", f"the CLI imported: {out.stdout.strip()}"

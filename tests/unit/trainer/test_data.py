@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from contracts.chat import ChatTokenizer
-from trainer.data import DataError, epoch_batches, load_examples, micro_batches, pack
+from trainer.data import DataError, epoch_batches, load_numbered_examples, micro_batches, pack
 
 
 def test_epoch_order_is_fixed_by_seed_and_epoch() -> None:
@@ -115,8 +115,8 @@ def test_bad_lines_are_reported_with_their_number(base_model_dir: Path, tmp_path
         path = tmp_path / f"{name}.jsonl"
         path.write_text(text)
         with pytest.raises(DataError) as info:
-            load_examples(path.as_uri(), chat, 128, "training_file")
+            load_numbered_examples(path.as_uri(), chat, 128, "training_file")
         assert info.value.message.startswith(expected), info.value.message
         assert info.value.code == "invalid_training_file" and info.value.param == "training_file"
     with pytest.raises(DataError, match="training_file not found"):
-        load_examples((tmp_path / "missing.jsonl").as_uri(), chat, 128, "training_file")
+        load_numbered_examples((tmp_path / "missing.jsonl").as_uri(), chat, 128, "training_file")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from trainer.families import (
+from testing.families import (
     FAMILIES,
     LLAMA3_INDENTED_TEMPLATE,
     QWEN_DEFAULT_SYSTEM,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from contracts.chat import ChatTokenizer, Encoded
-from trainer.families import LLAMA3_INDENTED_TEMPLATE, make_family_model
+from testing.families import LLAMA3_INDENTED_TEMPLATE, make_family_model
 
 CHAT = [
     {"role": "system", "content": "Be brief."},

@@ -1,6 +1,6 @@
 """The chat templates of the 2026 families (Qwen 3, Phi-4-mini) and a pretty-printed Llama 3
 template, written here to behave like each family's own. Gemma 3 and Llama 3.2 render as
-Gemma 2 and Llama 3.1 do, so they share those templates (`trainer.families.templates`).
+Gemma 2 and Llama 3.1 do, so they share those templates (`testing.families.templates`).
 
 Rendered by transformers (trim_blocks, lstrip_blocks, its `tojson`); the first two strip the
 whitespace around every tag, as the families' own do, so only quoted text is output.
@@ -8,7 +8,7 @@ whitespace around every tag, as the families' own do, so only quoted text is out
 
 from __future__ import annotations
 
-from trainer.families.templates import _TEXT_MACROS
+from testing.families.templates import _TEXT_MACROS
 
 # Qwen 3: ChatML with a thinking mode. An assistant turn after the last user message renders
 # its reasoning (`reasoning_content`, or a `<think>...</think>` block at the start of its

@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer.families.templates import (
+from testing.families.templates import (
     GEMMA2_TEMPLATE,
     LLAMA3_TEMPLATE,
     MISTRAL_TEMPLATE,
     PHI3_TEMPLATE,
     QWEN2_TEMPLATE,
 )
-from trainer.families.templates_2026 import PHI4_MINI_TEMPLATE, QWEN3_TEMPLATE
+from testing.families.templates_2026 import PHI4_MINI_TEMPLATE, QWEN3_TEMPLATE
 
 MAX_POSITIONS = 4096
 LM_HEAD_STD = 0.1  # as trainer.basemodel: lets a small adapter move the loss

@@ -17,8 +17,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from tests.unit.service.conftest import ApiClient
-from tests.unit.service.test_chat import (  # noqa: F401  (its fixtures)
+from tests.integration.service.test_chat import (  # noqa: F401  (its fixtures)
     BASE,
     StandIn,
     api,
@@ -27,6 +26,7 @@ from tests.unit.service.test_chat import (  # noqa: F401  (its fixtures)
     tuned_model,
     vllm,
 )
+from tests.unit.service.conftest import ApiClient
 
 PUBLIC = {"/", "/healthz", "/metrics"}  # no tenant data: open by design (metrics on loopback)
 MADE_UP_KEY = "sk-whet-" + "x" * 40

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.unit.deploy.test_deploy_manifests import (
+from tests.integration.deploy.test_deploy_manifests import (
     DEPLOY,
     Doc,
     executor_settings,

@@ -11,8 +11,7 @@ import json
 import httpx
 
 from service.db.repositories import admin_keys, projects
-from tests.unit.service.conftest import ApiClient
-from tests.unit.service.test_chat import (  # noqa: F401  (its fixtures)
+from tests.integration.service.test_chat import (  # noqa: F401  (its fixtures)
     ANSWER,
     BASE,
     StandIn,
@@ -24,6 +23,7 @@ from tests.unit.service.test_chat import (  # noqa: F401  (its fixtures)
     tuned_model,
     vllm,
 )
+from tests.unit.service.conftest import ApiClient
 
 OPENAI_NAME = "ft:gpt-4o-mini-2024-07-18:acme::AbC123"
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.deploy.netpol import Address, Endpoint, Pod, allowed
-from tests.unit.deploy.pod_security import restricted_violations
-from tests.unit.deploy.test_deploy_manifests import (
+from tests.integration.deploy.netpol import Address, Endpoint, Pod, allowed
+from tests.integration.deploy.pod_security import restricted_violations
+from tests.integration.deploy.test_deploy_manifests import (
     DEPLOY,
     Doc,
     _required_permissions,

@@ -22,16 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer.basemodel import train_bpe
-from trainer.families.table import (
+from testing.families.table import (
     _FAMILIES,
     LLAMA_3_2_1B,
     LLAMA_3_8B,
     MAX_POSITIONS,
     Family,
 )
-from trainer.families.templates import QWEN_DEFAULT_SYSTEM
-from trainer.families.templates_2026 import LLAMA3_INDENTED_TEMPLATE
+from testing.families.templates import QWEN_DEFAULT_SYSTEM
+from testing.families.templates_2026 import LLAMA3_INDENTED_TEMPLATE
+from trainer.basemodel import train_bpe
 
 __all__ = [
     "FAMILIES",

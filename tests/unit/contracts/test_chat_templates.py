@@ -1,6 +1,6 @@
 """Loss masks for the template behaviours of the common model families, each checked against
 a reference computed another way: transformers' own `return_assistant_tokens_mask` on the same
-template with `{% generation %}` marks (`tests/unit/trainer/chat_templates.py`)."""
+template with `{% generation %}` marks (`tests/unit/contracts/chat_templates.py`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from contracts.chat import ChatTokenizer, ExampleError
-from tests.unit.trainer import chat_templates
-from tests.unit.trainer.chat_templates import TEMPLATES, make_folder, plain
+from tests.unit.contracts import chat_templates
+from tests.unit.contracts.chat_templates import TEMPLATES, make_folder, plain
 
 CALL = {"id": "c1", "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip

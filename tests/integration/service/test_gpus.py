@@ -242,9 +242,9 @@ def launch_env(executor: LocalExecutor, job_id: str) -> dict[str, str]:
     """Launch an attempt of a stand-in that prints its CUDA variables, and read them back."""
     handle = executor.launch(attempt(job_id))
     log = executor.log_path(job_id, 1)
-    for _ in range(200):
-        if "END" in (text := log.read_text() if log.exists() else ""):
-            break
+    deadline = time.monotonic() + 20
+    while "END" not in (text := log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"the stand-in printed no END: {text!r}"
         executor.poll(handle)
         time.sleep(0.05)
     pairs = [line.split("=", 1) for line in text.splitlines() if "=" in line]

@@ -25,8 +25,7 @@ from service.db.tables import File, FineTuningJob
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus
 from service.settings import Settings
-
-from .conftest import ApiClient, create_key
+from tests.unit.service.conftest import ApiClient, create_key
 
 REQUEST_ID = re.compile(r"req_[0-9a-f]{32}")
 LINE = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}

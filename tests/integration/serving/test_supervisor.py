@@ -30,6 +30,9 @@ from http.server import BaseHTTPRequestHandler
 uds = sys.argv[sys.argv.index("--uds") + 1]
 name = sys.argv[sys.argv.index("--served-model-name") + 1]
 if os.environ.get("FAKE_CRASH"):
+    import time
+    with open(os.environ["FAKE_CRASH"], "a") as f:
+        f.write(f"{{time.monotonic()}}\\n")
     sys.exit(3)
 child = subprocess.Popen(["sleep", "300"])
 with open(os.environ["FAKE_PIDS"], "a") as f:
@@ -150,16 +153,24 @@ def test_stop_ends_every_process(supervisor: Supervisor, tmp_path: Path) -> None
 def test_crashing_server_is_retried_with_backoff(
     fake_vllm: Path, store: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FAKE_CRASH", "1")
+    """Each crashed start writes when it ran (the clock is the machine's, shared by every
+    process); the next start comes a backoff after the crash, doubling: 1 s, then 2 s."""
+    crashes = tmp_path / "crashes"
+    monkeypatch.setenv("FAKE_CRASH", str(crashes))
     entry = BaseModelEntry(name="tiny", path="/models/tiny")
     resolver = ResolverSettings(object_store_url=store.url, lora_cache_dir=str(tmp_path / "c"))
     with Supervisor(
         [entry], resolver, tmp_path / "logs", python=str(fake_vllm), poll_interval=0.05
     ) as sup:
-        time.sleep(2.5)  # backoff 1 s, then 2 s: three starts, not dozens
-        assert sup.status("tiny").starts == 2
+        deadline = time.monotonic() + 30
+        while len(crashes.read_text().split() if crashes.exists() else []) < 3:
+            assert time.monotonic() < deadline, "fewer than three starts"
+            time.sleep(0.05)
         assert not sup.is_ready("tiny")
-    assert (tmp_path / "logs" / "tiny.log").read_text().count("whetstone: start") == 2
+    ran = [float(t) for t in crashes.read_text().split()]
+    assert ran[1] - ran[0] >= 1.0 and ran[2] - ran[1] >= 2.0, ran  # not dozens of starts
+    log = (tmp_path / "logs" / "tiny.log").read_text()
+    assert log.count("whetstone: start") == len(ran)
 
 
 def test_load_and_unload_adapter_from_the_store(
@@ -208,7 +219,7 @@ sup = Supervisor([entry], resolver, root / "logs", python=sys.argv[2], poll_inte
 sup.start()
 sup.wait_ready(timeout=20)
 print(sup.status("tiny").pid, flush=True)
-time.sleep(300)
+time.sleep(300)  # runs until the test kills it
 """
 
 

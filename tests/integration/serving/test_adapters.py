@@ -19,12 +19,15 @@ BASE_PATH = "/models/whetstone-tiny"
 
 
 class CountingStore(LocalStore):
-    """A local store that counts adapter downloads and makes each one slow."""
+    """A local store that counts adapter downloads; with `together` set, a download waits
+    until that many reads were made (each fetch reads its pointer first), so that every
+    fetch has begun before the first download ends."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.downloads = 0
         self.reads: list[str] = []
+        self.together = 0
 
     def get_bytes(self, key: str) -> bytes:
         self.reads.append(key)
@@ -32,7 +35,9 @@ class CountingStore(LocalStore):
 
     def download_dir(self, prefix: str, local: Path) -> None:
         self.downloads += 1
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while len(self.reads) < self.together and time.monotonic() < deadline:
+            time.sleep(0.01)
         super().download_dir(prefix, local)
 
 
@@ -96,6 +101,7 @@ def test_concurrent_requests_download_once(store: CountingStore, tmp_path: Path)
     _publish(store)
     results: list[Path | None] = []
     caches = [_cache(store, tmp_path) for _ in range(6)]  # as separate resolver instances
+    store.together = len(store.reads) + len(caches)
     threads = [threading.Thread(target=lambda c=c: results.append(c.fetch(NAME))) for c in caches]
     for t in threads:
         t.start()

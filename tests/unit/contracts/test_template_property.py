@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.chat import ChatTokenizer
-from tests.unit.trainer.chat_templates import TEMPLATES, make_folder, plain
-from tests.unit.trainer.layout_templates import BEHAVIOURS, Behaviour, calls, text
-from tests.unit.trainer.test_template_layouts import decoded, trained_runs
+from tests.unit.contracts.chat_templates import TEMPLATES, make_folder, plain
+from tests.unit.contracts.layout_templates import BEHAVIOURS, Behaviour, calls, text
+from tests.unit.contracts.test_template_layouts import decoded, trained_runs
 
 
 def _think(m: dict[str, Any]) -> str:
@@ -28,7 +28,7 @@ def _think(m: dict[str, Any]) -> str:
 
 
 EOT = "<|eot_id|>"
-# The templates of tests/unit/trainer/chat_templates.py, with what each trains.
+# The templates of tests/unit/contracts/chat_templates.py, with what each trains.
 EARLIER = {
     "reads_first": Behaviour(TEMPLATES["reads_first"], lambda m, _: text(m) + calls(m) + EOT),
     "dated": Behaviour(TEMPLATES["dated"], lambda m, _: text(m) + calls(m) + EOT),

@@ -4,7 +4,7 @@ No cluster runs on these machines: each overlay is rendered with `kubectl kustom
 every document is validated offline against the Kubernetes 1.32 schemas
 (`kubernetes_validate`, strict). What a cluster would do with them is not tested here.
 
-`python -m tests.unit.deploy.test_deploy_manifests` rewrites deploy/trainer-job.example.yaml
+`python -m tests.integration.deploy.test_deploy_manifests` rewrites deploy/trainer-job.example.yaml
 from the executor (the test below fails when they drift apart).
 """
 
@@ -257,7 +257,7 @@ def test_trainer_job_example_is_what_the_executor_builds() -> None:
     expected = sample_job(executor_settings(render("minio-postgres")))
     assert yaml.safe_load(EXAMPLE.read_text()) == expected, (
         "deploy/trainer-job.example.yaml is stale: run "
-        "`python -m tests.unit.deploy.test_deploy_manifests`"
+        "`python -m tests.integration.deploy.test_deploy_manifests`"
     )
 
 
@@ -339,7 +339,7 @@ if __name__ == "__main__":
         "# One trainer attempt as the scheduler creates it (service/executors/kubernetes.py),\n"
         "# with the settings of overlays/minio-postgres. Generated, for reading: do not apply.\n"
         "# Created suspended; the scheduler resumes it once the token Secret it reads exists.\n"
-        "# Regenerate: python -m tests.unit.deploy.test_deploy_manifests\n"
+        "# Regenerate: python -m tests.integration.deploy.test_deploy_manifests\n"
     )
     EXAMPLE.write_text(header + yaml.safe_dump(job, sort_keys=False))
 

@@ -1,5 +1,5 @@
 """The chat templates of the first five families (Llama 3.1, Qwen 2.5, Mistral v0.3, Gemma 2,
-Phi-3), written here to behave like each family's own; `trainer.families` puts them in the
+Phi-3), written here to behave like each family's own; `testing.families` puts them in the
 model folders it builds."""
 
 from __future__ import annotations

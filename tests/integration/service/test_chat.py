@@ -23,6 +23,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from contracts.layout import final_adapter_prefix
+from service import serving_client
 from service.app import create_app
 from service.db.repositories import projects
 from service.db.tables import FineTunedModel, FineTuningJob
@@ -76,9 +77,39 @@ def hang_up(handler: BaseHTTPRequestHandler) -> None:
     handler.close_connection = True
 
 
-def stream_then_break(events: list[bytes]) -> Reply:
-    """Start an SSE answer (chunked, as vLLM's), send `events`, then drop the connection
-    without the last chunk."""
+class Relayed:
+    """What the service's relay has read from vLLM so far: a spy on
+    `serving_client._events_without_nulls`, which every whole event read passes through (the
+    relay itself runs as it would)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def wait_for(self, data: bytes, timeout: float = 10.0) -> None:
+        """Until the relay has read `data`. A stand-in that breaks a stream waits for this:
+        aiohttp raises a broken payload ahead of the bytes it still holds when both arrive
+        in the same moment, and the test is about what the relay does with events it has."""
+        deadline = time.monotonic() + timeout
+        while data not in self.data and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+@pytest.fixture()
+def relayed(monkeypatch: pytest.MonkeyPatch) -> Relayed:
+    spy = Relayed()
+    original = serving_client._events_without_nulls
+
+    def seen(events: bytes) -> bytes:
+        spy.data += events
+        return original(events)
+
+    monkeypatch.setattr(serving_client, "_events_without_nulls", seen)
+    return spy
+
+
+def stream_then_break(events: list[bytes], relayed: Relayed) -> Reply:
+    """Start an SSE answer (chunked, as vLLM's), send `events`, then, once the service has
+    read them, drop the connection without the last chunk."""
 
     def send(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
@@ -88,9 +119,7 @@ def stream_then_break(events: list[bytes]) -> Reply:
         for event in events:
             handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
             handler.wfile.flush()
-        # The events reach the service before the connection drops: aiohttp raises a broken
-        # payload ahead of the bytes it still holds when both arrive in the same moment.
-        time.sleep(0.3)
+        relayed.wait_for(b"".join(events))
         handler.close_connection = True
 
     return send
@@ -231,10 +260,11 @@ def test_vllm_errors_keep_openai_shape_and_status(api: ApiClient, vllm: StandIn)
 def test_vllm_unreachable_is_503_at_once(api: ApiClient) -> None:
     services = api.http.app.state.services  # type: ignore[attr-defined]
     nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    services.serving = ServingClient(VllmRoutes({BASE: nobody}))
+    # A connect timeout far beyond the bound below: waiting for it, or retrying, would show.
+    services.serving = ServingClient(VllmRoutes({BASE: nobody}), connect_timeout=60)
     started = time.monotonic()
     answer = chat(api, body())
-    assert answer.status_code == 503 and time.monotonic() - started < 2
+    assert answer.status_code == 503 and time.monotonic() - started < 30
     assert answer.json()["error"]["code"] == "model_not_ready"
 
 
@@ -246,11 +276,11 @@ def test_vllm_dying_mid_request_is_502(api: ApiClient, vllm: StandIn) -> None:
 
 
 def test_stream_is_relayed_and_a_broken_stream_ends_with_an_error_event(
-    api: ApiClient, vllm: StandIn
+    api: ApiClient, vllm: StandIn, relayed: Relayed
 ) -> None:
     events = [b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n',
               b'data: {"choices":[{"delta":{"content":"b"}}]}\n\n']  # fmt: skip
-    vllm.answer = stream_then_break(events)
+    vllm.answer = stream_then_break(events, relayed)
     with api.http.stream(
         "POST", "/v1/chat/completions", json=body(stream=True), headers=api.auth()
     ) as answer:
@@ -263,7 +293,7 @@ def test_stream_is_relayed_and_a_broken_stream_ends_with_an_error_event(
 
 
 def test_an_event_cut_by_a_broken_stream_is_dropped_before_the_error_event(
-    api: ApiClient, vllm: StandIn
+    api: ApiClient, vllm: StandIn, relayed: Relayed
 ) -> None:
     """vLLM killed in the middle of writing an event: the caller gets the whole events, then
     the error event, never the half event (the openai package would fail to parse it)."""
@@ -275,10 +305,12 @@ def test_an_event_cut_by_a_broken_stream_is_dropped_before_the_error_event(
         handler.send_header("content-type", "text/event-stream")
         handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
-        handler.wfile.write(b"%x\r\n%s\r\n" % (len(whole), whole))
-        handler.wfile.write(b"%x\r\n%s" % (len(half) + 40, half))  # dies inside the chunk
+        # One write, so the half event reaches the service with the whole one: once the
+        # whole one is relayed, the half waits in the relay when the connection drops.
+        chunk = whole + half
+        handler.wfile.write(b"%x\r\n%s" % (len(chunk) + 40, chunk))  # dies inside the chunk
         handler.wfile.flush()
-        time.sleep(0.3)  # the half event reaches the service before the connection drops
+        relayed.wait_for(whole)
         handler.close_connection = True
 
     vllm.answer = cut_mid_chunk
@@ -336,7 +368,9 @@ def test_a_caller_gone_mid_stream_closes_the_connection_to_vllm(
                 b"content-length: %d\r\n\r\n%s" % (key.encode(), len(content), content)
             )
             assert caller.recv(65536).startswith(b"HTTP/1.1 200")
-            time.sleep(0.3)  # not reading: the service's writes to the caller back up
+            # Not reading, so the service's writes to the caller back up; the test holds
+            # whichever the relay waits on when the caller leaves, the wait makes this likely.
+            time.sleep(0.3)
             caller.close()
             assert vllm_saw_close.wait(2), "the service kept reading vLLM for a caller gone"
     finally:
@@ -402,7 +436,7 @@ def test_a_model_deleted_by_another_replica_is_refused_within_the_cache_time(
         model = tuned_model(api)
         assert chat(api, body(model=model)).status_code == 200
         delete_elsewhere(api, model)
-        time.sleep(cache_seconds)
+        time.sleep(cache_seconds)  # the cache's time must pass; a slow machine waits longer
         assert chat(api, body(model=model)).status_code == 404
 
 

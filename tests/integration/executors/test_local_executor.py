@@ -16,7 +16,8 @@ import pytest
 from service.executors import ExecutorSettings, build_executor
 from service.executors.base import ExecutorFull, Outcome
 from service.executors.local import LocalExecutor
-from tests.unit.executors.conftest import STANDIN, LocalHarness, make_attempt, wait_finished
+from tests.integration.executors.conftest import STANDIN, LocalHarness
+from tests.unit.executors.conftest import make_attempt, wait_finished
 
 
 def _gone(pid: int) -> bool:
@@ -80,6 +81,7 @@ def test_kill_stops_the_whole_process_group_even_when_sigterm_is_ignored(
     state = wait_finished(local.executor, handle, timeout=10)
     assert (state.outcome, state.exit_code, state.retryable) == (Outcome.FAILED, -9, True)
     assert state.reason == "killed by SIGKILL"
+    # A lower bound: a loaded machine only makes the kill later, never earlier.
     assert time.monotonic() - started >= 0.9, "SIGKILL only after the grace period"
     deadline = time.monotonic() + 5
     while not _gone(child) and time.monotonic() < deadline:
@@ -103,19 +105,21 @@ def test_a_recorded_exit_survives_a_restart(local: LocalHarness) -> None:
 
 
 _ORPHAN = """
+import json
 import sys
 from pathlib import Path
 from service.executors.local import LocalExecutor
 from tests.unit.executors.conftest import make_attempt
 ex = LocalExecutor(Path(sys.argv[1]), command=[sys.executable, sys.argv[2]])
-print(ex.launch(make_attempt("ftjob-orphan", sleep=float(sys.argv[3]))))
+print(ex.launch(make_attempt("ftjob-orphan", **json.loads(sys.argv[3]))))
 """
 
 
-def _launch_from_a_scheduler_that_dies(root: Path, sleep: float) -> str:
-    """Launch from another process that exits at once, as a crashed scheduler would."""
+def _launch_from_a_scheduler_that_dies(root: Path, **how: object) -> str:
+    """Launch from another process that exits at once, as a crashed scheduler would; `how`
+    are `make_attempt`'s keywords."""
     out = subprocess.run(
-        [sys.executable, "-c", _ORPHAN, str(root), str(STANDIN), str(sleep)],
+        [sys.executable, "-c", _ORPHAN, str(root), str(STANDIN), json.dumps(how)],
         capture_output=True,
         text=True,
         check=True,
@@ -141,9 +145,13 @@ def test_attempt_outlives_its_scheduler_and_can_be_killed_by_the_next(tmp_path: 
 
 
 def test_attempt_that_ended_while_no_scheduler_watched_is_not_running(tmp_path: Path) -> None:
-    handle = _launch_from_a_scheduler_that_dies(tmp_path, sleep=0.5)
+    """The trainer ends when the test releases it (not after a fixed time, which a loaded
+    machine could spend before the first poll), so it is seen running first."""
+    release = tmp_path / "release"
+    handle = _launch_from_a_scheduler_that_dies(tmp_path, STANDIN_UNTIL=str(release))
     ex = LocalExecutor(tmp_path)
     assert ex.poll(handle).outcome is Outcome.RUNNING
+    release.touch()
     state = wait_finished(ex, handle, timeout=10)
     # `lost` once its new parent has reaped it; its real exit code if seen before that.
     assert (state.outcome, state.exit_code) in [(Outcome.LOST, None), (Outcome.SUCCEEDED, 0)]

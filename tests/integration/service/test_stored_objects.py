@@ -17,8 +17,7 @@ from contracts.store import TMP_PREFIX, LocalStore
 from service.api import files as files_api
 from service.app import create_app
 from service.settings import Settings
-
-from .conftest import ApiClient
+from tests.unit.service.conftest import ApiClient
 
 LINE = b'{"prompt": "p", "completion": "' + b"x" * 200 + b'"}\n'
 DATA = LINE * 4000  # about 850 kB: several chunks to stream

@@ -1,5 +1,5 @@
 """Loss spans found by content in templates as users bring them and as the reasoning families
-write them (`tests/unit/trainer/layout_templates.py`). Each mask is checked against one
+write them (`tests/unit/contracts/layout_templates.py`). Each mask is checked against one
 computed another way: the hand-written text each trained message must train, found in the
 rendering, and the tokens that overlap it."""
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from contracts.chat import ChatTokenizer, Encoded, ExampleError
-from tests.unit.trainer.chat_templates import make_folder
-from tests.unit.trainer.layout_templates import BEHAVIOURS, NO_CONTENT
+from tests.unit.contracts.chat_templates import make_folder
+from tests.unit.contracts.layout_templates import BEHAVIOURS, NO_CONTENT
 
 CALL = {"id": "c1", "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip
