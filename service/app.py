@@ -14,17 +14,17 @@ from service import metrics
 from service.api import (
     chat,
     checkpoint_permissions,
-    files,
     fine_tuning,
     graders,
     internal,
     models,
     organization,
-    uploads,
     webhooks,
 )
 from service.body_limits import BodyLimitMiddleware, BodyLimits
 from service.errors import install_error_handlers
+from service.files import routes as files
+from service.files import upload_routes as uploads
 from service.limits import RateLimiter, RateLimitMiddleware
 from service.request_ids import RequestIdMiddleware
 from service.runtime import Runtime

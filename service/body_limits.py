@@ -32,10 +32,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.auth import bearer_key, unknown_key
-from service.chunked_uploads import PART_MAX_BYTES
 from service.errors import InvalidRequest, PayloadTooLarge, ServiceError
+from service.files.multipart import FORM_MAX_FIELDS_BYTES
+from service.files.uploads import PART_MAX_BYTES
 from service.settings import Settings
-from service.uploads import FORM_MAX_FIELDS_BYTES
 
 FORM_ALLOWANCE = FORM_MAX_FIELDS_BYTES + 64 * 1024
 """What a multipart body may hold beside its file: the form's other fields and the part

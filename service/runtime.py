@@ -158,8 +158,8 @@ class Runtime:
 
     def sweep_uploads(self, batch: int = 100) -> int:
         """Expire the uploads past their hour and remove the parts of every ended upload
-        (`service.chunked_uploads.sweep`); a failure is logged, not fatal."""
-        from service.chunked_uploads import sweep_batch
+        (`service.files.uploads.sweep`); a failure is logged, not fatal."""
+        from service.files.uploads import sweep_batch
 
         swept = 0
         try:

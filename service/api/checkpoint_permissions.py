@@ -9,7 +9,6 @@ from typing import Literal
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from service.api.params import After, Limit
 from service.auth import AdminDep
 from service.db.repositories import models as models_repo
 from service.db.repositories import permissions as repo
@@ -19,6 +18,7 @@ from service.deps import ServicesDep, SessionDep
 from service.errors import InvalidRequest, not_found
 from service.models import aliases
 from service.schemas.common import ErrorResponse
+from service.schemas.params import After, Limit
 from service.schemas.permissions import (
     CreateFineTuningCheckpointPermissionRequest,
     DeleteFineTuningCheckpointPermissionResponse,

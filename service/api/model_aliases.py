@@ -8,7 +8,6 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from service.api.params import After, Limit
 from service.auth import ProjectDep
 from service.db.repositories import aliases as repo
 from service.deps import ServicesDep, SessionDep
@@ -20,6 +19,7 @@ from service.schemas.models import (
     ListModelAliasesResponse,
     ModelAlias,
 )
+from service.schemas.params import After, Limit
 
 router = APIRouter(tags=["Models"])
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from service.api.params import After, Limit
 from service.auth import AdminDep
 from service.db.repositories import projects as repo
 from service.db.tables import ApiKey as ApiKeyRow
@@ -26,6 +25,7 @@ from service.schemas.organization import (
     Project,
     ProjectApiKey,
 )
+from service.schemas.params import After, Limit
 
 router = APIRouter(
     tags=["Projects"],

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.params import After, Limit
 from service.auth import ProjectDep
 from service.db.repositories import webhooks as repo
 from service.deps import SessionDep, SettingsDep
+from service.schemas.params import After, Limit
 from service.schemas.webhooks import (
     CreateWebhookEndpointRequest,
     DeletedWebhookEndpoint,

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contracts.store import TMP_PREFIX, LocalStore
-from service.api import files as files_api
 from service.app import create_app
+from service.files import routes as files_api
 from service.settings import Settings
 from tests.unit.service.conftest import ApiClient
 

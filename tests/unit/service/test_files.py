@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from service.app import create_app
 from service.db.tables import File
 from service.errors import InvalidRequest
+from service.files.multipart import Upload, sanitize_filename
 from service.runtime import STALE_TEMPORARY_SECONDS
 from service.settings import Settings
-from service.uploads import Upload, sanitize_filename
 from tests.corpus.malformed import CASES, GOOD, GOOD_FILES, Case
 
 from .conftest import ApiClient

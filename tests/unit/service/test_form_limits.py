@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.uploads import FORM_MAX_FIELDS, FORM_MAX_FIELDS_BYTES
+from service.files.multipart import FORM_MAX_FIELDS, FORM_MAX_FIELDS_BYTES
 from tests.corpus.malformed import GOOD
 
 from .conftest import ApiClient

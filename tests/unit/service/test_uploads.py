@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from service.app import create_app
-from service.chunked_uploads import PART_MAX_BYTES, UPLOAD_MAX_BYTES
 from service.db.tables import File, Upload, UploadPart
+from service.files.uploads import PART_MAX_BYTES, UPLOAD_MAX_BYTES
 from service.runtime import Runtime
 
 from .conftest import ApiClient, create_key, make_settings

@@ -9,16 +9,16 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Request
 
-from service import chunked_uploads
 from service.auth import ProjectDep
 from service.deps import ServicesDep, SessionDep
-from service.schemas.uploads import (
+from service.files import uploads
+from service.files.multipart import body_from_thread, boundary_of
+from service.files.upload_schemas import (
     CompleteUploadRequest,
     CreateUploadRequest,
     UploadObject,
     UploadPartObject,
 )
-from service.uploads import body_from_thread, boundary_of
 
 router = APIRouter(tags=["Uploads"])
 log = logging.getLogger(__name__)
@@ -46,11 +46,11 @@ def create_upload(
 ) -> UploadObject:
     """An Upload (`pending`, expiring in an hour) to add parts to."""
     try:  # a few ended uploads' parts, on the way; never a reason to refuse this one
-        chunked_uploads.sweep_batch(services.sessions, services.store)
+        uploads.sweep_batch(services.sessions, services.store)
     except Exception as e:
         log.warning("could not sweep ended uploads: %s", e)
     settings = services.settings
-    row = chunked_uploads.create_upload(
+    row = uploads.create_upload(
         session, project.id, body, settings.max_file_bytes, settings.quota_storage_bytes
     )
     return UploadObject.of(row)
@@ -72,7 +72,7 @@ async def add_upload_part(
     """Add a part (64 MiB at most): its `data` streams to the object store as it arrives."""
     boundary = boundary_of(request.headers.get("content-type", ""), "a field `data`", "data")
     add = partial(
-        chunked_uploads.add_part,
+        uploads.add_part,
         session,
         services.store,
         project.id,
@@ -94,9 +94,7 @@ def complete_upload(
     services: ServicesDep,
 ) -> UploadObject:
     """The parts, in `part_ids` order, checked like `POST /v1/files` and made one File."""
-    upload, file = chunked_uploads.complete_upload(
-        session, services.store, project.id, upload_id, body
-    )
+    upload, file = uploads.complete_upload(session, services.store, project.id, upload_id, body)
     return UploadObject.of(upload, file)
 
 
@@ -107,6 +105,4 @@ def cancel_upload(
     upload_id: str, project: ProjectDep, session: SessionDep, services: ServicesDep
 ) -> UploadObject:
     """No more parts; the parts sent are removed."""
-    return UploadObject.of(
-        chunked_uploads.cancel_upload(session, services.store, project.id, upload_id)
-    )
+    return UploadObject.of(uploads.cancel_upload(session, services.store, project.id, upload_id))

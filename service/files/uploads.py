@@ -13,6 +13,9 @@ once completed.
 - A completion runs outside any transaction: it marks the upload first (`file_id`,
   `completing_since`, committed), so a second completion, a part or a cancel meanwhile is
   refused; a failure clears the mark.
+- The routes' session commits at the end of the request, except where a commit here says
+  why it cannot wait: a transaction (and its connection and row lock) is never held across a
+  long store write, and a stored object is deleted again when its row does not commit.
 - Parts go once the upload has ended: at completion, at cancel, and for an upload past its
   `expires_at` (an hour after creation) by `sweep` (at start-up, `Runtime.clean_store`, a
   few at each new upload, and all of them every `uploads_sweep_seconds` in the scheduler),
@@ -32,14 +35,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from contracts.formats import Checker, Report
 from contracts.store import ObjectStore
 from service import limits
-from service.db.repositories import files, projects
-from service.db.repositories import uploads as repo
+from service.db.repositories import projects
 from service.db.tables import File, Upload, UploadPart
 from service.errors import InvalidRequest, not_found
+from service.files import repository as files
+from service.files import upload_repository as repo
+from service.files.multipart import FormState, form_parser, sanitize_filename
+from service.files.schemas import FINE_TUNE
+from service.files.upload_schemas import CompleteUploadRequest, CreateUploadRequest
 from service.ids import now, random_part
-from service.schemas.files import FINE_TUNE
-from service.schemas.uploads import CompleteUploadRequest, CreateUploadRequest
-from service.uploads import FormState, form_parser, sanitize_filename
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +200,7 @@ def add_part(
     parallel); on any failure neither part object nor row remains."""
     upload = pending_upload(session, project_id, upload_id)
     part = PartBody(body, boundary, room=room_left(session, upload))
-    session.commit()
+    session.commit()  # no transaction (nor connection) held while the part streams in
     part_id = f"part_{random_part()}"
     key = repo.part_key(upload_id, part_id)
     store.put_stream(key, part.data_chunks())
@@ -207,7 +211,7 @@ def add_part(
             part.raise_if_refused()
         row = UploadPart(id=part_id, upload_id=upload_id, bytes=part.size, created_at=now())
         repo.add(session, row)
-        session.commit()
+        session.commit()  # here, not at the request's end: a failed commit deletes the part
     except BaseException:
         session.rollback()
         store.delete(key)
@@ -264,6 +268,8 @@ def complete_upload(
     keys = _ordered_parts(session, upload, request.part_ids)
     file_id = f"file-{random_part()}"
     upload.file_id, upload.completing_since = file_id, now()
+    # The mark must be seen by others (a second completion, a part, a cancel are refused)
+    # and the row lock released before the long check and assembly below.
     session.commit()
     try:
         report, md5 = check_parts(store, keys)
@@ -287,12 +293,12 @@ def complete_upload(
         )
         files.add_file(session, row)
         upload.status, upload.completing_since = "completed", None
-        session.commit()
+        session.commit()  # here, not at the request's end: a failed commit deletes the file
     except BaseException:
         session.rollback()
         store.delete(files.file_key(file_id))
         upload.file_id = upload.completing_since = None
-        session.commit()
+        session.commit()  # the mark is cleared although the request fails (and rolls back)
         raise
     _remove_parts(session, store, upload)
     return upload, row
@@ -301,7 +307,7 @@ def complete_upload(
 def cancel_upload(session: Session, store: ObjectStore, project_id: str, upload_id: str) -> Upload:
     upload = pending_upload(session, project_id, upload_id, for_update=True)
     upload.status = "cancelled"
-    session.commit()
+    session.commit()  # cancelled before its parts go: parts never go from a pending upload
     _remove_parts(session, store, upload)
     return upload
 
@@ -311,7 +317,7 @@ def _remove_parts(session: Session, store: ObjectStore, upload: Upload) -> None:
     try:
         store.delete_prefix(repo.parts_prefix(upload.id))
         repo.delete_parts(session, upload.id)
-        session.commit()
+        session.commit()  # here, so that a failure is logged for the sweep, not the request's
     except Exception as e:
         session.rollback()
         log.warning("could not remove the parts of %s (the sweep will): %s", upload.id, e)

@@ -11,14 +11,14 @@ from fastapi.responses import StreamingResponse
 
 from contracts.store import ObjectNotFound
 from service import limits
-from service.api.params import After
 from service.auth import ProjectDep
-from service.db.repositories import files as repo
 from service.db.tables import File
 from service.deps import ServicesDep, SessionDep, StoreDep
 from service.errors import not_found
-from service.schemas.files import DeleteFileResponse, FileObject, ListFilesResponse
-from service.uploads import Upload, body_from_thread, boundary_of, save_upload
+from service.files import repository as repo
+from service.files.multipart import Upload, body_from_thread, boundary_of, save_upload
+from service.files.schemas import DeleteFileResponse, FileObject, ListFilesResponse
+from service.schemas.params import After
 
 router = APIRouter(tags=["Files"])
 
@@ -127,6 +127,6 @@ def delete_file(
     if row is None:
         raise not_found("file", file_id)
     repo.delete_file(session, row)
-    session.commit()
+    session.commit()  # the row goes before its bytes: never a listed file without content
     store.delete(repo.file_key(file_id))
     return DeleteFileResponse(id=file_id, deleted=True)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.db import tables
-from service.schemas.files import FileObject
+from service.files.schemas import FileObject
 
 UploadStatus = Literal["pending", "completed", "cancelled", "expired"]
 

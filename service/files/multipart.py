@@ -1,5 +1,6 @@
-"""Streaming `multipart/form-data` uploads: the `file` part goes to the object store as it
-arrives, each line checked against the dataset formats on the way.
+"""The body of `POST /v1/files` (and of an Upload's part), streamed `multipart/form-data`: the
+`file` part goes to the object store as it arrives, each line checked against the dataset
+formats on the way.
 
 Memory holds one body chunk and one dataset line at a time, whatever the file size. A body
 that ends before its closing boundary (`incomplete_upload`) is refused like a bad file. A
@@ -20,12 +21,12 @@ from sqlalchemy.orm import Session
 
 from contracts.formats import Checker, Report
 from contracts.store import CHUNK, ObjectStore
-from service.db.repositories import files
 from service.db.tables import File
 from service.errors import InvalidRequest
+from service.files import repository as files
+from service.files.schemas import UPLOAD_PURPOSES, USER_DATA
 from service.ids import new_id, now
 from service.limits import storage_exceeded
-from service.schemas.files import UPLOAD_PURPOSES, USER_DATA
 
 FIELD_LIMIT = 64 * 1024
 FORM_MAX_FIELDS = 16
@@ -299,7 +300,7 @@ def save_upload(session: Session, store: ObjectStore, project_id: str, upload: U
                 created_at=now(),
             ),
         )
-        session.commit()
+        session.commit()  # here, not at the request's end: a failed commit deletes the bytes
     except BaseException:
         store.delete(key)
         raise
