@@ -100,8 +100,8 @@ def end_to_end(folder: Path, args: argparse.Namespace) -> list[float]:
 def overhead(folder: Path, args: argparse.Namespace) -> tuple[float, float]:
     """Seconds per job of validation and of claiming, in-process, with a no-op executor."""
     sys.path.insert(0, str(ROOT))
-    from service.db.repositories import projects
     from service.executors import AttemptState, LiveAttempt
+    from service.keys import project_repository as projects
     from service.runtime import Runtime
     from service.scheduler.runner import Scheduler
     from service.settings import Settings

@@ -18,13 +18,13 @@ from service.api import (
     graders,
     internal,
     models,
-    organization,
     webhooks,
 )
 from service.body_limits import BodyLimitMiddleware, BodyLimits
 from service.errors import install_error_handlers
 from service.files import routes as files
 from service.files import upload_routes as uploads
+from service.keys import routes as organization
 from service.limits import RateLimiter, RateLimitMiddleware
 from service.request_ids import RequestIdMiddleware
 from service.runtime import Runtime

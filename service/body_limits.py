@@ -31,10 +31,11 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.auth import bearer_key, unknown_key
 from service.errors import InvalidRequest, PayloadTooLarge, ServiceError
 from service.files.multipart import FORM_MAX_FIELDS_BYTES
 from service.files.uploads import PART_MAX_BYTES
+from service.keys.checks import unknown_key
+from service.keys.dependencies import bearer_key
 from service.settings import Settings
 
 FORM_ALLOWANCE = FORM_MAX_FIELDS_BYTES + 64 * 1024

@@ -96,7 +96,8 @@ def create_key(
     if (project is None) == (not admin):
         typer.echo("error: give --project NAME or --admin (one of them)", err=True)
         raise typer.Exit(2)
-    from service.db.repositories import admin_keys, projects
+    from service.keys import admin_key_repository as admin_keys
+    from service.keys import project_repository as projects
     from service.running import describe_database, key_database_report
     from service.runtime import Runtime
 
@@ -129,9 +130,10 @@ def list_keys(
 ) -> None:
     """List API keys: id, the start of the key, owner, creation time (never the key)."""
     require_server("keys list")
-    from service.db.repositories import admin_keys, projects
+    from service.keys import admin_key_repository as admin_keys
+    from service.keys import project_repository as projects
+    from service.keys.schemas import redacted
     from service.runtime import Runtime
-    from service.schemas.organization import redacted
 
     settings = _settings(data_dir, database_url)
     with Runtime(settings) as runtime, runtime.sessions() as session:
@@ -175,7 +177,8 @@ def revoke_key(
     """Revoke (delete) an API key or admin key. Every API server of this data folder refuses
     it from its next request on."""
     require_server("keys revoke")
-    from service.db.repositories import admin_keys, projects
+    from service.keys import admin_key_repository as admin_keys
+    from service.keys import project_repository as projects
     from service.runtime import Runtime
 
     settings = _settings(data_dir, database_url)
@@ -190,7 +193,7 @@ def revoke_key(
             else:
                 typer.echo(f"error: no key {key_id} (see `whetstone keys list`)", err=True)
                 raise typer.Exit(1)
-        runtime.revocations.record()  # after the commit: see service.revocations
+        runtime.revocations.record()  # after the commit: see service.keys.revocations
     typer.echo(f"revoked {key_id}")
 
 

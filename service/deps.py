@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.store import ObjectStore
+from service.models.access import ChatAccess
 from service.models.warm_start import AdapterControl
 from service.registry import BaseModelEntry
 from service.serving_client import ServingClient
 from service.settings import Settings
-
-if TYPE_CHECKING:  # it needs `service.auth`, which needs this module
-    from service.models.access import ChatAccess
 
 
 @dataclass

@@ -26,8 +26,8 @@ from contracts.store import ObjectStore, open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.executors import Executor, build_executor
+from service.keys.revocations import Revocations
 from service.registry import BaseModelEntry, load_registry
-from service.revocations import Revocations
 from service.settings import Settings
 
 if TYPE_CHECKING:

@@ -22,10 +22,10 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.repositories import projects
 from service.gpus import detect_gpus, fit_warnings, plan_devices, weights_bytes
 from service.http_limits import capped_http
 from service.hub import is_pulled, pull
+from service.keys import project_repository as projects
 from service.logs import configure_logging, uvicorn_log_config
 from service.running import remove_server_file, write_server_file
 from service.runtime import Runtime

@@ -18,10 +18,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.auth import bearer_key
 from service.deps import get_services
 from service.errors import InvalidRequest, NotFound
 from service.hashing import cache_salt
+from service.keys.dependencies import bearer_key
 from service.limits import mark_verified
 from service.schemas.chat import ChatCompletion, CreateChatCompletionRequest
 from service.schemas.common import ErrorResponse

@@ -9,13 +9,13 @@ from typing import Literal
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from service.auth import AdminDep
 from service.db.repositories import models as models_repo
 from service.db.repositories import permissions as repo
-from service.db.repositories import projects
 from service.db.tables import FineTunedModel
 from service.deps import ServicesDep, SessionDep
 from service.errors import InvalidRequest, not_found
+from service.keys import project_repository as projects
+from service.keys.dependencies import AdminDep
 from service.models import aliases
 from service.schemas.common import ErrorResponse
 from service.schemas.params import After, Limit
@@ -109,7 +109,7 @@ def delete_permission(
     if row is None:
         raise not_found("permission", permission_id, param="permission_id")
     repo.delete_permission(session, row)
-    session.commit()  # before the revocation is recorded (see `service.revocations`)
+    session.commit()  # before the revocation is recorded (see `service.keys.revocations`)
     services.chat_access.revoked()
     return DeleteFineTuningCheckpointPermissionResponse(id=permission_id)
 

@@ -15,10 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from contracts.graders import schema
 from contracts.graders.errors import GraderError
 from contracts.graders.run import Context, check_available, grade
-from service.auth import ProjectDep, bearer_key
 from service.deps import ServicesDep
 from service.errors import InvalidRequest
 from service.graders.reach import Reach, context, python_slots
+from service.keys.dependencies import ProjectDep, bearer_key
 from service.schemas.graders import (
     RunGraderRequest,
     RunGraderResponse,

@@ -8,9 +8,9 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from service.auth import ProjectDep
 from service.db.repositories import aliases as repo
 from service.deps import ServicesDep, SessionDep
+from service.keys.dependencies import ProjectDep
 from service.models import aliases
 from service.schemas.common import ErrorResponse
 from service.schemas.models import (

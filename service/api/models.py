@@ -7,8 +7,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api import model_aliases
-from service.auth import ProjectDep
 from service.deps import ServicesDep, SessionDep
+from service.keys.dependencies import ProjectDep
 from service.models import aliases, lifecycle
 from service.models.catalog import list_models, retrieve_model
 from service.schemas.common import ErrorResponse

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.auth import ProjectDep
 from service.db.repositories import webhooks as repo
 from service.deps import SessionDep, SettingsDep
+from service.keys.dependencies import ProjectDep
 from service.schemas.params import After, Limit
 from service.schemas.webhooks import (
     CreateWebhookEndpointRequest,

@@ -11,13 +11,13 @@ from fastapi.responses import StreamingResponse
 
 from contracts.store import ObjectNotFound
 from service import limits
-from service.auth import ProjectDep
 from service.db.tables import File
 from service.deps import ServicesDep, SessionDep, StoreDep
 from service.errors import not_found
 from service.files import repository as repo
 from service.files.multipart import Upload, body_from_thread, boundary_of, save_upload
 from service.files.schemas import DeleteFileResponse, FileObject, ListFilesResponse
+from service.keys.dependencies import ProjectDep
 from service.schemas.params import After
 
 router = APIRouter(tags=["Files"])

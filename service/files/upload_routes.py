@@ -9,7 +9,6 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Request
 
-from service.auth import ProjectDep
 from service.deps import ServicesDep, SessionDep
 from service.files import uploads
 from service.files.multipart import body_from_thread, boundary_of
@@ -19,6 +18,7 @@ from service.files.upload_schemas import (
     UploadObject,
     UploadPartObject,
 )
+from service.keys.dependencies import ProjectDep
 
 router = APIRouter(tags=["Uploads"])
 log = logging.getLogger(__name__)

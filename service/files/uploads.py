@@ -35,7 +35,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from contracts.formats import Checker, Report
 from contracts.store import ObjectStore
 from service import limits
-from service.db.repositories import projects
 from service.db.tables import File, Upload, UploadPart
 from service.errors import InvalidRequest, not_found
 from service.files import repository as files
@@ -44,6 +43,7 @@ from service.files.multipart import FormState, form_parser, sanitize_filename
 from service.files.schemas import FINE_TUNE
 from service.files.upload_schemas import CompleteUploadRequest, CreateUploadRequest
 from service.ids import now, random_part
+from service.keys import project_repository as projects
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ replica may still route it for up to `ttl` seconds, to a vLLM that has unloaded 
 resolver no longer finds it (404).
 
 Taking access away (a key revoked, a checkpoint permission deleted, a project archived) is
-recorded in `service.revocations`; a remembered yes counts only while the revocation stamp it
+recorded in `service.keys.revocations`; a remembered yes counts only while the revocation stamp it
 was given under is still the latest, so a revocation holds from the very next request.
 """
 
@@ -24,11 +24,11 @@ from typing import NamedTuple
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from service.auth import known_key, refused_key
 from service.db.repositories import models as models_repo
 from service.errors import not_found
 from service.hashing import secret_hash
-from service.revocations import Revocations
+from service.keys.checks import known_key, refused_key
+from service.keys.revocations import Revocations
 
 
 class Target(NamedTuple):

@@ -28,11 +28,11 @@ import uvicorn
 
 from contracts.layout import final_adapter_prefix
 from service.app import create_app
-from service.db.repositories import projects
 from service.db.tables import FineTuningJob
 from service.deps import Services
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus
+from service.keys import project_repository as projects
 from service.models import lifecycle
 from service.settings import Settings
 from tests.conftest import free_port, wait_for_port

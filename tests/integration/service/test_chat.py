@@ -25,10 +25,10 @@ from fastapi.testclient import TestClient
 from contracts.layout import final_adapter_prefix
 from service import serving_client
 from service.app import create_app
-from service.db.repositories import projects
 from service.db.tables import FineTunedModel, FineTuningJob
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus
+from service.keys import project_repository as projects
 from service.models import lifecycle
 from service.models.routes import VllmRoutes
 from service.serving_client import ServingClient

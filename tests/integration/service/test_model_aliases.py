@@ -10,7 +10,8 @@ import json
 
 import httpx
 
-from service.db.repositories import admin_keys, projects
+from service.keys import admin_key_repository as admin_keys
+from service.keys import project_repository as projects
 from tests.integration.service.test_chat import (  # noqa: F401  (its fixtures)
     ANSWER,
     BASE,

@@ -10,8 +10,8 @@ import time
 
 from sqlalchemy import update
 
-from service.db.repositories import projects
 from service.db.tables import WebhookDelivery, WebhookEndpoint
+from service.keys import project_repository as projects
 from service.schemas.webhooks import CreateWebhookEndpointRequest
 from service.webhooks import endpoints, targets
 from service.webhooks.deliverer import WebhookDeliverer

@@ -13,11 +13,11 @@ from contracts.layout import final_adapter_prefix
 from contracts.store import LocalStore
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
-from service.db.repositories import projects
 from service.db.tables import File, FineTunedModel, FineTuningJob
 from service.errors import NotFound, PermissionDenied
 from service.ids import new_id, now
 from service.jobs.create import create_job
+from service.keys import project_repository as projects
 from service.models import lifecycle
 from service.models.pointers import is_published
 from service.registry import BaseModelEntry

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.db.repositories import projects
+from service.keys import project_repository as projects
 from service.settings import Settings
 
 

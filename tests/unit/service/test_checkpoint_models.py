@@ -11,7 +11,6 @@ import pytest
 from contracts.layout import checkpoint_prefix
 from contracts.messages import Checkpoint, Finished, StepMetrics
 from contracts.names import checkpoint_model_name
-from service.db.repositories import projects
 from service.db.tables import File
 from service.errors import NotFound
 from service.ids import new_id, now
@@ -19,6 +18,7 @@ from service.jobs import service as jobs
 from service.jobs.attempts import new_token
 from service.jobs.create import create_job
 from service.jobs.status import JobStatus
+from service.keys import project_repository as projects
 from service.models.pointers import is_published
 from service.registry import BaseModelEntry
 from service.schemas.fine_tuning import CreateFineTuningJobRequest

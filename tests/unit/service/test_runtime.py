@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import event, inspect
 
-from service.db.repositories import projects
 from service.executors.local import LocalExecutor
+from service.keys import project_repository as projects
 from service.runtime import Runtime
 from service.settings import TINY_MODEL_NAME, Settings
 

@@ -22,13 +22,13 @@ from contracts.messages import (
     StepMetrics,
     parse_message,
 )
-from service.db.repositories import projects
 from service.db.tables import File, FineTuningJob
 from service.ids import new_id, now
 from service.jobs import service as jobs
 from service.jobs.attempts import new_token
 from service.jobs.create import create_job
 from service.jobs.status import JobStatus
+from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
 from service.schemas.fine_tuning import CreateFineTuningJobRequest
 from tests.unit.service.conftest import ApiClient

@@ -10,14 +10,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from service.auth import AdminDep
-from service.db.repositories import projects as repo
 from service.db.tables import ApiKey as ApiKeyRow
 from service.db.tables import Project as ProjectRow
 from service.deps import ServicesDep, SessionDep
 from service.errors import Conflict, not_found
-from service.schemas.common import ErrorResponse
-from service.schemas.organization import (
+from service.keys import project_repository as repo
+from service.keys.dependencies import AdminDep
+from service.keys.schemas import (
     CreateProjectRequest,
     DeleteProjectApiKeyResponse,
     ListProjectApiKeysResponse,
@@ -25,6 +24,7 @@ from service.schemas.organization import (
     Project,
     ProjectApiKey,
 )
+from service.schemas.common import ErrorResponse
 from service.schemas.params import After, Limit
 
 router = APIRouter(

@@ -11,24 +11,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import logs
-from service.db.repositories import admin_keys, projects
 from service.db.tables import AdminApiKey, Project
 from service.deps import Services, ServicesDep
 from service.errors import Authentication, PermissionDenied
+from service.keys import admin_key_repository as admin_keys
+from service.keys import project_repository as projects
+from service.keys.checks import refused_key, unknown_key
 from service.limits import mark_verified
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
     "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
-
-
-def _masked(key: str) -> str:
-    return f"{key[:8]}****{key[-4:]}" if len(key) > 12 else "****"
 
 
 def bearer_key(request: Request) -> str:
@@ -79,30 +76,6 @@ def current_admin(request: Request, services: ServicesDep) -> AdminApiKey:
         raise unknown_key(key)
     mark_verified(request, key)
     return admin
-
-
-def known_key(session: Session, key: str) -> bool:
-    """Whether `key` is a project's key or an admin key (archived or not: the routes say)."""
-    return (
-        projects.project_for_key(session, key) is not None
-        or admin_keys.admin_key_for(session, key) is not None
-    )
-
-
-def refused_key(session: Session, key: str) -> Authentication | PermissionDenied:
-    """Why a key that is no project's key is refused: an admin key is the wrong kind (403),
-    anything else is unknown (401)."""
-    if key.startswith(admin_keys.ADMIN_KEY_PREFIX) and admin_keys.admin_key_for(session, key):
-        return PermissionDenied(
-            "Admin API keys can only be used with the Admin API (/v1/organization/... and the "
-            "checkpoint permissions). Use a project API key for this endpoint.",
-            code="insufficient_permissions",
-        )
-    return unknown_key(key)
-
-
-def unknown_key(key: str) -> Authentication:
-    return Authentication(f"Incorrect API key provided: {_masked(key)}.")
 
 
 ProjectDep = Annotated[Project, Depends(current_project)]
