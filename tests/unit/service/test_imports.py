@@ -43,9 +43,9 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def _ours_imported_by(package: str) -> dict[str, set[str]]:
-    """For each module of `package`: the modules of ours (other than its own package) it
-    imports. `from contracts import formats` counts as `contracts.formats`."""
+def _import_graph(package: str) -> dict[str, set[str]]:
+    """For each module of `package`: the modules of ours it imports, its own package's
+    included. `from contracts import formats` counts as `contracts.formats`."""
     modules = {_module_name(p) for top in OURS for p in (ROOT / top).rglob("*.py")}
     result: dict[str, set[str]] = {}
     for path in sorted((ROOT / package).rglob("*.py")):
@@ -59,8 +59,17 @@ def _ours_imported_by(package: str) -> dict[str, set[str]]:
                 parts.pop()
             targets.add(".".join(parts))
         specific = {t for t in targets if not any(o.startswith(t + ".") for o in targets)}
-        result[_module_name(path)] = {t for t in specific if t.split(".")[0] != package}
+        result[_module_name(path)] = specific - {_module_name(path)}
     return result
+
+
+def _ours_imported_by(package: str) -> dict[str, set[str]]:
+    """For each module of `package`: the modules of ours (other than its own package) it
+    imports."""
+    return {
+        module: {t for t in targets if t.split(".")[0] != package}
+        for module, targets in _import_graph(package).items()
+    }
 
 
 def _offenders(package: str, allowed: Callable[[str], bool]) -> dict[str, list[str]]:
@@ -99,6 +108,74 @@ def test_nothing_shipped_imports_the_test_fixtures() -> None:
 
 def test_clients_import_only_the_dataset_formats_of_ours() -> None:
     assert _offenders("clients", lambda t: t == "contracts.formats") == {}
+
+
+# --- Layering inside the service: no import circle; only the app reaches the API layer ---
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of `graph`: each group of modules that reach one another (Tarjan's
+    strongly connected components of more than one module, or a module importing itself)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(graph.get(module, ())):
+            if target not in graph:
+                continue
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1 or module in graph[module]:
+                circles.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return circles
+
+
+def test_the_circle_finder_finds_a_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}, "f": {"a"}}
+    assert sorted(_circles(graph)) == [["a", "b", "c"], ["e"]]
+    assert _circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_import_graph_counts_type_checking_imports() -> None:
+    """An import only for annotations still ties two modules: one of them cannot be moved
+    or split without the other, so a circle through it is a circle."""
+    assert "service.scheduler.runner" in _import_graph("service")["service.app"]
+
+
+def test_no_import_circle_in_the_service() -> None:
+    assert _circles(_import_graph("service")) == []
+
+
+def test_only_the_app_imports_the_api_layer() -> None:
+    """`service.api` holds routers; the domains (`service/files/`, `service/keys/`, models,
+    jobs, ...) sit below it and never reach up into it; `service.app` mounts the routers."""
+    upward = {
+        module: sorted(t for t in targets if t == "service.api" or t.startswith("service.api."))
+        for module, targets in _import_graph("service").items()
+        if not module.startswith("service.api") and module != "service.app"
+    }
+    assert {module: targets for module, targets in upward.items() if targets} == {}
 
 
 # --- The CLI-only install (`pip install whetstone`): the clients need no server package ---
