@@ -193,6 +193,23 @@ class LocalStore:
         return f"{self.url}/{_check_key(key)}"
 
 
+def is_transient_error(error: BaseException) -> bool:
+    """The object store cannot answer now (unreachable, throttling, a 5xx): worth another try
+    later. Rules of the S3 adapter (botocore's errors); the local store has no transient ones."""
+    try:
+        from botocore import exceptions as s3
+    except ImportError:  # pragma: no cover - botocore comes with the S3 store
+        return False
+    if isinstance(error, s3.ConnectionError | s3.HTTPClientError):
+        return True
+    if isinstance(error, s3.ClientError):
+        response = error.response
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        code = response.get("Error", {}).get("Code", "")
+        return status >= 500 or code in ("SlowDown", "Throttling", "RequestTimeout")
+    return False
+
+
 class S3Store:
     """Objects in an S3 bucket under a prefix (`s3://bucket/prefix`), through boto3."""
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from sqlalchemy import exc as sql_errors
 
+from contracts import store
+
 SERVER_ERROR = "server_error"
 RETRY_DELAYS = (5, 30)
 """Seconds before the second and the third try of a stage that met a transient error."""
@@ -36,22 +38,7 @@ def is_transient(error: BaseException) -> bool:
         return isinstance(error, sql_errors.OperationalError | sql_errors.InterfaceError)
     if isinstance(error, sql_errors.TimeoutError | ConnectionError | TimeoutError):
         return True
-    return _is_transient_s3(error)
-
-
-def _is_transient_s3(error: BaseException) -> bool:
-    try:
-        from botocore import exceptions as s3
-    except ImportError:  # pragma: no cover - botocore comes with the S3 store
-        return False
-    if isinstance(error, s3.ConnectionError | s3.HTTPClientError):
-        return True
-    if isinstance(error, s3.ClientError):
-        response = error.response
-        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        code = response.get("Error", {}).get("Code", "")
-        return status >= 500 or code in ("SlowDown", "Throttling", "RequestTimeout")
-    return False
+    return store.is_transient_error(error)
 
 
 def retry_delay(tries: int) -> int:
