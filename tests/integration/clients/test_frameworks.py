@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from service.db.tables import FineTuningJob
-from tests.unit.service.test_chat import StandIn, vllm  # noqa: F401
+from tests.unit.service.test_chat import ANSWER, StandIn, reply, vllm  # noqa: F401
 
 from .test_leave_openai import Whetstone, whetstone  # noqa: F401
 
@@ -29,12 +29,17 @@ SECTION = "## From DSPy, LangChain and LiteLLM"
 
 
 def snippets() -> dict[str, str]:
-    """The section's Python blocks, by the library each imports first."""
+    """The section's Python blocks, by the library each imports first (`BootstrapFinetune`
+    for the one that uses it)."""
     readme = (ROOT / "README.md").read_text()
     start = readme.index(SECTION)
     section = readme[start : readme.index("\n## ", start + len(SECTION))]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    return {re.search(r"^(?:import|from) (\w+)", b, re.M).group(1): b for b in blocks}  # type: ignore[union-attr]
+    return {
+        "BootstrapFinetune" if "BootstrapFinetune" in b
+        else re.search(r"^(?:import|from) (\w+)", b, re.M).group(1): b  # type: ignore[union-attr]
+        for b in blocks
+    }  # fmt: skip
 
 
 @pytest.fixture()
@@ -76,7 +81,7 @@ def asked(vllm: StandIn) -> list[str]:
 
 
 def test_the_readme_has_the_three_snippets() -> None:
-    assert set(snippets()) == {"langchain_openai", "time", "os"}
+    assert set(snippets()) == {"langchain_openai", "time", "os", "BootstrapFinetune"}
 
 
 def test_langchain_chat_openai(whetstone: Whetstone, vllm: StandIn, tmp_path: Path) -> None:
@@ -102,3 +107,19 @@ def test_dspy_finetune_then_the_tuned_lm(
     assert out.strip().splitlines()[-1] == "['hi']" and len(trainer) == 1
     (model,) = asked(vllm)
     assert model.startswith("ft:whetstone-tiny:frameworks::")
+
+
+def test_dspy_bootstrap_finetune_calls_the_tuned_model(
+    whetstone: Whetstone, vllm: StandIn, trainer: list[str], tmp_path: Path
+) -> None:
+    """The program calls the base model for its traces, trains on them, then calls the tuned
+    model it put in place of the base model (the user never holds that LM)."""
+    formatted = "[[ ## answer ## ]]\nOstrel.\n\n[[ ## completed ## ]]"  # DSPy's chat adapter's
+    message = {"role": "assistant", "content": formatted}
+    vllm.answer = reply(200, {**ANSWER, "choices": [{"index": 0, "message": message}]})
+    key = whetstone.key("frameworks")
+    out = run_snippet(whetstone, snippets()["BootstrapFinetune"], key, tmp_path)
+    assert out.strip().splitlines()[-1] == "Ostrel." and len(trainer) == 1
+    *traces, last = asked(vllm)
+    assert traces and set(traces) == {"whetstone-tiny"}
+    assert last.startswith("ft:whetstone-tiny:frameworks::")
