@@ -65,14 +65,30 @@ def trainer(whetstone: Whetstone) -> Iterator[list[str]]:
     thread.join(timeout=10)
 
 
+def start_snippet(
+    code: str, url: str, key: str, env: dict[str, str], home: Path
+) -> subprocess.Popen[str]:
+    """The snippet in a fresh interpreter, as written but for the address and the key (also
+    run against `whetstone up` by tests/e2e/test_up.py); LiteLLM's cost map from its package,
+    not the network."""
+    code = code.replace("http://127.0.0.1:8000/v1", url).replace("sk-whet-...", key)
+    env = {**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DSPY_CACHEDIR": "", "HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)  # fmt: skip
+
+
+def finish(snippet: subprocess.Popen[str], timeout: float = 300) -> str:
+    """The snippet's output once it has ended well."""
+    try:
+        out, err = snippet.communicate(timeout=timeout)
+    finally:
+        snippet.kill()
+    assert snippet.returncode == 0, err[-3000:]
+    return out
+
+
 def run_snippet(whetstone: Whetstone, code: str, key: str, home: Path) -> str:
-    code = code.replace("http://127.0.0.1:8000/v1", whetstone.url).replace("sk-whet-...", key)
-    env = {**whetstone.env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DSPY_CACHEDIR": "",
-           "HOME": str(home)}  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=ROOT, env=env, timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return finish(start_snippet(code, whetstone.url, key, whetstone.env, home))
 
 
 def asked(vllm: StandIn) -> list[str]:
