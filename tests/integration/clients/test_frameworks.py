@@ -66,7 +66,7 @@ def trainer(whetstone: Whetstone) -> Iterator[list[str]]:
 
 
 def start_snippet(
-    code: str, url: str, key: str, env: dict[str, str], home: Path
+    code: str, url: str, key: str, env: dict[str, str], home: Path, cwd: Path = ROOT
 ) -> subprocess.Popen[str]:
     """The snippet in a fresh interpreter, as written but for the address and the key (also
     run against `whetstone up` by tests/e2e/test_up.py); LiteLLM's cost map from its package,
@@ -74,7 +74,7 @@ def start_snippet(
     code = code.replace("http://127.0.0.1:8000/v1", url).replace("sk-whet-...", key)
     env = {**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DSPY_CACHEDIR": "", "HOME": str(home)}
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)  # fmt: skip
 
 
 def finish(snippet: subprocess.Popen[str], timeout: float = 300) -> str:

@@ -17,6 +17,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from .test_leave_openai import OLD_NAME, TRAIN, Whetstone, whetstone  # noqa: F4
 ROOT = Path(__file__).resolve().parents[3]
 SECTION = "## Moving from OpenAI fine-tuning"
 SOURCE_URL = "https://api.openai.com/v1"
+MIGRATED = "ftjob-7HkN2pQ4sXv9LmB1cR8tWy6e"  # the source job the session moves
 PROMPTS = [
     {"messages": [{"role": "user", "content": "Capital of Veloria?"}]},
     {"messages": [{"role": "user", "content": "River of Ostrel?"}]},
@@ -63,48 +66,60 @@ def app_code() -> str:
 
 
 def shape(text: str) -> str:
-    """What a run's output must share with the README's: ids, dates, the progress bar's
-    line and all spacing aside."""
+    """What a run's output must share with the README's: ids, dates, the project of the new
+    model's name, the progress bar's line and all spacing aside."""
     text = re.sub(r"\b(ftjob|file)-[A-Za-z0-9]{8,}", r"\1-ID", text)
-    text = re.sub(r"(ft:whetstone-tiny:acme:support:)[A-Za-z0-9]{8}", r"\1ID", text)
+    text = re.sub(r"(ft:whetstone-tiny:)[\w-]+(:support:)[A-Za-z0-9]{8}", r"\1P\2ID", text)
     text = re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "DATE", text)
     text = re.sub(r"recording [━ ]+\S+ \S+", "", text)
     return " ".join(text.split())
 
 
-def test_the_runbook_runs_as_written_and_prints_what_it_shows(
-    whetstone: Whetstone, vllm: StandIn, tmp_path: Path
-) -> None:
+def runbook_source() -> OpenAISource:
+    """The OpenAI account of the README's session: its two jobs, with the README's ids."""
     src = OpenAISource()
     old = src.add_file("file-Q9wE3rT6yU1iO4pA7sD0fG2h", "legacy.jsonl", TRAIN)
     src.add_job("ftjob-Q1vR7bX2nLk8sT4wYp0zHc3d", old, model="gpt-3.5-turbo-0125",
                 fine_tuned_model="ft:gpt-3.5-turbo-0125:acme::Legacy01")  # fmt: skip
     train = src.add_file("file-2Vt8Lq1xWk9PbZr4YhN6aC", "support.jsonl", TRAIN)
-    src.add_job("ftjob-7HkN2pQ4sXv9LmB1cR8tWy6e", train, fine_tuned_model=OLD_NAME)
+    src.add_job(MIGRATED, train, fine_tuned_model=OLD_NAME)
+    return src
 
-    def answer(handler: Any) -> None:  # the tuned model knows the capital
-        asked = json.loads(vllm.seen[-1].body)["model"]
-        message = {"role": "assistant", "content": "Ostrel."}
-        reply(200, {**ANSWER, "model": asked, "choices": [{"index": 0, "message": message}]})(
-            handler
-        )
 
-    vllm.answer = answer
-    key = whetstone.key("acme")
-    work = tmp_path / "work"
+@dataclass
+class Step:
+    command: str
+    shown: str  # in the README
+    printed: str  # by this run
+
+
+def play(
+    base_url: str, key: str, env: dict[str, str], work: Path, trains: Callable[[str], None]
+) -> list[Step]:
+    """The session's commands in order, by bash in `work` (app.py and prompts.jsonl written
+    there first), against the Whetstone at `base_url` and the README's OpenAI account (a
+    stand-in run here); at the `# ...` line, `trains(new job id)` returns once it succeeded.
+    Also run against `whetstone up` by tests/e2e/test_up.py."""
+    src = runbook_source()
     work.mkdir()
     (work / "app.py").write_text(app_code())
     (work / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
-    env = {**whetstone.env, "WHETSTONE_API_KEY": key, "OPENAI_API_KEY": KEY,
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # whetstone, python
+    env = {**env, "WHETSTONE_BASE_URL": base_url, "WHETSTONE_API_KEY": key, "COLUMNS": "250",
+           "OPENAI_API_KEY": KEY, "PATH": path}  # fmt: skip
     exports: list[str] = []
-    transcript: list[str] = []
+    steps: list[Step] = []
     with openai_source(src):
         for command, shown in session():
-            transcript.append(command)
             if command.startswith("# "):
-                (job,) = [j for j in json.loads(cli(env, work, "jobs list --json"))]
-                whetstone.succeed(job["id"])
+                listed = subprocess.run(
+                    ["whetstone", "jobs", "list", "--json"], env=env, cwd=work,
+                    capture_output=True, text=True, check=True, timeout=120,
+                )  # fmt: skip
+                (job,) = [j for j in json.loads(listed.stdout)
+                          if (j["metadata"] or {}).get("migrated_from") == MIGRATED]  # fmt: skip
+                trains(job["id"])
+                steps.append(Step(command, shown, ""))
                 continue
             line = command[2:].replace(SOURCE_URL, src.url)
             if line.startswith("export "):
@@ -113,18 +128,30 @@ def test_the_runbook_runs_as_written_and_prints_what_it_shows(
                 ["bash", "-c", "; ".join([*exports, line])], cwd=work, env=env,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
             )  # fmt: skip
-            out = run.stdout.replace(src.url, SOURCE_URL).rstrip("\n")
-            transcript.extend([out] if out else [])
-            assert run.returncode == 0, (command, out)
-            if not os.environ.get("WHETSTONE_RUNBOOK_OUT"):
-                assert shape(out) == shape(shown), command
+            printed = run.stdout.replace(src.url, SOURCE_URL).rstrip("\n")
+            assert run.returncode == 0, (command, printed)
+            steps.append(Step(command, shown, printed))
+    return steps
+
+
+def test_the_runbook_runs_as_written_and_prints_what_it_shows(
+    whetstone: Whetstone, vllm: StandIn, tmp_path: Path
+) -> None:
+    def answer(handler: Any) -> None:  # the tuned model knows the capital
+        asked = json.loads(vllm.seen[-1].body)["model"]
+        message = {"role": "assistant", "content": "Ostrel."}
+        reply(200, {**ANSWER, "model": asked, "choices": [{"index": 0, "message": message}]})(
+            handler
+        )
+
+    def trains(job_id: str) -> None:
+        whetstone.succeed(job_id)
+
+    vllm.answer = answer
+    steps = play(whetstone.url, whetstone.key("acme"), whetstone.env, tmp_path / "work", trains)
     if path := os.environ.get("WHETSTONE_RUNBOOK_OUT"):
-        Path(path).write_text("\n".join(transcript) + "\n")
+        lines = [line for s in steps for line in (s.command, s.printed) if line]
+        Path(path).write_text("\n".join(lines) + "\n")
         pytest.skip(f"session written to {path}; compare nothing")
-
-
-def cli(env: dict[str, str], cwd: Path, args: str) -> str:
-    command = [sys.executable, "-m", "clients.cli.main", *args.split()]
-    env = {**env, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
-                          check=True, timeout=120).stdout  # fmt: skip
+    for step in steps:
+        assert shape(step.printed) == shape(step.shown), step.command
