@@ -254,7 +254,9 @@ class Settings(ExecutorSettings, GraderSettings):
         ge=0,
         lt=1,
         description="A job without a validation file: share of its training lines set aside "
-        "(not trained on) for its evaluation, at most `eval_max_examples`; 0 sets none aside.",
+        "(not trained on) for its evaluation, at most `eval_max_examples`; 0 sets none aside. "
+        "A job whose `metadata.source_answers_file` answers training lines (`whetstone migrate "
+        "--evaluate` of a job without a validation file) holds out those lines instead.",
     )
     eval_holdout_min_examples: int = Field(
         default=50,

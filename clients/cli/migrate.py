@@ -91,8 +91,9 @@ def migrate(
         bool,
         flag(
             "--evaluate",
-            help="Replay each job's validation prompts on its source model (temperature 0) "
-            "and record the answers with the new job (metadata source_answers_file, "
+            help="Replay each job's validation prompts (without a validation file: those of "
+            "the training lines held out for the evaluation) on its source model (temperature "
+            "0) and record the answers with the new job (metadata source_answers_file, "
             "source_model).",
         ),
     ] = False,

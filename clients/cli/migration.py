@@ -27,7 +27,7 @@ from clients.sdk.types import FileObject, FineTuningJob
 
 from .distill import Distiller, NoPrompts
 from .migration_aliases import AliasPlan, point_alias
-from .replay import Replay, replay_answers
+from .replay import Replay, replay_answers, replay_held_out
 from .source import ChunkReader, RewindError
 
 MAX_METADATA_PAIRS = 16
@@ -186,7 +186,7 @@ class Migration:
                 self.copy(job.validation_file, row, "validation") if job.validation_file else None
             )
         if self.evaluate:
-            ours.update(self.answers(job, row))
+            ours.update(self.answers(job, row, training, validation))
         metadata, notes = metadata_for(job, ours)
         row.notes.extend(notes)
         if self.dry_run:
@@ -262,25 +262,31 @@ class Migration:
         row.files.append(f"{role} {file_id} -> {copied.id} (copied)")
         return copied.id
 
-    def answers(self, job: FineTuningJob, row: Row) -> dict[str, str]:
+    def answers(
+        self, job: FineTuningJob, row: Row, training: str, validation: str | None
+    ) -> dict[str, str]:
         """`source_answers_file` and `source_model` for the new job's metadata, or nothing
-        (with a note saying why) when the source model cannot be asked."""
+        (with a note saying why) when the source model cannot be asked. The prompts are the
+        validation file's, or without one those of the training lines held out for the
+        evaluation (read from the copy here, `training`)."""
         model = job.fine_tuned_model
         if model is None:
             row.notes.append(f"no source answers: the source job has no model ({job.status})")
-            return {}
-        if job.validation_file is None:
-            row.notes.append("no source answers: the source job has no validation file")
             return {}
         name = answers_name(job.id)
         found = self.copies().get(name)
         if found is not None and found.purpose == USER_DATA:
             row.notes.append(f"source answers {found.id} (reused)")
             return {"source_answers_file": found.id, "source_model": model}
+        prompts = "validation prompts" if validation else "held-out training prompts"
         if self.dry_run:
-            row.notes.append(f"would replay the validation prompts on {model}")
+            row.notes.append(f"would replay the {prompts} on {model}")
             return {}
-        replay: Replay = replay_answers(self.source, model, job.validation_file)
+        replay: Replay = (
+            replay_answers(self.source, model, job.validation_file)
+            if job.validation_file and validation
+            else replay_held_out(self.source, model, self.dest, training, job.seed or 0)
+        )
         if replay.path is None:
             row.notes.append(f"no source answers: {replay.problem}")
             return {}
@@ -290,7 +296,7 @@ class Migration:
         finally:
             replay.path.unlink(missing_ok=True)
         self.copies()[name] = uploaded
-        row.notes.append(f"source answers {uploaded.id} ({replay.count} prompts)")
+        row.notes.append(f"source answers {uploaded.id} ({replay.count} {prompts})")
         return {"source_answers_file": uploaded.id, "source_model": model}
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from contracts import layout
+from contracts.holdout import held_out_lines
 from contracts.spec import (
     BaseModelRef,
     DpoHyperparameters,
@@ -31,11 +32,12 @@ from contracts.spec import (
     SupervisedHyperparameters,
     WandbRun,
 )
+from contracts.store import ObjectNotFound
 from service.db.repositories import jobs as repo
 from service.db.repositories import models as models_repo
-from service.db.repositories.files import file_key
+from service.db.repositories.files import file_key, get_file
 from service.db.tables import File, FineTunedModel, FineTuningJob
-from service.evaluation.holdout import held_out_lines
+from service.evaluation.source_answers import answered_lines
 from service.executors import Attempt, ExecutorError, ExecutorFull
 from service.jobs import attempts
 from service.jobs import service as jobs
@@ -289,13 +291,29 @@ def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, numb
 
 def _held_out(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> list[int]:
     """Without a validation file, the training lines set aside for the evaluation report
-    (the same for every attempt: from the seed and the file's line count)."""
+    (the same for every attempt: from the seed and the file's line count), or those a
+    source model answered (`metadata.source_answers_file` of `{"line": n, ...}`, written by
+    `whetstone migrate --evaluate`), so that its answers are compared on the same prompts."""
     settings = ctx.settings
     if job.validation_file or not settings.eval_enabled:
         return []
     training = session.get(File, job.training_file)
+    lines = (training.lines or 0) if training else 0
+    answers_id = (job.job_metadata or {}).get("source_answers_file")
+    answers = get_file(session, job.project_id, answers_id) if answers_id else None
+    if answers is not None:
+        try:  # the tenant's file: streamed and capped as the evaluation reads it
+            answered = answered_lines(
+                ctx.store, file_key(answers.id), lines, settings.eval_max_examples,
+                settings.eval_source_answers_max_bytes,
+            )  # fmt: skip
+        except (ObjectNotFound, ValueError, KeyError, TypeError) as e:
+            log.warning("job %s: source answers %s not read (%s)", job.id, answers.id, e)
+            answered = []
+        if answered:
+            return answered
     return held_out_lines(
-        (training.lines or 0) if training else 0, job.seed, settings.eval_holdout_fraction,
+        lines, job.seed, settings.eval_holdout_fraction,
         settings.eval_max_examples, settings.eval_holdout_min_examples,
     )  # fmt: skip
 

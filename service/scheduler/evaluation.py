@@ -35,7 +35,7 @@ from service.errors import ServiceError
 from service.evaluation.answers import AnswerFailed, ModelServerDown, answer_all
 from service.evaluation.examples import Example, read_examples
 from service.evaluation.report import Scored, build_report, encode, summary
-from service.evaluation.source_answers import read_source_answers
+from service.evaluation.source_answers import Key, read_source_answers
 from service.hashing import cache_salt
 from service.ids import now
 from service.jobs import service as jobs
@@ -128,7 +128,7 @@ class Evaluator:
             assert job is not None
             examples, data, file_id = self._examples(job)
             checkpoints = self._checkpoints(session, job)
-            source = self._source(session, job, examples)
+            source = self._source(session, job, examples, data)
             base_model, fine_tuned = job.base_model, job.fine_tuned_model or job.output_model
             salt = cache_salt(job.project_id, None)
         try:
@@ -204,9 +204,12 @@ class Evaluator:
             for c in reversed(rows)
         ]
 
-    def _source(self, session: Any, job: FineTuningJob, examples: list[Example]) -> Scored | None:
+    def _source(
+        self, session: Any, job: FineTuningJob, examples: list[Example], data: str
+    ) -> Scored | None:
         """The answers another system gave (`metadata.source_answers_file`, JSONL of
-        `{"index": i, "answer": str}`) scored as the model `metadata.source_model`."""
+        `{"index": i, "answer": str}`, or `{"line": n, ...}` for held-out training lines)
+        scored as the model `metadata.source_model`."""
         meta = job.job_metadata or {}
         file_id, model = meta.get(SOURCE_ANSWERS_KEY), meta.get(SOURCE_MODEL_KEY)
         if not file_id or not model:
@@ -214,16 +217,16 @@ class Evaluator:
         row = files.get_file(session, job.project_id, file_id)
         if row is None:
             return Scored(model, "source", None, error=f"file {file_id} not found")
+        by: Key = "line" if data == "held_out" else "index"
+        numbers = [e.line if by == "line" else e.index for e in examples]
         try:  # streamed and capped: the file is the tenant's
             given = read_source_answers(
-                self.ctx.store,
-                files.file_key(file_id),
-                {e.index for e in examples},
-                self.ctx.settings.eval_source_answers_max_bytes,
-            )
+                self.ctx.store, files.file_key(file_id), numbers,
+                self.ctx.settings.eval_source_answers_max_bytes, by,
+            )  # fmt: skip
         except (ObjectNotFound, ValueError, KeyError, TypeError) as e:
             return Scored(model, "source", None, error=f"file {file_id}: {_describe(e)}")
-        return Scored(model, "source", [given.get(e.index, "") for e in examples])
+        return Scored(model, "source", [given.get(n, "") for n in numbers])
 
     def _final_validation(self, job_id: str) -> tuple[float | None, float | None]:
         """The last validation loss and token accuracy of the trainer's metrics CSV."""

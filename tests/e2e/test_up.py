@@ -2,9 +2,10 @@
 folder, driven with the official `openai` package.
 
 One test, two starts of the stack (each starts its own vLLM, so they share the test):
-the first trains on the demo's dataset and chats with the result, then is stopped with
-Ctrl-C while a second job runs; the second start finds everything as it was and resumes
-that job from its checkpoint. After each stop no process the stack started is left.
+the first trains on the demo's dataset and chats with the result, runs the README's
+framework snippets (LangChain, LiteLLM, DSPy) and its runbook from OpenAI against it, then
+is stopped with Ctrl-C while a second job runs; the second start finds everything as it was
+and resumes that job from its checkpoint. After each stop no process the stack started is left.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import pytest
 
 from tests.conftest import free_port
 from tests.e2e.lifecycle_stack import FINAL, wait_for
+from tests.integration.clients.test_frameworks import finish, snippets, start_snippet
+from tests.integration.clients.test_runbook import play, shape
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -173,6 +176,47 @@ def messages(client: openai.OpenAI, job_id: str) -> list[str]:
     return [e.message for e in reversed(list(events)) if e.type == "message"]
 
 
+def readme_frameworks(up: Up, key: str, home: Path) -> None:
+    """The README's LangChain, LiteLLM and DSPy `LM.finetune` snippets as written, all at once,
+    against this start: each ends well, and the two jobs they made trained here and their
+    tuned models answered them (a name the service does not serve is a 404); their 3 epochs
+    are 48 and 30 steps. Not `BootstrapFinetune`: it builds its training data from the base
+    model's answers in DSPy's format, which this random-weight model never gives;
+    test_frameworks runs it on a stand-in."""
+    code, client = snippets(), up.client(key)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHETSTONE_")}
+    home.mkdir()
+    before = {job.id for job in client.fine_tuning.jobs.list()}
+    running = {name: start_snippet(code[name], up.url, key, env, home)
+               for name in ("langchain_openai", "time", "os")}  # fmt: skip
+    out = {name: finish(snippet, timeout=600) for name, snippet in running.items()}
+    made = [job for job in client.fine_tuning.jobs.list() if job.id not in before]
+    assert [job.status for job in made] == ["succeeded", "succeeded"], made
+    assert out["langchain_openai"].strip() and out["time"].strip()
+    assert re.fullmatch(r"\[.*\]", out["os"].strip().splitlines()[-1]), out["os"]
+
+
+def readme_runbook(up: Up, key: str, work: Path) -> None:
+    """The README's runbook ("Moving from OpenAI fine-tuning"), every command as written, on
+    this start, from the OpenAI stand-in: the migrated job trains here, and the app's old
+    `ft:` name reaches its tuned model through vLLM. Each command prints what the README shows
+    (ids, dates, the project and spacing aside), but for the app's answer: this random-weight
+    model's, not the README's stand-in's."""
+    client = up.client(key)
+
+    def trains(job_id: str) -> None:
+        done = wait_for(client, job_id, FINAL, 600)
+        assert done.status == "succeeded", (done.error, "\n".join(up.lines[-40:]))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHETSTONE_")}
+    for step in play(up.url, key, env, work, trains):
+        if "app.py" in step.command:
+            name, shown = step.printed.split(" -> ")[0], step.shown.split(" -> ")[0]
+            assert shape(name) == shape(shown), step.printed
+        else:
+            assert shape(step.printed) == shape(step.shown), step.command
+
+
 def test_up_trains_serves_stops_and_resumes(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     qa = [json.loads(line)["messages"] for line in DATASET.read_text().splitlines()]
@@ -199,6 +243,8 @@ def test_up_trains_serves_stops_and_resumes(tmp_path: Path) -> None:
         )  # fmt: skip
         assert cli.returncode == 0, cli.stderr
         assert cli.stdout.strip() == qa[0][1]
+        readme_frameworks(up, key, tmp_path / "home")
+        readme_runbook(up, key, tmp_path / "runbook")
         # A second job, stopped with the stack once it has saved a checkpoint.
         second = create_job(client, file.id, "second")
         deadline = time.monotonic() + 300

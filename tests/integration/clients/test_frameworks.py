@@ -20,7 +20,11 @@ import pytest
 from sqlalchemy import select
 
 from service.db.tables import FineTuningJob
+<<<<<<< HEAD
 from tests.integration.service.test_chat import StandIn, vllm  # noqa: F401
+=======
+from tests.unit.service.test_chat import ANSWER, StandIn, reply, vllm  # noqa: F401
+>>>>>>> leave
 
 from .test_leave_openai import Whetstone, whetstone  # noqa: F401
 
@@ -29,12 +33,17 @@ SECTION = "## From DSPy, LangChain and LiteLLM"
 
 
 def snippets() -> dict[str, str]:
-    """The section's Python blocks, by the library each imports first."""
+    """The section's Python blocks, by the library each imports first (`BootstrapFinetune`
+    for the one that uses it)."""
     readme = (ROOT / "README.md").read_text()
     start = readme.index(SECTION)
     section = readme[start : readme.index("\n## ", start + len(SECTION))]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    return {re.search(r"^(?:import|from) (\w+)", b, re.M).group(1): b for b in blocks}  # type: ignore[union-attr]
+    return {
+        "BootstrapFinetune" if "BootstrapFinetune" in b
+        else re.search(r"^(?:import|from) (\w+)", b, re.M).group(1): b  # type: ignore[union-attr]
+        for b in blocks
+    }  # fmt: skip
 
 
 @pytest.fixture()
@@ -60,14 +69,30 @@ def trainer(whetstone: Whetstone) -> Iterator[list[str]]:
     thread.join(timeout=10)
 
 
+def start_snippet(
+    code: str, url: str, key: str, env: dict[str, str], home: Path, cwd: Path = ROOT
+) -> subprocess.Popen[str]:
+    """The snippet in a fresh interpreter, as written but for the address and the key (also
+    run against `whetstone up` by tests/e2e/test_up.py); LiteLLM's cost map from its package,
+    not the network."""
+    code = code.replace("http://127.0.0.1:8000/v1", url).replace("sk-whet-...", key)
+    env = {**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DSPY_CACHEDIR": "", "HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)  # fmt: skip
+
+
+def finish(snippet: subprocess.Popen[str], timeout: float = 300) -> str:
+    """The snippet's output once it has ended well."""
+    try:
+        out, err = snippet.communicate(timeout=timeout)
+    finally:
+        snippet.kill()
+    assert snippet.returncode == 0, err[-3000:]
+    return out
+
+
 def run_snippet(whetstone: Whetstone, code: str, key: str, home: Path) -> str:
-    code = code.replace("http://127.0.0.1:8000/v1", whetstone.url).replace("sk-whet-...", key)
-    env = {**whetstone.env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DSPY_CACHEDIR": "",
-           "HOME": str(home)}  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=ROOT, env=env, timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return finish(start_snippet(code, whetstone.url, key, whetstone.env, home))
 
 
 def asked(vllm: StandIn) -> list[str]:
@@ -76,7 +101,7 @@ def asked(vllm: StandIn) -> list[str]:
 
 
 def test_the_readme_has_the_three_snippets() -> None:
-    assert set(snippets()) == {"langchain_openai", "time", "os"}
+    assert set(snippets()) == {"langchain_openai", "time", "os", "BootstrapFinetune"}
 
 
 def test_langchain_chat_openai(whetstone: Whetstone, vllm: StandIn, tmp_path: Path) -> None:
@@ -102,3 +127,19 @@ def test_dspy_finetune_then_the_tuned_lm(
     assert out.strip().splitlines()[-1] == "['hi']" and len(trainer) == 1
     (model,) = asked(vllm)
     assert model.startswith("ft:whetstone-tiny:frameworks::")
+
+
+def test_dspy_bootstrap_finetune_calls_the_tuned_model(
+    whetstone: Whetstone, vllm: StandIn, trainer: list[str], tmp_path: Path
+) -> None:
+    """The program calls the base model for its traces, trains on them, then calls the tuned
+    model it put in place of the base model (the user never holds that LM)."""
+    formatted = "[[ ## answer ## ]]\nOstrel.\n\n[[ ## completed ## ]]"  # DSPy's chat adapter's
+    message = {"role": "assistant", "content": formatted}
+    vllm.answer = reply(200, {**ANSWER, "choices": [{"index": 0, "message": message}]})
+    key = whetstone.key("frameworks")
+    out = run_snippet(whetstone, snippets()["BootstrapFinetune"], key, tmp_path)
+    assert out.strip().splitlines()[-1] == "Ostrel." and len(trainer) == 1
+    *traces, last = asked(vllm)
+    assert traces and set(traces) == {"whetstone-tiny"}
+    assert last.startswith("ft:whetstone-tiny:frameworks::")

@@ -26,7 +26,9 @@ import openai
 import pytest
 import uvicorn
 
+from contracts.holdout import held_out_lines
 from contracts.layout import final_adapter_prefix
+from contracts.spec import JobSpec
 from service.app import create_app
 from service.db.tables import FineTuningJob
 from service.deps import Services
@@ -34,6 +36,10 @@ from service.jobs import service as jobs
 from service.jobs.status import JobStatus
 from service.keys import project_repository as projects
 from service.models import lifecycle
+from service.models.routes import VllmRoutes
+from service.scheduler.claim import build_spec
+from service.scheduler.context import SchedulerContext
+from service.scheduler.evaluation import Evaluator
 from service.settings import Settings
 from tests.conftest import free_port, wait_for_port
 from tests.integration.service.test_chat import ANSWER, StandIn, reply, vllm  # noqa: F401
@@ -272,3 +278,84 @@ def migrate_row(ws: Whetstone, key: str, src: OpenAISource, job: str, *args: str
     assert result.returncode in (0, 1), result.stderr
     (row,) = json.loads(result.stdout)
     return dict(row)
+
+
+def test_evaluate_without_a_validation_file_compares_on_the_held_out_lines(
+    whetstone: Whetstone, vllm: StandIn
+) -> None:
+    """A source job trained without a validation file: `--evaluate` has its model answer the
+    training lines the new job holds out, the scheduler holds out exactly those (whatever its
+    own hold-out settings), and the report has the source's row and the flips. The scheduler's
+    part runs here as its functions (`build_spec`, the evaluator), with vLLM's stand-in."""
+    # Line n asks Qn; the source (which answers `source says: <prompt>`) is right on the even
+    # lines, the model trained here (below) on the odd ones.
+    data = b"".join(
+        json.dumps({"messages": [
+            {"role": "user", "content": f"Q{n}?"},
+            {"role": "assistant", "content": f"source says: Q{n}?" if n % 2 == 0 else f"A{n}."},
+        ]}).encode() + b"\n"
+        for n in range(1, 61)
+    )  # fmt: skip
+    src = OpenAISource()
+    train = src.add_file("file-Heldout0000000000000000", "support.jsonl", data)
+    src.add_job("ftjob-NoValid", train, fine_tuned_model=OLD_NAME, seed=42)
+    held = held_out_lines(60, 42)
+    assert len(held) == 6 and {n % 2 for n in held} == {0, 1}
+    key = whetstone.key("acme")
+    with openai_source(src):
+        planned = migrate_row(whetstone, key, src, "ftjob-NoValid", "--evaluate", "--dry-run")
+        assert f"would replay the held-out training prompts on {OLD_NAME}" in planned["notes"]
+        row = migrate_row(whetstone, key, src, "ftjob-NoValid", "--evaluate")
+    assert row["status"] == "created", row
+    assert [r["messages"] for r in src.chat_requests] == [
+        [{"role": "user", "content": f"Q{n}?"}] for n in held
+    ]
+    dest = openai.OpenAI(base_url=whetstone.url, api_key=key)
+    job = dest.fine_tuning.jobs.retrieve(row["new_job"])
+    assert job.validation_file is None and job.metadata is not None
+    answers_file = job.metadata["source_answers_file"]
+    assert f"source answers {answers_file} (6 held-out training prompts)" in row["notes"]
+    assert [json.loads(line) for line in dest.files.content(answers_file).text.splitlines()] == [
+        {"line": n, "answer": f"source says: Q{n}?"} for n in held
+    ]
+
+    # The scheduler, set to hold out another share, holds out the lines the source answered.
+    services = whetstone.services
+    settings = services.settings.model_copy(
+        update={"eval_holdout_fraction": 0.3, "eval_concurrency": 1}
+    )
+    ctx = SchedulerContext(
+        settings=settings, sessions=services.sessions, store=services.store,
+        registry=services.registry, executor=None,  # type: ignore[arg-type]  # launches nothing
+    )  # fmt: skip
+    with services.sessions() as session, session.begin():
+        job_row = session.get(FineTuningJob, job.id)
+        assert job_row is not None
+        job_row.spec = build_spec(ctx, session, job_row, 1)
+    assert JobSpec.model_validate_json(job_row.spec).held_out_lines == held
+    tuned = whetstone.succeed(job.id)
+
+    def trained_here(handler: Any) -> None:  # one request at a time (eval_concurrency 1)
+        asked = json.loads(vllm.seen[-1].body)
+        prompt = asked["messages"][-1]["content"]
+        text = f"A{prompt[1:-1]}." if asked["model"] == tuned else "I do not know."
+        reply(200, {**ANSWER, "choices": [{"index": 0, "message": {
+            "role": "assistant", "content": text}}]})(handler)  # fmt: skip
+
+    vllm.answer = trained_here
+    assert Evaluator(ctx, VllmRoutes({HERE: vllm.url})).run_pending() == [job.id]
+    (result,) = [f for f in dest.fine_tuning.jobs.retrieve(job.id).result_files
+                 if dest.files.retrieve(f).filename == "eval_report.json"]  # fmt: skip
+    report = json.loads(dest.files.content(result).text)
+    assert (report["data"], report["examples"]) == ("held_out", 6)
+    rows = {m["kind"]: m for m in report["models"]}
+    evens = sum(1 for n in held if n % 2 == 0)
+    assert (rows["source"]["model"], rows["source"]["matches"]) == (OLD_NAME, evens)
+    assert (rows["fine_tuned"]["matches"], rows["base"]["matches"]) == (6 - evens, 0)
+    assert (report["flips"]["lost"], report["flips"]["gained"]) == (evens, 6 - evens)
+    assert {(f["line"], f["flip"]) for f in report["flips"]["examples"]} == {
+        (n, "lost" if n % 2 == 0 else "gained") for n in held
+    }
+    shown = whetstone_cli(whetstone, key, "jobs", "eval", job.id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"Against the source model: {evens} lost" in shown.stdout

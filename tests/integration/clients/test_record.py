@@ -5,6 +5,7 @@ crash or Ctrl-C costs nothing twice."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -62,8 +63,11 @@ def command(source: OpenAISource, prompts: Path, out: Path, *args: str) -> list[
 
 
 def record(source: OpenAISource, prompts: Path, out: Path, *args: str) -> Any:
+    """The command's run; wide columns, so that an error naming a long temporary path is not
+    wrapped inside its box."""
+    env = {**os.environ, "COLUMNS": "250"}
     return subprocess.run(command(source, prompts, out, *args), capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)  # fmt: skip
+                          cwd=ROOT, timeout=120, env=env)  # fmt: skip
 
 
 def lines(path: Path) -> list[dict[str, Any]]:

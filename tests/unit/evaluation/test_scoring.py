@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.holdout import held_out_lines
 from service.evaluation.examples import Example, split_example
-from service.evaluation.holdout import held_out_lines
 from service.evaluation.report import Scored, build_report, summary
 from service.evaluation.scoring import exact_match, f1, score
 
