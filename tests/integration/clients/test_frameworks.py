@@ -20,11 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from service.db.tables import FineTuningJob
-<<<<<<< HEAD
-from tests.integration.service.test_chat import StandIn, vllm  # noqa: F401
-=======
-from tests.unit.service.test_chat import ANSWER, StandIn, reply, vllm  # noqa: F401
->>>>>>> leave
+from tests.integration.service.test_chat import ANSWER, StandIn, reply, vllm  # noqa: F401
 
 from .test_leave_openai import Whetstone, whetstone  # noqa: F401
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.service.test_chat import ANSWER, StandIn, reply, vllm  # noqa: F401
+from tests.integration.service.test_chat import ANSWER, StandIn, reply, vllm  # noqa: F401
 
 from .openai_source import KEY, OpenAISource, openai_source
 from .test_leave_openai import OLD_NAME, TRAIN, Whetstone, whetstone  # noqa: F401
