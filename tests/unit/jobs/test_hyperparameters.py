@@ -58,11 +58,14 @@ def test_beta_is_not_a_supervised_hyperparameter() -> None:
     assert info.value.errors()[0]["loc"] == ("beta",)
 
 
-def test_reinforcement_is_refused_on_method_type() -> None:
-    with pytest.raises(ValidationError) as info:
-        FineTuneMethod.model_validate({"type": "reinforcement"})
-    assert info.value.errors()[0]["loc"] == ("type",)
-    assert "reinforcement" in info.value.errors()[0]["msg"]
+def test_reinforcement_without_a_grader_names_the_grader() -> None:
+    method = FineTuneMethod.model_validate({"type": "reinforcement"})
+    with pytest.raises(InvalidRequest) as info:
+        normalize_method(method, None)
+    assert info.value.param == "method.reinforcement.grader"
+    with pytest.raises(ValidationError) as shape:
+        FineTuneMethod.model_validate({"type": "reinforcement", "reinforcement": {}})
+    assert shape.value.errors()[0]["loc"] == ("reinforcement", "grader")
 
 
 def test_legacy_hyperparameters_map_to_supervised() -> None:
