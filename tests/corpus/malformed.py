@@ -64,7 +64,9 @@ CASES: list[Case] = [
         (1,),
         "not a text part",
     ),
-    Case("no_assistant", _chat(S, U), (1,), "no assistant message"),
+    # A line ending with a user message is a reinforcement prompt (valid): one that ends
+    # with a system message has nothing to train on nor to answer.
+    Case("no_assistant", _chat(U, S), (1,), "no assistant message"),
     Case(
         "all_weights_zero",
         _chat(U, {**A, "weight": 0}),
