@@ -27,6 +27,8 @@ from service.scheduler.hyperparameters import resolve_reinforcement
 from service.settings import Settings
 from tests.unit.service.conftest import ApiClient, create_key
 from tests.unit.service.test_chat import BASE, StandIn, tuned_model, vllm  # noqa: F401
+from tests.unit.service.test_graders_api import StandIn as Endpoint
+from tests.unit.service.test_graders_api import stand_in  # noqa: F401 - the fixture
 from tests.unit.service.test_openai_schemas import assert_matches
 
 CHECK = {
@@ -401,3 +403,31 @@ def test_reward_metrics_become_events_and_checkpoint_metrics(
     assert_matches("FineTuningJobCheckpoint", checkpoint)
     (listed,) = client.fine_tuning.jobs.checkpoints.list(job_id)
     assert listed.metrics.step == 2 and listed.metrics.train_loss == 0.05
+
+
+def test_the_relay_reaches_the_operators_grading_endpoint(tmp_path: Any, stand_in: str) -> None:  # noqa: F811
+    """`WHETSTONE_GRADER_MODELS` at `WHETSTONE_GRADER_MODELS_URL` (a stand-in endpoint that
+    records what it is asked): a grader may name them, and the relay asks the endpoint with the
+    operator's key, never the trainer's token."""
+    settings = Settings(
+        data_dir=tmp_path / "data", grader_models_url=stand_in,
+        grader_models_api_key="sk-grading", grader_models=["judge"],
+    )  # fmt: skip
+    with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+        api = ApiClient(http, settings, create_key(http, "alpha"), create_key(http, "beta"))
+        client = openai_client(api)
+        judged = client.fine_tuning.jobs.create(
+            model=BASE,
+            training_file=upload(client),
+            method=rft({**SCORE, "model": "judge"}),  # type: ignore[arg-type]
+        )
+        assert judged.status == "validating_files"
+        job_id, token = running_rft_job(api, api.key_a)
+        schema = {"type": "object", "properties": {"result": {"type": "number"}}}
+        wanted = {"type": "json_schema", "json_schema": {"name": "score", "schema": schema}}
+        body = {**grading_request("judge"), "response_format": wanted}
+        answer = relay(api, job_id, token, body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"] == '{"result": 0.8}'
+        (seen,) = Endpoint.bodies
+        assert seen["auth"] == "Bearer sk-grading" and seen["model"] == "judge"
