@@ -1,7 +1,10 @@
 """A reinforcement fine-tuning job through the official `openai` package, trained for real on
 the CPU (the trainer's GRPO recipe on the small built-in model): created with a `string_check`
 grader on a file of prompts, it reaches `succeeded` with reward events, checkpoints whose
-metrics carry the rewards, and the metrics CSV with the reinforcement columns.
+metrics carry the rewards, and the metrics CSV with the reinforcement columns. A second job
+grades with a `multi` grader whose `score_model` the trainer asks through the service's
+grader relay (`/internal/v1/jobs/{id}/grader/chat`), answered by the operator's grading
+endpoint (a stand-in on a loopback port that records each request).
 
 The base model has random weights, so its answers are not expected to earn rewards: the
 test checks that every step was graded and reported, not that the model learns (the trainer's
@@ -12,8 +15,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,15 +45,52 @@ def prompts(n: int) -> bytes:
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
+class Judge(BaseHTTPRequestHandler):
+    """The operator's grading endpoint: every answer scores 0.75; each request recorded."""
+
+    asked: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        Judge.asked.append({"auth": self.headers.get("authorization"), **body})
+        answer = {
+            "model": "judge",
+            "choices": [{"index": 0, "message": {"role": "assistant",
+                                                 "content": '{"result": 0.75}'}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14},
+        }  # fmt: skip
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Iterator[Stack]:
+def judge() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path, judge: str
+) -> Iterator[Stack]:
     # A reinforcement step samples and grades before it reports: on a shared CPU it takes
     # longer than the other tests' 8 s lease (production's is 60 s, with 30 s heartbeats).
     # A 48-token context keeps the random model's answers short (about 30 tokens: the
     # trainer never samples past the context), where 256 would take minutes a step.
     with start_stack(
         tmp_path_factory.mktemp("rft"), base_model_dir, max_seq_len=48,
-        scheduler_lease_seconds="120",
+        scheduler_lease_seconds="120", grader_models_url=judge,
+        grader_models_api_key="sk-grading", grader_models='["judge"]',
     ) as s:  # fmt: skip
         yield s
 
@@ -95,3 +138,37 @@ def test_an_rft_job_runs_to_succeeded_with_rewards(stack: Stack) -> None:
     assert [r["step"] for r in rows] == ["1", "2"]
     for row, m in zip(rows, metrics, strict=True):
         assert float(row["train_reward_mean"]) == pytest.approx(m["train_reward_mean"], abs=1e-5)
+
+
+def test_a_model_grader_is_asked_through_the_services_relay(stack: Stack) -> None:
+    client = stack.client()
+    train = client.files.create(file=("prompts.jsonl", prompts(10)), purpose="fine-tune")
+    judged = {"type": "score_model", "name": "judge", "model": "judge", "range": [0, 1],
+              "input": [{"role": "user", "content": "Rate: {{sample.output_text}}"}]}  # fmt: skip
+    grader = {"type": "multi", "name": "both", "graders": {"exact": GRADER, "judge": judged},
+              "calculate_output": "0.5 * exact + 0.5 * judge"}  # fmt: skip
+    hyperparameters = {"n_epochs": 1, "batch_size": 10, "compute_multiplier": 0.5}
+    Judge.asked = []
+    job = client.fine_tuning.jobs.create(
+        model="whetstone-tiny",
+        training_file=train.id,
+        method={"type": "reinforcement",
+                "reinforcement": {"grader": grader, "hyperparameters": hyperparameters}},
+    )  # fmt: skip
+    done = wait_for(client, job.id, FINAL, timeout=480)
+    assert done.status == "succeeded", stack.logs()
+
+    # 10 prompts x 2 answers, each judged once, with the operator's key (never the token)
+    assert len(Judge.asked) == 20
+    assert {a["auth"] for a in Judge.asked} == {"Bearer sk-grading"}
+    assert all(a["model"] == "judge" and "Rate: " in json.dumps(a["messages"])
+               for a in Judge.asked)  # fmt: skip
+    (metrics,) = [e.data for e in events(client, job.id) if e.type == "metrics" and e.data]
+    assert metrics["train_reward/judge"] == pytest.approx(0.75)
+    assert metrics["train_reward_mean"] == pytest.approx(
+        0.5 * metrics["train_reward/exact"] + 0.375
+    )
+    rows = list(csv.DictReader(io.StringIO(client.files.content(done.result_files[0]).text)))
+    assert tuple(rows[0])[: len(REINFORCEMENT_METRICS_COLUMNS)] == REINFORCEMENT_METRICS_COLUMNS
+    assert {"train_reward/exact", "train_reward/judge"} <= set(rows[0])
+    assert float(rows[0]["train_reward/judge"]) == pytest.approx(0.75)
