@@ -190,6 +190,17 @@ SCORE = {
         ),
         (SCORE, f"{GRADER}.model", "not-served-here"),
         (
+            {"type": "label_model", "name": "tone", "model": "not-served-here",
+             "input": [{"role": "user", "content": "{{sample.output_text}}"}],
+             "labels": ["good", "bad"], "passing_labels": ["good"]},
+            f"{GRADER}.model", "not-served-here",
+        ),
+        (
+            {"type": "text_similarity", "name": "close", "evaluation_metric": "cosine",
+             "input": "{{sample.output_text}}", "reference": "{{item.answer}}"},
+            f"{GRADER}.evaluation_metric", "embedding model",
+        ),
+        (
             {**MULTI_BAD_FORMULA, "graders": {"judge": SCORE}, "calculate_output": "judge"},
             f"{GRADER}.graders.judge.model",
             "not served",
@@ -198,7 +209,7 @@ SCORE = {
     ids=[
         "operation", "unknown_field", "template_variable", "python_without_grade",
         "formula_syntax", "formula_name", "too_many_graders", "unserved_model",
-        "unserved_model_in_multi",
+        "unserved_label_model", "cosine_without_embeddings", "unserved_model_in_multi",
     ],
 )  # fmt: skip
 def test_a_grader_that_cannot_run_is_a_400_naming_its_field(
