@@ -177,8 +177,8 @@ SCORE = {
 @pytest.mark.parametrize(
     ("grader", "param", "said"),
     [
-        ({**CHECK, "operation": "equals"}, f"{GRADER}.string_check.operation", "operation"),
-        ({**CHECK, "color": "red"}, f"{GRADER}.string_check.color", "color"),
+        ({**CHECK, "operation": "equals"}, f"{GRADER}.operation", "operation"),
+        ({**CHECK, "color": "red"}, f"{GRADER}.color", "color"),
         ({**CHECK, "reference": "{{itme.answer}}"}, f"{GRADER}.reference", "itme"),
         (PYTHON_WITHOUT_GRADE, f"{GRADER}.source", "grade"),
         (MULTI_BAD_FORMULA, f"{GRADER}.calculate_output", ""),
@@ -442,3 +442,11 @@ def test_the_relay_reaches_the_operators_grading_endpoint(tmp_path: Any, stand_i
         assert answer.json()["choices"][0]["message"]["content"] == '{"result": 0.8}'
         (seen,) = Endpoint.bodies
         assert seen["auth"] == "Bearer sk-grading" and seen["model"] == "judge"
+
+
+def test_a_grader_of_the_wrong_shape_is_named_as_openai_names_it(client: openai.OpenAI) -> None:
+    """The field, not pydantic's union member (`grader.string_check.operation`)."""
+    bad = {**CHECK, "operation": "equals"}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.fine_tuning.alpha.graders.validate(grader=bad)  # type: ignore[arg-type]
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "grader.operation"
