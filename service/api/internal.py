@@ -12,8 +12,9 @@ is a 400 as well; any other exception is the server's (500), never blamed on the
 `grader/chat` takes a chat-completions body whose `model` is a `score_model`/`label_model`
 grader's model and answers the chat completion: through the grading endpoint
 (`WHETSTONE_GRADER_MODELS`) or the vLLM of a model the job's project may chat with
-(`service.graders.reach.Reach.of_project`): the trainer needs no API key, and reaches no
-other project's models. A grading model that is down or fails answers 502.
+(`service.graders.reach.Reach.of_project`, with the project's `cache_salt` as the chat
+route sends): the trainer needs no API key, and reaches no other project's models nor their
+prefix cache. A grading model that is down or fails answers 502.
 Not part of the public API.
 """
 
@@ -37,6 +38,7 @@ from service.db.tables import FineTuningJob
 from service.deps import Services, ServicesDep
 from service.errors import Authentication, InvalidRequest, ServiceError
 from service.graders.reach import Reach
+from service.hashing import cache_salt
 from service.jobs import attempts
 from service.scheduler.progress import handle_report
 from service.serving_client import BadGateway
@@ -137,6 +139,7 @@ async def grader_chat(
         return JSONResponse(answer)
     target = await run_in_threadpool(reach.target, model)  # 404: not the project's to use
     data["model"] = target.model
+    data["cache_salt"] = cache_salt(target.project_id)  # the project's prefix cache only
     try:
         return await services.serving.chat(target.base_model, target.model, orjson.dumps(data))
     except ServiceError as e:

@@ -28,6 +28,7 @@ from contracts.graders.run import Context
 from service.db.repositories import models as models_repo
 from service.deps import Services
 from service.errors import NotFound, ServiceError, not_found
+from service.hashing import cache_salt
 from service.models import aliases
 from service.models.access import Target
 from service.settings import Settings
@@ -91,7 +92,7 @@ class Reach:
             return self._external("/chat/completions", body)
         try:
             target = self.target(model)
-            asked = {**body, "model": target.model}
+            asked = {**body, "model": target.model, "cache_salt": cache_salt(target.project_id)}
             response = anyio.from_thread.run(
                 self.services.serving.chat, target.base_model, target.model, orjson.dumps(asked)
             )

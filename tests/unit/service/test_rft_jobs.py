@@ -20,6 +20,7 @@ from contracts.graders.schema import MAX_SUB_GRADERS
 from contracts.messages import Checkpoint, Metrics, StepMetrics
 from service.app import create_app
 from service.db.tables import FineTuningJob
+from service.hashing import cache_salt
 from service.jobs import service as jobs
 from service.jobs.attempts import new_token
 from service.jobs.status import JobStatus
@@ -330,7 +331,12 @@ def test_the_relay_reaches_the_jobs_projects_models_only(api: ApiClient, vllm: S
     alpha_job, alpha_token = running_rft_job(api, api.key_a)
     beta_job, beta_token = running_rft_job(api, api.key_b)
     assert relay(api, alpha_job, alpha_token, grading_request(own)).status_code == 200
-    assert json.loads(vllm.seen[-1].body)["model"] == own
+    asked = json.loads(vllm.seen[-1].body)
+    assert asked["model"] == own
+    alpha_id = api.http.get(f"/v1/fine_tuning/jobs/{alpha_job}", headers=api.auth()).json()[
+        "organization_id"
+    ]
+    assert asked["cache_salt"] == cache_salt(alpha_id)  # alpha's prefix cache, as its chats
     sent = len(vllm.seen)
     for model in (own, "no-such-model"):
         answer = relay(api, beta_job, beta_token, grading_request(model))
