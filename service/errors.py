@@ -120,13 +120,28 @@ def not_found(kind: str, object_id: str, param: str | None = None) -> NotFound:
     return NotFound(f"No such {kind}: {object_id}", param=param, code=f"{kind}_not_found")
 
 
-def _field_name(loc: Sequence[Any]) -> str | None:
-    """`("body", "method", "type")` -> `"method.type"`; list indexes become `[i]`."""
+def _field_name(loc: Sequence[Any], body: Any = None) -> str | None:
+    """`("body", "method", "type")` -> `"method.type"`; list indexes become `[i]`. With the
+    request's `body`, a tagged union's member that pydantic names by its tag (a grader's
+    `type`: `grader.string_check.operation`) is left out, as OpenAI names the field
+    (`grader.operation`)."""
     parts = [p for p in loc if p not in ("body", "query", "path", "header", "cookie")]
     name = ""
+    node = body
     for p in parts:
+        if isinstance(node, dict) and p not in node and node.get("type") == p:
+            continue  # the tag, not a field of the object
         name += f"[{p}]" if isinstance(p, int) else (f".{p}" if name else str(p))
+        node = _child(node, p)
     return name or None
+
+
+def _child(node: Any, part: Any) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
@@ -173,7 +188,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         message = "We could not parse the JSON body of your request: it is not valid JSON."
         body = error_body(message, "invalid_request_error", None, "invalid_json")
         return JSONResponse(body, status_code=400)
-    param = _field_name(first.get("loc", ()))
+    loc = first.get("loc", ())
+    param = _field_name(loc, exc.body if loc[:1] == ("body",) else None)
     if first.get("type") in ("union_tag_invalid", "union_tag_not_found"):
         # A discriminated union (the trainer's messages): the field is the discriminator.
         tag = str(first.get("ctx", {}).get("discriminator", "")).strip("'")

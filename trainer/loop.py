@@ -1,4 +1,5 @@
-"""The fine-tuning recipe, supervised or DPO: one job from its JobSpec to the final adapter.
+"""The fine-tuning recipe, supervised, DPO or reinforcement: one job from its JobSpec to the
+final adapter.
 
     result = train(spec, Progress(StdoutChannel()))
 
@@ -8,6 +9,9 @@ checkpoints and stop requests between steps, then the final adapter and the metr
 A DPO job (`method.type == "dpo"`) trains on preference pairs with `trainer.dpo`'s loss and
 reference, through the same steps, checkpoints (which keep the reference log-probs), resume
 and stop requests; its metrics are its loss, reward margin and reward accuracy.
+A reinforcement job (`method.type == "reinforcement"`) samples, grades and trains on
+reinforcement prompts through `trainer.reinforce` (`Run.rl`), in the same steps; its metrics
+are its loss and rewards.
 Heartbeats run from before setup to after the final upload, so a slow model load or a slow
 finish keeps the attempt's lease; `log` messages say what setup and finish are doing.
 Plain functions; nothing hides in a framework trainer.
@@ -58,9 +62,12 @@ from trainer.dpo import (
     reference_logps,
     train_pairs,
 )
+from trainer.grpo import prompt_loader
 from trainer.model import LossSums, UnknownTargetModules, load_model, loss_sums, pick_device
 from trainer.outliers import example_losses, row_order, split_means, top_losses
 from trainer.progress import Progress
+from trainer.reinforce import csv_columns as reinforcement_columns
+from trainer.reinforce import start as start_reinforcement
 from trainer.wandb_log import start_wandb
 
 EVAL_EXAMPLES = 64
@@ -103,6 +110,7 @@ class Run:
     last: StepMetrics = field(default_factory=StepMetrics)  # of the latest step
     learning_rate: float = 0.0  # of the latest step
     prefs: Preferences | None = None  # DPO only
+    rl: Any = None  # reinforcement only: `trainer.reinforce.Reinforcement`
 
 
 def seed_everything(seed: int) -> None:
@@ -134,7 +142,9 @@ def setup(
     """Read the data, build the model and optimiser, and restore a checkpoint if asked."""
     max_len = spec.base_model.max_seq_len
     chat = ChatTokenizer.from_folder(spec.base_model.path)
-    load: Any = load_numbered_pairs if spec.method.type == "dpo" else load_numbered_examples
+    load: Any = {"dpo": load_numbered_pairs, "supervised": load_numbered_examples}.get(
+        spec.method.type
+    ) or prompt_loader(spec)
     held_out = frozenset(spec.held_out_lines)
     numbered = load(
         spec.training_file, chat, max_len, "training_file", endpoint_url, skip_lines=held_out
@@ -184,6 +194,8 @@ def setup(
     )  # fmt: skip
     if spec.method.type == "dpo":
         run.prefs = preferences(run, restored.training_state if restored else None)
+    if spec.method.type == "reinforcement":
+        run.rl = start_reinforcement(run, chat, restored.training_state if restored else None)
     return run
 
 
@@ -267,6 +279,8 @@ def train_step(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
             run.model, run.prefs, run.train, indices, run.pad_id, run.micro_batch_tokens,
             run.device,
         )  # fmt: skip
+    elif run.rl is not None:
+        values, tokens = run.rl.gradients(run, indices)
     else:
         values, tokens = supervised_gradients(run, indices)
     params = [p for group in run.optimizer.param_groups for p in group["params"]]
@@ -307,7 +321,7 @@ def supervised_gradients(run: Run, indices: list[int]) -> tuple[dict[str, float]
 def checkpoint(run: Run, kind: Literal["epoch", "step"]) -> None:
     folder = save_checkpoint(
         run.store, run.model, run.optimizer, run.scheduler, run.position, kind,
-        extra=run.prefs.state() if run.prefs is not None else None,
+        extra=run.prefs.state() if run.prefs is not None else run.rl and run.rl.state(),
     )  # fmt: skip
     step, keep_epochs = run.position.step, run.spec.keep_checkpoints
     kept = kept_checkpoints(run.store, keep_step=step, keep_epochs=keep_epochs)
@@ -326,6 +340,8 @@ CSV_FIELDS = {"train_accuracy": "train_mean_token_accuracy"}
 
 
 def csv_columns(spec: JobSpec) -> tuple[str, ...]:
+    if spec.method.type == "reinforcement":
+        return reinforcement_columns(spec)
     return layout.DPO_METRICS_COLUMNS if spec.method.type == "dpo" else layout.METRICS_COLUMNS
 
 
@@ -342,8 +358,9 @@ def metrics_csv(
 
 def csv_row(spec: JobSpec, step: int, metrics: StepMetrics) -> dict[str, Any]:
     row: dict[str, Any] = {"step": step}
+    values = metrics.metric_values()
     for column in csv_columns(spec)[1:]:
-        value = getattr(metrics, CSV_FIELDS.get(column, column))
+        value = values.get(CSV_FIELDS.get(column, column))
         row[column] = None if value is None else round(value, 6)
     return row
 
@@ -351,13 +368,16 @@ def csv_row(spec: JobSpec, step: int, metrics: StepMetrics) -> dict[str, Any]:
 def record_step(run: Run, train_values: dict[str, float], tokens_per_second: float) -> None:
     spec, step = run.spec, run.position.step
     valid: dict[str, float] = {}
-    if run.valid and (step % spec.eval_every_steps == 0):
-        valid = evaluate(run, run.valid[:EVAL_EXAMPLES])
-    run.last = StepMetrics(**train_values, **valid)
+    if run.rl is not None:  # its validation samples every `eval_interval` steps
+        run.last = run.rl.step_metrics(run, train_values)
+    else:
+        if run.valid and (step % spec.eval_every_steps == 0):
+            valid = evaluate(run, run.valid[:EVAL_EXAMPLES])
+        run.last = StepMetrics(**train_values, **valid)
     run.position.metrics_rows.append(csv_row(spec, step, run.last))
-    if step % spec.metrics_every_steps == 0 or valid:
+    if step % spec.metrics_every_steps == 0 or valid or run.last.valid_reward_mean is not None:
         run.progress.send(Metrics(
-            step=step, total_steps=run.total_steps, **run.last.metric_values(),
+            step=step, total_steps=run.total_steps, **run.last.model_dump(),
             tokens_per_second=round(tokens_per_second, 1),
             peak_memory_mb=round(peak_memory_mb(run.device), 1),
             learning_rate=run.learning_rate,
@@ -398,7 +418,7 @@ def train_epochs(run: Run) -> str:
 
 def finish(run: Run, result: Result) -> None:
     """Final adapter, metrics CSV, full validation, and the `finished` message."""
-    if run.valid:
+    if run.valid and run.rl is None:
         run.progress.log(f"Evaluating the final model on {_count(run.valid, 'validation')}")
         values = evaluate(run, run.valid)
         result.full_valid_loss = values["valid_loss"]
@@ -411,7 +431,7 @@ def finish(run: Run, result: Result) -> None:
     run.store.put_bytes(
         layout.METRICS, metrics_csv(run.position.metrics_rows, csv_columns(run.spec))
     )
-    if run.spec.method.type != "dpo":  # outliers: the supervised examples of highest loss
+    if run.spec.method.type == "supervised":  # outliers: the supervised examples of highest loss
         run.store.put_bytes(layout.EXAMPLE_LOSSES, top_losses(run.train_lines, final_losses(run)))
     result.adapter_key = layout.final_adapter_prefix(run.spec.job_id)
     run.progress.send(Finished(

@@ -64,7 +64,9 @@ def run_config(spec: JobSpec) -> dict[str, Any]:
 
 def numbers(message: Message) -> dict[str, float]:
     """Every numeric field of a message but its step counters."""
-    values = message.model_dump(exclude=NOT_METRICS)
+    # A metrics message's sub-rewards (a dict) as their own `train_reward/<name>` numbers.
+    values = message.event_data() if isinstance(message, Metrics) else message.model_dump()
+    values = {k: v for k, v in values.items() if k not in NOT_METRICS}
     return {
         k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
     }

@@ -52,6 +52,7 @@ class Tracker:
     step: int = 0
     total: int | None = None
     losses: list[float] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)  # a reinforcement job's train reward mean
     first: tuple[int, int] | None = None  # (created_at, step) of the first metrics seen
     last: tuple[int, int] | None = None
 
@@ -65,6 +66,8 @@ class Tracker:
             self.total = metrics.total_steps
         if metrics.train_loss is not None:
             self.losses.append(metrics.train_loss)
+        if metrics.train_reward_mean is not None:
+            self.rewards.append(metrics.train_reward_mean)
 
     def eta(self) -> str:
         if not (self.first and self.last and self.total):
@@ -77,7 +80,17 @@ class Tracker:
         return duration(remaining - (time.time() - self.last[0]))
 
     def loss(self) -> str:
-        return output.loss(self.losses[-1] if self.losses else None)
+        """The latest loss, and the latest mean reward of a reinforcement job."""
+        text = output.loss(self.losses[-1] if self.losses else None)
+        if self.rewards:
+            text += f"  reward {output.loss(self.rewards[-1])}"
+        return text
+
+    def sparklines(self) -> str:
+        lines = [f"loss {sparkline(self.losses)}"] if self.losses else []
+        if self.rewards:
+            lines.append(f"reward {sparkline(self.rewards)}")
+        return "\n".join(lines)
 
 
 def event_line(event: FineTuningJobEvent) -> Text:
@@ -109,7 +122,7 @@ def _live(st: State, client: Whetstone, job_id: str, interval: float) -> None:
                 task, completed=tracker.step, total=tracker.total,
                 loss=tracker.loss(), eta=tracker.eta(),
             )  # fmt: skip
-            spark.plain = f"loss {sparkline(tracker.losses)}" if tracker.losses else ""
+            spark.plain = tracker.sparklines()
         if tracker.total:
             progress.update(task, eta="0:00:00")
 

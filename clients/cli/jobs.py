@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +25,14 @@ Interval = Annotated[float, typer.Option("--interval", help="Seconds between pol
 class MethodType(StrEnum):
     supervised = "supervised"
     dpo = "dpo"
+    reinforcement = "reinforcement"
+
+
+class ReasoningEffort(StrEnum):
+    default = "default"
+    low = "low"
+    medium = "medium"
+    high = "high"
 
 
 def _error(job: FineTuningJob) -> str:
@@ -51,24 +61,52 @@ COLUMNS = [
 ]
 
 
+def read_grader(path: Path | None, method: MethodType) -> dict[str, Any] | None:
+    """The grader JSON of `--grader` (an object, as OpenAI's graders are written); only a
+    reinforcement job takes one, and it must."""
+    if method is not MethodType.reinforcement:
+        if path is not None:
+            raise typer.BadParameter(
+                "only --method reinforcement takes a grader", param_hint="--grader"
+            )
+        return None
+    if path is None:
+        raise typer.BadParameter(
+            "--method reinforcement needs a grader: --grader grader.json", param_hint="--grader"
+        )
+    try:
+        grader = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(f"cannot read {path}: {e}", param_hint="--grader") from None
+    if not isinstance(grader, dict):
+        raise typer.BadParameter(f"{path} must hold one JSON object", param_hint="--grader")
+    return grader
+
+
 def _method(
     method: MethodType,
     epochs: int | None,
     batch_size: int | None,
     lr: float | None,
     beta: float | None,
+    grader: dict[str, Any] | None = None,
+    reinforcement: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     hyper: dict[str, Any] = {
         k: v
         for k, v in {
             "n_epochs": epochs, "batch_size": batch_size, "learning_rate_multiplier": lr,
             "beta": beta if method is MethodType.dpo else None,
+            **((reinforcement or {}) if method is MethodType.reinforcement else {}),
         }.items()
         if v is not None
     }  # fmt: skip
     if method is MethodType.supervised and not hyper:
         return None
-    return {"type": method.value, method.value: {"hyperparameters": hyper}}
+    block: dict[str, Any] = {"hyperparameters": hyper}
+    if grader is not None:
+        block = {"grader": grader, **block}
+    return {"type": method.value, method.value: block}
 
 
 @app.command()
@@ -91,6 +129,28 @@ def create(
     beta: Annotated[
         float | None, typer.Option(help="DPO beta (with --method dpo).", show_default=AUTO)
     ] = None,
+    grader: Annotated[
+        Path | None,
+        typer.Option(help="Grader JSON file (with --method reinforcement).", show_default="none"),
+    ] = None,
+    compute_multiplier: Annotated[
+        float | None,
+        typer.Option(help="compute_multiplier (with --method reinforcement).", show_default=AUTO),
+    ] = None,
+    eval_interval: Annotated[
+        int | None,
+        typer.Option(help="eval_interval (with --method reinforcement).", show_default=AUTO),
+    ] = None,
+    eval_samples: Annotated[
+        int | None,
+        typer.Option(help="eval_samples (with --method reinforcement).", show_default=AUTO),
+    ] = None,
+    reasoning_effort: Annotated[
+        ReasoningEffort | None,
+        typer.Option(
+            help="reasoning_effort (with --method reinforcement).", show_default="default"
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed.", show_default="random")] = None,
     follow: Annotated[bool, flag("--follow", help="Then follow it to the end.")] = False,
     interval: Interval = 2.0,
@@ -98,10 +158,16 @@ def create(
 ) -> None:
     """Create a fine-tuning job."""
     st = state(ctx, json_out)
+    rl = {
+        "compute_multiplier": compute_multiplier, "eval_interval": eval_interval,
+        "eval_samples": eval_samples,
+        "reasoning_effort": reasoning_effort.value if reasoning_effort else None,
+    }  # fmt: skip
+    body = _method(method, epochs, batch_size, lr_multiplier, beta, read_grader(grader, method), rl)
     client = st.client()
     job = client.fine_tuning.jobs.create(
         model=model, training_file=training_file, validation_file=validation_file,
-        suffix=suffix, seed=seed, method=_method(method, epochs, batch_size, lr_multiplier, beta),
+        suffix=suffix, seed=seed, method=body,
     )  # fmt: skip
     output.show_one(st, job, FIELDS)
     if follow:
@@ -200,6 +266,11 @@ def checkpoints(ctx: typer.Context, job_id: str, json_out: JsonFlag = False) -> 
         ("VALID LOSS", lambda c: output.loss(c.metrics.valid_loss)),
         ("CREATED", lambda c: output.minute(c.created_at)),
     ]
+    if any(c.metrics.train_reward_mean is not None for c in items):  # a reinforcement job
+        columns[4:4] = [
+            ("TRAIN REWARD", lambda c: output.loss(c.metrics.train_reward_mean)),
+            ("VALID REWARD", lambda c: output.loss(c.metrics.valid_reward_mean)),
+        ]
     output.show_many(st, items, columns)
 
 

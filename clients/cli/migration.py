@@ -33,8 +33,14 @@ from .source import ChunkReader, RewindError
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
-METHODS = ("supervised", "dpo")
+METHODS = ("supervised", "dpo", "reinforcement")
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+REINFORCEMENT_HYPERPARAMETERS = (
+    "compute_multiplier",
+    "eval_interval",
+    "eval_samples",
+    "reasoning_effort",
+)
 SKIPPED_STATUSES = ("failed", "cancelled")
 USER_DATA = "user_data"
 
@@ -95,14 +101,23 @@ def suffix_of(job: FineTuningJob) -> str | None:
 def method_of(job: FineTuningJob) -> dict[str, Any]:
     """The job's method and hyperparameters as the source reports them (resolved numbers
     once it has run; `auto` where it has not); the top-level `hyperparameters` of jobs made
-    before `method` existed. Skip for a method this service does not train."""
+    before `method` existed. A reinforcement job keeps its grader as the source reports it
+    (a model grader's model must be served here, or the create is refused and the row says
+    why). Skip for a method this service does not train."""
     kind = job.method.type if job.method is not None else "supervised"
     if kind not in METHODS:
         raise Skip(f"method {kind} is not supported")
     block = getattr(job.method, kind, None) if job.method is not None else None
     hyper = getattr(block, "hyperparameters", None) or job.hyperparameters
-    names = HYPERPARAMETERS + (("beta",) if kind == "dpo" else ())
+    names = HYPERPARAMETERS + {
+        "dpo": ("beta",), "reinforcement": REINFORCEMENT_HYPERPARAMETERS,
+    }.get(kind, ())  # fmt: skip
     values = {n: v for n in names if (v := getattr(hyper, n, None)) is not None}
+    if kind == "reinforcement":
+        grader = getattr(block, "grader", None)
+        if not grader:
+            raise Skip("the source reports no grader for this reinforcement job")
+        return {"type": kind, kind: {"grader": grader, "hyperparameters": values}}
     return {"type": kind, kind: {"hyperparameters": values}}
 
 
@@ -180,7 +195,7 @@ class Migration:
             training, validation = self.distilled(job, row, ours)
         else:
             if self.distiller is not None:
-                row.notes.append("not distilled: a dpo job trains on its own preference pairs")
+                row.notes.append(f"not distilled: a {method['type']} job trains on its own data")
             training = self.copy(job.training_file, row, "training")
             validation = (
                 self.copy(job.validation_file, row, "validation") if job.validation_file else None

@@ -16,6 +16,7 @@ from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob as JobRow
 from service.deps import ServicesDep, SessionDep
 from service.errors import InvalidRequest, not_found
+from service.graders.reach import Reach
 from service.jobs import service
 from service.jobs.create import create_job
 from service.schemas.fine_tuning import (
@@ -95,7 +96,8 @@ def create(
 ) -> FineTuningJob:
     """Create a job; it starts in `validating_files`."""
     limits.check_queued_jobs(session, project.id, services.settings.quota_queued_jobs)
-    return FineTuningJob.of(create_job(session, services.registry, project, body))
+    reach = Reach.of_project(services, project.id)
+    return FineTuningJob.of(create_job(session, services.registry, project, body, reach))
 
 
 @router.get(

@@ -1,29 +1,47 @@
-"""The trainer's progress endpoint: `POST /internal/v1/jobs/{job_id}/report`.
+"""The trainer's endpoints: `POST /internal/v1/jobs/{job_id}/report` (progress) and
+`POST /internal/v1/jobs/{job_id}/grader/chat` (a reinforcement job's model graders).
 
 Authenticated by the attempt's own bearer token (only its hash is stored with the job). A
 user's API key, the token of an earlier attempt, or any other token is refused with 401, so
 a trainer that lost its lease cannot write to the job any more. The token is checked before
 the body is read, so a refused caller learns nothing from its message's errors; the body is
 one of `contracts.messages.Message`, and anything else answers 400 in OpenAI's error shape.
+A message that parses but names values the job cannot take (a pydantic check further in)
+is a 400 as well; any other exception is the server's (500), never blamed on the trainer.
+
+`grader/chat` takes a chat-completions body whose `model` is a `score_model`/`label_model`
+grader's model and answers the chat completion: through the grading endpoint
+(`WHETSTONE_GRADER_MODELS`) or the vLLM of a model the job's project may chat with
+(`service.graders.reach.Reach.of_project`, with the project's `cache_salt` as the chat
+route sends): the trainer needs no API key, and reaches no other project's models nor their
+prefix cache. A grading model that is down or fails answers 502.
 Not part of the public API.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.responses import JSONResponse, Response
 
+from contracts.graders.model_graders import ModelCallError
 from contracts.messages import Message, Reply, parse_message
+from service.api.chat import chat_request
 from service.auth import bearer_key
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
-from service.deps import ServicesDep
-from service.errors import Authentication, InvalidRequest
+from service.deps import Services, ServicesDep
+from service.errors import Authentication, InvalidRequest, ServiceError
+from service.graders.reach import Reach
+from service.hashing import cache_salt
 from service.jobs import attempts
 from service.scheduler.progress import handle_report
+from service.serving_client import BadGateway
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
 
@@ -81,8 +99,52 @@ def report(
                 services.adapters,  # warm-starts a succeeded job's model once committed
                 services.chat_access,  # forgets the checkpoint models the trainer pruned
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except ValidationError as e:  # the message's values, checked further in
             session.rollback()
-            raise InvalidRequest(f"Malformed {message.type} message: {e!r}.") from e
+            raise InvalidRequest(f"Malformed {message.type} message: {e}.") from e
         session.commit()
     return Reply(action=action)
+
+
+def _project_of(services: Services, job_id: str) -> str:
+    with services.sessions() as session:
+        job = session.get(FineTuningJob, job_id)
+        if job is None:
+            raise _not_this_attempt()
+        return job.project_id
+
+
+@router.post("/jobs/{job_id}/grader/chat", response_model=None)
+async def grader_chat(
+    job_id: str,
+    token: Annotated[str, Depends(attempt_token)],
+    body: Annotated[bytes, Depends(report_body)],
+    services: ServicesDep,
+) -> Response:
+    """A chat completion for a model grader of the job: relayed as the job's project."""
+    data = chat_request(body)
+    if data.get("stream"):
+        raise InvalidRequest(
+            "A grading model's answer is read whole: 'stream' must be false.",
+            param="stream",
+            code="invalid_value",
+        )
+    model: str = data["model"]
+    reach = Reach.of_project(services, await run_in_threadpool(_project_of, services, job_id))
+    if model in services.settings.grader_models and services.settings.grader_models_url:
+        try:
+            answer: dict[str, Any] = await run_in_threadpool(reach.complete, model, data)
+        except ModelCallError as e:
+            raise BadGateway(str(e), code="grader_model_error") from None
+        return JSONResponse(answer)
+    target = await run_in_threadpool(reach.target, model)  # 404: not the project's to use
+    data["model"] = target.model
+    data["cache_salt"] = cache_salt(target.project_id)  # the project's prefix cache only
+    try:
+        return await services.serving.chat(target.base_model, target.model, orjson.dumps(data))
+    except ServiceError as e:
+        if e.status_code < 500:
+            raise
+        raise BadGateway(
+            f"The grading model {model} did not answer: {e.message}", code="grader_model_error"
+        ) from None

@@ -1,6 +1,11 @@
 """What a request's graders may reach: `context(services, key)` builds the `Context` of
 `contracts.graders.run` for one caller.
 
+The caller is an API key (the graders routes) or a project (`Reach.of_project`: a
+reinforcement job's grader, checked at create and relayed for its trainer by
+`service.api.internal`); either way a model grader reaches the models that project may chat
+with, never another project's.
+
 A model grader's model is, in order: one of the grading endpoint's (`WHETSTONE_GRADER_MODELS`
 at `WHETSTONE_GRADER_MODELS_URL`, called with httpx), or a base or fine-tuned model the
 caller's key may chat with (`ChatAccess`), asked through the same relay to vLLM as
@@ -20,34 +25,74 @@ import orjson
 
 from contracts.graders.model_graders import ModelCallError
 from contracts.graders.run import Context
+from service.db.repositories import models as models_repo
 from service.deps import Services
-from service.errors import NotFound, ServiceError
+from service.errors import NotFound, ServiceError, not_found
+from service.hashing import cache_salt
+from service.models import aliases
+from service.models.access import Target
 from service.settings import Settings
 
 
 class Reach:
-    """The grading models and embeddings one caller (`key`) may use."""
+    """The grading models and embeddings one caller (`key`, or `project_id`) may use."""
 
-    def __init__(self, services: Services, key: str) -> None:
+    def __init__(self, services: Services, key: str | None, project_id: str | None = None) -> None:
+        assert (key is None) != (project_id is None), "a key or a project"
         self.services = services
         self.settings = services.settings
         self.key = key
+        self.project_id = project_id
+
+    @classmethod
+    def of_project(cls, services: Services, project_id: str) -> Reach:
+        return cls(services, None, project_id)
+
+    def target(self, model: str) -> Target:
+        """Which vLLM answers `model` for this caller, and the model it is asked for
+        (blocking); another project's model and an unknown one are the same 404."""
+        if self.key is not None:
+            return self.services.chat_access.target(self.key, model)
+        assert self.project_id is not None
+        registry = self.services.registry
+        with self.services.sessions() as session:
+            name = aliases.resolve(session, registry, self.project_id, model)
+            if name in registry:
+                return Target(self.project_id, name, name)
+            row = models_repo.get_usable_model(session, self.project_id, name)
+            if row is None:
+                raise not_found("model", model, param="model")
+            return Target(self.project_id, row.base_model, name)
 
     def serves(self, model: str) -> bool:
         if model in self.settings.grader_models and self.settings.grader_models_url:
             return True
         try:
-            self.services.chat_access.base_model(self.key, model)
+            self.target(model)
         except NotFound:
             return False
         return True
 
+    def context(self, python_slots: threading.BoundedSemaphore | None = None) -> Context:
+        """The `Context` of `contracts.graders.run` for this caller."""
+        settings = self.settings
+        embed = (
+            self.embed if settings.grader_embedding_model and settings.grader_models_url else None
+        )
+        return Context(
+            limits=settings.grader_limits(),
+            complete=self.complete,
+            embed=embed,
+            python_slots=python_slots,
+        )
+
     def complete(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A chat completion of `model` from a worker thread (the relay is async)."""
         if model in self.settings.grader_models and self.settings.grader_models_url:
             return self._external("/chat/completions", body)
         try:
-            target = self.services.chat_access.target(self.key, model)
-            asked = {**body, "model": target.model}
+            target = self.target(model)
+            asked = {**body, "model": target.model, "cache_salt": cache_salt(target.project_id)}
             response = anyio.from_thread.run(
                 self.services.serving.chat, target.base_model, target.model, orjson.dumps(asked)
             )
@@ -94,15 +139,7 @@ def context(
     services: Services, key: str, python_slots: threading.BoundedSemaphore
 ) -> tuple[Context, Reach]:
     reach = Reach(services, key)
-    settings = services.settings
-    embed = reach.embed if settings.grader_embedding_model and settings.grader_models_url else None
-    ctx = Context(
-        limits=settings.grader_limits(),
-        complete=reach.complete,
-        embed=embed,
-        python_slots=python_slots,
-    )
-    return ctx, reach
+    return reach.context(python_slots), reach
 
 
 def python_slots(state: Any, settings: Settings) -> threading.BoundedSemaphore:

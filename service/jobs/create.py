@@ -4,6 +4,11 @@ files and models, then record the job as `validating_files` with its first event
 References in the body (`model`, `training_file`, `validation_file`) that are missing or
 belong to another project answer the same 400 naming the field: nothing tells them apart.
 
+A reinforcement job's grader is checked here as `/v1/fine_tuning/alpha/graders/validate`
+checks one (`contracts.graders.schema.check`, then what this server can run:
+`check_available` with the project's `Reach`): a 400 whose `param` names the field under
+`method.reinforcement.grader`.
+
 The job keeps its complete LoRA settings (`lora`: the request's, the JobSpec's defaults for
 the rest; for continued training the parent job's, which the request may not change) and the
 request's `learning_rate`, if any (the method then reports the multiplier it means).
@@ -16,12 +21,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from contracts.graders import schema
+from contracts.graders.errors import GraderError
+from contracts.graders.run import Context, check_available
 from contracts.names import fine_tuned_model_name, project_segment
 from service.db.repositories import files as files_repo
 from service.db.repositories import jobs as repo
 from service.db.repositories import models as models_repo
 from service.db.tables import FineTunedModel, FineTuningJob, Project
 from service.errors import InvalidRequest
+from service.graders.reach import Reach
 from service.ids import new_id, now
 from service.jobs.hyperparameters import (
     METHOD_FORMAT,
@@ -80,6 +89,24 @@ def check_file(
         )
 
 
+GRADER_PARAM = "method.reinforcement.grader"
+
+
+def check_grader(method: FineTuneMethod, reach: Reach | None) -> None:
+    """A reinforcement method's grader can run here, or a 400 naming its field; without
+    `reach`, no model grader can."""
+    if method.reinforcement is None:
+        return
+    grader = method.reinforcement.grader
+    ctx = reach.context() if reach is not None else Context()
+    serves = reach.serves if reach is not None else lambda _model: False
+    try:
+        schema.check(grader, GRADER_PARAM)
+        check_available(grader, ctx, serves, GRADER_PARAM)
+    except GraderError as e:
+        raise InvalidRequest(e.message, param=e.param, code="invalid_grader") from None
+
+
 def lora_of(
     session: Session,
     registry: dict[str, BaseModelEntry],
@@ -116,12 +143,15 @@ def create_job(
     registry: dict[str, BaseModelEntry],
     project: Project,
     request: CreateFineTuningJobRequest,
+    reach: Reach | None = None,
 ) -> FineTuningJob:
+    """`reach`: the models the project's grader may use (`Reach.of_project`)."""
     model = aliases.resolve(session, registry, project.id, request.model)
     base_model, parent = base_of(session, registry, project.id, model)
     method = with_learning_rate(
         normalize_method(request.method, request.hyperparameters), request.learning_rate
     )
+    check_grader(method, reach)
     lora = lora_of(session, registry, base_model, parent, request.lora)
     check_file(session, project.id, request.training_file, "training_file", method)
     if request.validation_file is not None:

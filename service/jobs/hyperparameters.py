@@ -10,6 +10,11 @@ Whetstone's extensions to the create request (top-level, what the `openai` packa
 `extra_body`): `lora` (`LoraOptions`: `r`, `alpha`, `dropout`, `target_modules`, each optional)
 and `learning_rate` (the peak rate itself, instead of a multiplier of the trainer's base rate).
 Their limits and defaults are the JobSpec's (`contracts.spec`), checked here with the same 400s.
+
+A reinforcement method (`{"type": "reinforcement", "reinforcement": {"grader": {...},
+"hyperparameters": {...}}}`, OpenAI's `FineTuneReinforcementMethod`) takes a grader
+(`contracts.graders.schema`, checked at create: `service.jobs.create`) and OpenAI's
+reinforcement hyperparameters; the job reports the grader as given.
 """
 
 from __future__ import annotations
@@ -30,14 +35,16 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from contracts import spec as trainer_spec
+from contracts.graders.schema import Grader
 from contracts.spec import DpoHyperparameters as SpecDpo
 from contracts.spec import LoraConfig
+from contracts.spec import ReinforcementHyperparameters as SpecReinforcement
 from contracts.spec import SupervisedHyperparameters as SpecSupervised
 from service.errors import InvalidRequest
 
 AUTO: Literal["auto"] = "auto"
 Auto = Literal["auto"]
-METHOD_FORMAT = {"supervised": "chat", "dpo": "preference"}
+METHOD_FORMAT = {"supervised": "chat", "dpo": "preference", "reinforcement": "reinforcement"}
 """Which dataset line format (`contracts.formats`) each method trains on."""
 
 
@@ -59,14 +66,19 @@ def _number_check(
     exclusive_low, exclusive_high = limits.gt is not None, limits.lt is not None
     low = limits.gt if exclusive_low else limits.ge
     high = limits.lt if exclusive_high else limits.le
-    assert isinstance(low, int | float) and isinstance(high, int | float), limits
+    assert isinstance(low, int | float) and isinstance(high, int | float | None), limits
     kind = "an integer" if integer else "a number"
     low_word = "greater than" if exclusive_low else "from"
     up_to = "up to " if exclusive_low else "to "
     if exclusive_high:
         up_to = "up to (not including) "
     either = "'auto' or " if auto else ""
-    rule = f"must be {either}{kind} {low_word} {low:g} {up_to}{high:g}"
+    if high is None:  # no upper bound (`eval_interval`)
+        low_word = "greater than" if exclusive_low else "of at least"
+        rule = f"must be {either}{kind} {low_word} {low:g}"
+        high = math.inf
+    else:
+        rule = f"must be {either}{kind} {low_word} {low:g} {up_to}{high:g}"
 
     def check(value: Any) -> Any:
         if value is None or (auto and value == AUTO):
@@ -107,6 +119,24 @@ Beta = Annotated[
 ]
 
 
+_COMPUTE = _spec_limits(SpecReinforcement, "compute_multiplier")
+_EVAL_INTERVAL = _spec_limits(SpecReinforcement, "eval_interval")
+_EVAL_SAMPLES = _spec_limits(SpecReinforcement, "eval_samples")
+ComputeMultiplier = Annotated[
+    Annotated[float, _COMPUTE] | Auto,
+    BeforeValidator(_number_check(_COMPUTE, integer=False)),
+]
+EvalInterval = Annotated[
+    Annotated[int, _EVAL_INTERVAL] | Auto,
+    BeforeValidator(_number_check(_EVAL_INTERVAL, integer=True)),
+]
+EvalSamples = Annotated[
+    Annotated[int, _EVAL_SAMPLES] | Auto,
+    BeforeValidator(_number_check(_EVAL_SAMPLES, integer=True)),
+]
+ReasoningEffort = Literal["default", "low", "medium", "high"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -123,6 +153,16 @@ class DpoHyperparameters(SupervisedHyperparameters):
     beta: Beta = AUTO
 
 
+class ReinforcementHyperparameters(SupervisedHyperparameters):
+    """OpenAI's `FineTuneReinforcementHyperparameters`: `auto` or a value for each number;
+    `compute_multiplier` scales the samples drawn per prompt (`contracts.spec`)."""
+
+    compute_multiplier: ComputeMultiplier = AUTO
+    eval_interval: EvalInterval = AUTO
+    eval_samples: EvalSamples = AUTO
+    reasoning_effort: ReasoningEffort = "default"
+
+
 class SupervisedMethod(_Strict):
     hyperparameters: SupervisedHyperparameters = Field(default_factory=SupervisedHyperparameters)
 
@@ -131,21 +171,33 @@ class DpoMethod(_Strict):
     hyperparameters: DpoHyperparameters = Field(default_factory=DpoHyperparameters)
 
 
-def _method_type(value: Any) -> Any:
-    if value == "reinforcement":
-        raise PydanticCustomError(
-            "unsupported_method",
-            "the 'reinforcement' method is not supported; use 'supervised' or 'dpo'",
-        )
-    return value
+class ReinforcementMethod(_Strict):
+    """The grader scores each sample (`contracts.graders`); reported as given (fields the
+    request left out are not filled in)."""
+
+    grader: Grader
+    hyperparameters: ReinforcementHyperparameters = Field(
+        default_factory=ReinforcementHyperparameters
+    )
+
+    @model_serializer(mode="wrap")
+    def _grader_as_given(self, handler: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        data = handler(self)
+        data["grader"] = self.grader.model_dump(mode="json", exclude_unset=True)
+        return data
+
+
+MethodType = Literal["supervised", "dpo", "reinforcement"]
 
 
 class FineTuneMethod(_Strict):
-    """`{"type": "supervised", "supervised": {"hyperparameters": {...}}}` or the `dpo` one."""
+    """`{"type": "supervised", "supervised": {"hyperparameters": {...}}}`, the `dpo` one, or
+    `{"type": "reinforcement", "reinforcement": {"grader": {...}, "hyperparameters": {...}}}`."""
 
-    type: Annotated[Literal["supervised", "dpo"], BeforeValidator(_method_type)]
+    type: MethodType
     supervised: SupervisedMethod | None = None
     dpo: DpoMethod | None = None
+    reinforcement: ReinforcementMethod | None = None
 
     @model_serializer(mode="wrap")
     def _without_empty_blocks(self, handler: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
@@ -153,9 +205,25 @@ class FineTuneMethod(_Strict):
 
     @property
     def hyperparameters(self) -> SupervisedHyperparameters:
-        block = self.supervised if self.type == "supervised" else self.dpo
+        block = getattr(self, self.type)
         assert block is not None, "normalize_method() fills the block of the method's type"
-        return block.hyperparameters
+        hp: SupervisedHyperparameters = block.hyperparameters
+        return hp
+
+    def with_hyperparameters(self, values: Mapping[str, Any]) -> FineTuneMethod:
+        """The same method (its grader too) with these hyperparameters, range-checked."""
+        if self.type == "reinforcement":
+            assert self.reinforcement is not None
+            rl = ReinforcementMethod(
+                grader=self.reinforcement.grader,
+                hyperparameters=ReinforcementHyperparameters.model_validate(values),
+            )
+            return FineTuneMethod(type="reinforcement", reinforcement=rl)
+        if self.type == "dpo":
+            dpo = DpoMethod(hyperparameters=DpoHyperparameters.model_validate(values))
+            return FineTuneMethod(type="dpo", dpo=dpo)
+        hp = SupervisedHyperparameters.model_validate(values)
+        return FineTuneMethod(type="supervised", supervised=SupervisedMethod(hyperparameters=hp))
 
 
 def normalize_method(
@@ -165,13 +233,13 @@ def normalize_method(
     `hyperparameters` map to `method.supervised`. Conflicting requests answer 400."""
     if method is None:
         method = FineTuneMethod(type="supervised")
-    other = "dpo" if method.type == "supervised" else "supervised"
-    if getattr(method, other) is not None:
-        raise InvalidRequest(
-            f"'method.{other}' was given but 'method.type' is '{method.type}'.",
-            param=f"method.{other}",
-            code="invalid_value",
-        )
+    for other in ("supervised", "dpo", "reinforcement"):
+        if other != method.type and getattr(method, other) is not None:
+            raise InvalidRequest(
+                f"'method.{other}' was given but 'method.type' is '{method.type}'.",
+                param=f"method.{other}",
+                code="invalid_value",
+            )
     if legacy is not None:
         explicit = method.supervised is not None and method.supervised.model_fields_set
         if method.type != "supervised" or explicit:
@@ -189,6 +257,13 @@ def normalize_method(
         return FineTuneMethod(type="supervised", supervised=SupervisedMethod())
     if method.type == "dpo" and method.dpo is None:
         return FineTuneMethod(type="dpo", dpo=DpoMethod())
+    if method.type == "reinforcement" and method.reinforcement is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'method.reinforcement.grader': a reinforcement job "
+            "needs a grader.",
+            param="method.reinforcement.grader",
+            code="missing_required_parameter",
+        )
     return method
 
 
@@ -200,13 +275,9 @@ def with_resolved(method: FineTuneMethod, values: Mapping[str, Any]) -> FineTune
     resolved = {
         k: values[k] if v == AUTO else v for k, v in given.items() if k in values or v != AUTO
     }
-    if method.type == "dpo":
-        if resolved.get("beta", AUTO) == AUTO:
-            resolved["beta"] = values.get("beta", SpecDpo.model_fields["beta"].default)
-        dpo = DpoMethod(hyperparameters=DpoHyperparameters.model_validate(resolved))
-        return FineTuneMethod(type="dpo", dpo=dpo)
-    hp = SupervisedHyperparameters.model_validate(resolved)
-    return FineTuneMethod(type="supervised", supervised=SupervisedMethod(hyperparameters=hp))
+    if method.type == "dpo" and resolved.get("beta", AUTO) == AUTO:
+        resolved["beta"] = values.get("beta", SpecDpo.model_fields["beta"].default)
+    return method.with_hyperparameters(resolved)
 
 
 # --- Extensions: per-job LoRA settings and learning rate ---------------------------------
@@ -331,8 +402,4 @@ def with_learning_rate(method: FineTuneMethod, learning_rate: float | None) -> F
         )
     values = method.hyperparameters.model_dump()
     values["learning_rate_multiplier"] = multiplier_for(learning_rate)
-    if method.type == "dpo":
-        hp = DpoHyperparameters.model_validate(values)
-        return FineTuneMethod(type="dpo", dpo=DpoMethod(hyperparameters=hp))
-    hp_s = SupervisedHyperparameters.model_validate(values)
-    return FineTuneMethod(type="supervised", supervised=SupervisedMethod(hyperparameters=hp_s))
+    return method.with_hyperparameters(values)

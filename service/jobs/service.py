@@ -113,13 +113,25 @@ def transition(
     return add_event(session, job, message or default, level=level)
 
 
+_MESSAGE_METRICS = (
+    ("train_loss", "training loss"),
+    ("valid_loss", "validation loss"),
+    ("train_reward_mean", "train reward mean"),
+    ("valid_reward_mean", "validation reward mean"),
+)
+
+
 def add_metrics_event(
     session: Session, job: FineTuningJob, step: int, total_steps: int, metrics: Mapping[str, Any]
 ) -> EventRow:
-    """`Step N/M: training loss=...` with the numbers in `data`, as OpenAI's metrics events."""
-    parts = [f"training loss={metrics['train_loss']:.4f}"] if "train_loss" in metrics else []
-    if metrics.get("valid_loss") is not None:
-        parts.append(f"validation loss={metrics['valid_loss']:.4f}")
+    """`Step N/M: training loss=...` with the numbers in `data`, as OpenAI's metrics events;
+    a reinforcement job's says its reward means too (`train_reward_mean`, `valid_reward_mean`,
+    and `train_reward/<name>` per sub-grader in `data`)."""
+    parts = [
+        f"{label}={metrics[name]:.4f}"
+        for name, label in _MESSAGE_METRICS
+        if metrics.get(name) is not None
+    ]
     message = f"Step {step}/{total_steps}: " + ", ".join(parts)
     data = {"step": step, "total_steps": total_steps, **metrics}
     return add_event(session, job, message, type="metrics", data=data)

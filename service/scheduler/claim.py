@@ -17,6 +17,7 @@ at each claim, not only at creation; else `server_error`). The other jobs are cl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Literal
 
@@ -27,8 +28,10 @@ from contracts.holdout import held_out_lines
 from contracts.spec import (
     BaseModelRef,
     DpoHyperparameters,
+    GraderLimits,
     JobSpec,
     Method,
+    ReinforcementHyperparameters,
     SupervisedHyperparameters,
     WandbRun,
 )
@@ -256,6 +259,8 @@ def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, numb
             **({} if beta == AUTO else {"beta": float(beta)}),
         )
         spec_method = Method(type="dpo", dpo=dpo)
+    elif method.reinforcement is not None:
+        spec_method = _reinforcement(method, supervised)
     else:
         spec_method = Method(type="supervised", supervised=supervised)
     extra: dict[str, int | str] = {}
@@ -284,18 +289,35 @@ def build_spec(ctx: SchedulerContext, session: Session, job: FineTuningJob, numb
         attempt=number,
         held_out_lines=_held_out(ctx, session, job),
         wandb=wandb_run(job),
+        grader_limits=GraderLimits(**dataclasses.asdict(ctx.settings.grader_limits())),
         **extra,
     )
     return spec.model_dump_json(indent=1)
+
+
+def _reinforcement(method: FineTuneMethod, supervised: SupervisedHyperparameters) -> Method:
+    """A reinforcement job's method: its resolved hyperparameters and its grader."""
+    assert method.reinforcement is not None
+    hp = method.reinforcement.hyperparameters
+    rl = ReinforcementHyperparameters(
+        **supervised.model_dump(),
+        compute_multiplier=float(hp.compute_multiplier),
+        eval_interval=int(hp.eval_interval),
+        eval_samples=int(hp.eval_samples),
+        reasoning_effort=hp.reasoning_effort,
+    )
+    return Method(type="reinforcement", reinforcement=rl, grader=method.reinforcement.grader)
 
 
 def _held_out(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> list[int]:
     """Without a validation file, the training lines set aside for the evaluation report
     (the same for every attempt: from the seed and the file's line count), or those a
     source model answered (`metadata.source_answers_file` of `{"line": n, ...}`, written by
-    `whetstone migrate --evaluate`), so that its answers are compared on the same prompts."""
+    `whetstone migrate --evaluate`), so that its answers are compared on the same prompts.
+    None for a reinforcement job: its prompts have no reference answer to compare with."""
     settings = ctx.settings
-    if job.validation_file or not settings.eval_enabled:
+    reinforcement = (job.method or {}).get("type") == "reinforcement"
+    if job.validation_file or not settings.eval_enabled or reinforcement:
         return []
     training = session.get(File, job.training_file)
     lines = (training.lines or 0) if training else 0

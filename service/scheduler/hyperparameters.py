@@ -21,6 +21,22 @@
   by `service.jobs.hyperparameters.with_resolved`. A DPO job's epochs, batch size and
   multiplier follow the rules above, its preference pairs counted as examples.
 
+- Reinforcement (`resolve_reinforcement`), for a file of n prompts, each sampled
+  `contracts.spec.SAMPLES_PER_PROMPT` x `compute_multiplier` times a step (every sample
+  generated and graded, so a step costs several times a supervised one):
+  - `n_epochs`: `ceil(30 / n)` between 1 and 10: each prompt is seen about 30 times in all
+    over a small file (10 prompts: 3 epochs), once over a file of 30 or more.
+  - `batch_size` (prompts per step): the largest power of two not above `n / 8`, between 1
+    and 8 (the advantages are normalised within each prompt's group, so one prompt a step
+    already learns; more steady the reward).
+  - `learning_rate_multiplier`: 0.25 (5e-5): a policy-gradient step on a model that
+    already answers moves it less than a supervised one should; a registry entry's own
+    multiplier replaces it (its epochs do not: they are for supervised training).
+  - `compute_multiplier`: 1 (`SAMPLES_PER_PROMPT` samples per prompt).
+  - `eval_interval`: `ceil(total steps / 5)`: about five validation runs in a job.
+  - `eval_samples`: 1 sample per validation prompt at each run.
+  - `reasoning_effort` has no `auto` (`default`: the chat template's own).
+
 Values the user gave are kept as they are; only `"auto"` (or a missing value) is resolved.
 """
 
@@ -103,3 +119,45 @@ def resolve(
 
 def steps_per_epoch(n_examples: int, batch_size: int) -> int:
     return max(1, math.ceil(n_examples / batch_size))
+
+
+RL_VISITS_TARGET = 30
+RL_MAX_AUTO_EPOCHS = 10
+RL_MAX_AUTO_BATCH = 8
+RL_PROMPTS_PER_BATCH_UNIT = 8
+RL_AUTO_LR_MULTIPLIER = 0.25
+RL_EVAL_RUNS = 5
+
+
+def auto_reinforcement_epochs(n_prompts: int) -> int:
+    return min(RL_MAX_AUTO_EPOCHS, max(1, math.ceil(RL_VISITS_TARGET / max(1, n_prompts))))
+
+
+def auto_reinforcement_batch_size(n_prompts: int) -> int:
+    ratio = n_prompts / RL_PROMPTS_PER_BATCH_UNIT
+    if ratio < 2:
+        return 1
+    return min(RL_MAX_AUTO_BATCH, 1 << int(math.log2(ratio)))
+
+
+def resolve_reinforcement(
+    requested: dict[str, Any], n_prompts: int, model_auto: AutoHyperparameters | None = None
+) -> dict[str, Any]:
+    """Numbers for every hyperparameter of a reinforcement job: the user's where given, else
+    the reinforcement rules above (the base model's own `auto` multiplier, if it has one)."""
+    own = model_auto or AutoHyperparameters()
+    given = {k: v for k, v in requested.items() if v not in (None, AUTO)}
+    epochs = int(given.get("n_epochs") or auto_reinforcement_epochs(n_prompts))
+    batch = int(given.get("batch_size") or auto_reinforcement_batch_size(n_prompts))
+    lr = given.get("learning_rate_multiplier") or own.learning_rate_multiplier
+    interval = given.get("eval_interval") or max(
+        1, math.ceil(steps_per_epoch(n_prompts, batch) * epochs / RL_EVAL_RUNS)
+    )
+    return {
+        "n_epochs": epochs,
+        "batch_size": batch,
+        "learning_rate_multiplier": float(lr or RL_AUTO_LR_MULTIPLIER),
+        "compute_multiplier": float(given.get("compute_multiplier") or 1.0),
+        "eval_interval": int(interval),
+        "eval_samples": int(given.get("eval_samples") or 1),
+    }

@@ -23,13 +23,14 @@ from service.jobs.hyperparameters import FineTuneMethod
 from service.logs import log_context
 from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import SERVER_ERROR, TRIES, describe, is_transient, retry_delay
-from service.scheduler.hyperparameters import resolve
+from service.scheduler.hyperparameters import resolve, resolve_reinforcement
 from service.scheduler.validation import (
     BaseModelError,
     FileStats,
     FileValidationError,
     check_chat_file,
     check_preference_file,
+    check_reinforcement_file,
     load_chat_tokenizer,
 )
 
@@ -124,7 +125,11 @@ def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) ->
         log.warning("cannot load the tokenizer of %s: %s", entry.name, e, exc_info=e.__cause__)
         jobs.mark_failed(session, job, "model_not_available", str(e), "model")
         return
-    check_file = check_preference_file if method.type == "dpo" else check_chat_file
+    check_file = {
+        "supervised": check_chat_file,
+        "dpo": check_preference_file,
+        "reinforcement": check_reinforcement_file,
+    }[method.type]
     try:
         stats = check_file(
             ctx.store, file_key(job.training_file), file_id=job.training_file,
@@ -143,7 +148,11 @@ def validate_job(ctx: SchedulerContext, session: Session, job: FineTuningJob) ->
         if found is not None and found.sequences > found.examples:
             jobs.add_event(session, job, sequences_message(field, found, entry.name))
     given = method.hyperparameters.model_dump(mode="json")
-    jobs.record_hyperparameters(job, resolve(given, stats.examples, entry.auto).as_dict())
+    if method.type == "reinforcement":
+        values = resolve_reinforcement(given, stats.examples, entry.auto)
+    else:
+        values = resolve(given, stats.examples, entry.auto).as_dict()
+    jobs.record_hyperparameters(job, values)
     attempts.queue_validated(session, job, ctx.settings.scheduler_max_attempts)
 
 

@@ -4,11 +4,14 @@ A job's files were checked line by line at upload (`contracts.formats`); here th
 checks what only the base model can tell: token counts, examples over its context length,
 special tokens of its tokenizer written literally in the text, and the minimum number of
 examples. A DPO job's preference files are checked side by side, each side the chat
-example `input.messages + output` (`contracts.preference`), as the trainer encodes them. The
-first problem fails the job with `error.code`, a message naming the line and
-the reason, and `error.param` naming the file field; an example the chat template or the
-tokenizer fails on (any exception, not only `ExampleError`) is such a problem too. A base
-model whose folder, tokenizer or chat template cannot be loaded raises `BaseModelError`.
+example `input.messages + output` (`contracts.preference`), as the trainer encodes them. A
+reinforcement job's files hold prompts (`contracts.formats` reinforcement lines): each is
+rendered with the generation prompt, as the trainer samples it, and must leave room for an
+answer within the context length. The first problem fails the job with `error.code`, a
+message naming the line and the reason, and `error.param` naming the file field; an example
+the chat template or the tokenizer fails on (any exception, not only `ExampleError`) is such
+a problem too. A base model whose folder, tokenizer or chat template cannot be loaded raises
+`BaseModelError`.
 Torch-free: `contracts.chat` needs only `tokenizers` and `jinja2`.
 """
 
@@ -157,6 +160,42 @@ def check_preference_file(
 
     wrong = "DPO needs preference examples (`input`, `preferred_output`, `non_preferred_output`)"
     return _check_file(store, key, file_id, param, "preference", wrong, encode)
+
+
+def check_reinforcement_file(
+    store: ObjectStore,
+    key: str,
+    *,
+    file_id: str,
+    param: FileField,
+    tokenizer: ChatTokenizer,
+    max_seq_len: int,
+) -> FileStats:
+    """Render every prompt of a reinforcement JSONL file as the trainer samples it (with
+    the generation prompt); the first bad line raises. Nothing is trained on the prompt
+    itself, so `trained_tokens` counts none."""
+
+    def encode(example: Any) -> tuple[int, int, int, int]:
+        hits = tokenizer.special_token_hits(example)
+        if hits:
+            raise ExampleError(f"{hits[0]}: special tokens are not allowed in message text")
+        text = tokenizer.render(
+            example["messages"], example.get("tools"), add_generation_prompt=True,
+            template_kwargs=example.get("chat_template_kwargs"),
+        )  # fmt: skip
+        size = len(tokenizer.tokenizer.encode(text, add_special_tokens=False).ids)
+        if size >= max_seq_len:
+            raise ExampleError(
+                f"the prompt is {size} tokens long, leaving no room for an answer within the "
+                f"model's limit of {max_seq_len}; shorten it"
+            )
+        return 1, size, 0, size
+
+    wrong = (
+        "reinforcement fine-tuning needs prompts: `messages` ending with a user or developer "
+        "message (the model answers it), plus any fields the grader reads"
+    )
+    return _check_file(store, key, file_id, param, "reinforcement", wrong, encode)
 
 
 def _check_file(

@@ -244,7 +244,11 @@ class ListFineTuningJobEventsResponse(ListPage[FineTuningJobEvent]):
 
 class CheckpointMetrics(BaseModel):
     """Only the metrics measured at the step (`StepMetrics`' fields and the step): OpenAI's
-    schema has no null for them."""
+    schema has no null for them. OpenAI's `metrics` object is open: a reinforcement job's
+    checkpoints add the reward means and `train_reward/<name>`, `valid_reward/<name>` per
+    sub-grader (the extra keys)."""
+
+    model_config = ConfigDict(extra="allow")
 
     step: float | None = omitted_if_none()
     train_loss: float | None = omitted_if_none()
@@ -258,11 +262,9 @@ class CheckpointMetrics(BaseModel):
     train_reward_accuracy: float | None = omitted_if_none()
     valid_reward_margin: float | None = omitted_if_none()
     valid_reward_accuracy: float | None = omitted_if_none()
-    # Reinforcement's; a multi grader's sub-rewards follow as `train_reward/<name>` (extra keys)
+    # Reinforcement's (OpenAI's RFT dashboard shows them; its schema names none)
     train_reward_mean: float | None = omitted_if_none()
     valid_reward_mean: float | None = omitted_if_none()
-
-    model_config = ConfigDict(extra="allow")
 
 
 class FineTuningJobCheckpoint(BaseModel):

@@ -179,3 +179,60 @@ def evaluated(
         )  # fmt: skip
         attach_report(session, open_store(store_url), job, report)
         return report
+
+
+GRADER = {"type": "string_check", "name": "exact", "operation": "eq",
+          "input": "{{sample.output_text}}", "reference": "{{item.answer}}"}  # fmt: skip
+
+
+def reward(step: int) -> float:
+    return round(min(1.0, 0.2 + step / 15), 4)
+
+
+def create_rft_job(url: str, key: str, steps: int, data_dir: Path, store_url: str) -> str:
+    """A running reinforcement job (a string_check grader, 10 prompts) with `steps` metrics
+    events carrying reward means, a validation reward every `VALID_EVERY` steps, and a
+    checkpoint at the last step."""
+    from contracts.layout import ADAPTER
+    from contracts.messages import StepMetrics
+    from contracts.store import open_store
+    from service.db.tables import FineTuningJob
+    from service.jobs import service as jobs
+    from service.jobs.status import JobStatus
+    from service.models import lifecycle
+
+    prompts = [{"messages": [{"role": "user", "content": f"{i} + {i}?"}], "answer": str(2 * i)}
+               for i in range(10)]  # fmt: skip
+    with api(url, key) as http:
+        up = http.post(
+            "/v1/files",
+            files={"file": ("prompts.jsonl", "".join(json.dumps(p) + "\n" for p in prompts))},
+            data={"purpose": "fine-tune"},
+        )
+        up.raise_for_status()
+        method = {"type": "reinforcement", "reinforcement": {"grader": GRADER}}
+        body = {"model": "whetstone-tiny", "training_file": up.json()["id"], "method": method}
+        created = http.post("/v1/fine_tuning/jobs", json=body)
+        created.raise_for_status()
+        job_id = str(created.json()["id"])
+    with db(data_dir) as session:
+        job = session.get(FineTuningJob, job_id)
+        assert job is not None
+        jobs.transition(session, job, JobStatus.QUEUED)
+        jobs.record_hyperparameters(job, {"n_epochs": 2, "batch_size": 1,
+                                          "learning_rate_multiplier": 0.25,
+                                          "compute_multiplier": 1.0, "eval_interval": 5,
+                                          "eval_samples": 1})  # fmt: skip
+        jobs.transition(session, job, JobStatus.RUNNING)
+        for step in range(1, steps + 1):
+            valid = reward(step) - 0.05 if step % VALID_EVERY == 0 else None
+            jobs.add_metrics_event(session, job, step, steps, {
+                "train_loss": 0.01, "train_reward_mean": reward(step),
+                "valid_reward_mean": valid, "train_reward/exact": reward(step),
+            })  # fmt: skip
+        metrics = StepMetrics(train_loss=0.01, train_reward_mean=reward(steps),
+                              valid_reward_mean=reward(steps) - 0.05)  # fmt: skip
+        row = jobs.register_checkpoint(session, job, steps, metrics)
+        name, adapter = row.fine_tuned_model_checkpoint, row.store_key + ADAPTER
+        lifecycle.publish(session, open_store(store_url), job, name, "checkpoint", adapter)
+    return job_id

@@ -93,6 +93,30 @@ def test_the_chart_of_a_running_job_updates_while_it_runs(dashboard: Dashboard, 
     page.wait_for_selector("#loss-chart[data-points='24']", timeout=10_000)  # polled in ~3 s
 
 
+@pytest.mark.usefixtures("chart_library")
+def test_a_reinforcement_job_charts_its_rewards(dashboard: Dashboard, page: Any) -> None:
+    from service.settings import Settings
+
+    data_dir = dashboard.server.data_dir
+    store_url = Settings(data_dir=data_dir).resolved_object_store_url
+    job_id = standins.create_rft_job(dashboard.url, dashboard.server.key_a, 20, data_dir, store_url)
+    log_in(page, dashboard.url, dashboard.server.key_a, f"ui/#/jobs/{job_id}")
+    page.wait_for_selector("#loss-chart[data-kind=reward][data-points='24']")  # 20 + 4 valid
+    assert page.evaluate("Chart.getChart('loss-chart').data.datasets.map(d => d.label)") == [
+        "train reward", "validation reward",
+    ]  # fmt: skip
+    assert page.evaluate("Chart.getChart('loss-chart').data.datasets[0].data.at(-1).y") == (
+        standins.reward(20)
+    )
+    assert canvas_ink(page, "#loss-chart") > 1000
+    assert "Reward" in page.inner_text("h2:near(#loss-chart)")
+    assert "reward" in page.inner_text("#chart-note")
+    checkpoints = page.inner_text("#checkpoints")
+    assert "train reward" in checkpoints.lower() and f"{standins.reward(20):.4f}" in checkpoints
+    assert "grader" in page.inner_text("#hyperparameters")
+    assert "eval_interval" in page.inner_text("#hyperparameters")
+
+
 def test_cancel_a_running_job_with_the_button(dashboard: Dashboard, page: Any) -> None:
     job_id = standins.create_job(dashboard.url, dashboard.server.key_a, "cancel-me")
     standins.start_running(dashboard.server.data_dir, job_id, 5)

@@ -64,6 +64,8 @@ CASES: list[Case] = [
         (1,),
         "not a text part",
     ),
+    # A line ending with a user message is a reinforcement prompt (valid): one that ends
+    # with a system message has nothing to train on nor to answer.
     Case("no_assistant", _chat(U, S), (1,), "no assistant message"),
     Case(
         "all_weights_zero",

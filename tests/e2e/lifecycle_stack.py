@@ -91,14 +91,16 @@ def start_stack(
     base_model_dir: Path,
     database_url: str | None = None,
     more_models: dict[str, Path] | None = None,
+    max_seq_len: int = 1024,
     **settings: str,
 ) -> Iterator[Stack]:
-    """The stack with `whetstone-tiny` (and `more_models`, name -> folder) registered."""
+    """The stack with `whetstone-tiny` (and `more_models`, name -> folder) registered, each
+    with `max_seq_len`; `settings` (`scheduler_lease_seconds="120"`) override the stack's."""
     port = free_port()
     registry = data_dir / "models.yaml"
     models = {"whetstone-tiny": base_model_dir, **(more_models or {})}
     registry.write_text("models:\n" + "".join(
-        f"  - name: {name}\n    path: {path}\n    max_seq_len: 1024\n"
+        f"  - name: {name}\n    path: {path}\n    max_seq_len: {max_seq_len}\n"
         for name, path in models.items()
     ))  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHETSTONE_")}
@@ -112,8 +114,8 @@ def start_stack(
         WHETSTONE_SCHEDULER_CHECKPOINT_EVERY_STEPS="3",
         WHETSTONE_TRAINER_KILL_GRACE_SECONDS="5",
         **({"WHETSTONE_DATABASE_URL": database_url} if database_url else {}),
-        **{f"WHETSTONE_{k.upper()}": v for k, v in settings.items()},
     )
+    env.update({f"WHETSTONE_{k.upper()}": v for k, v in settings.items()})  # may override
     stack = Stack(data_dir, env, create_key(env, "alpha"), port)
     stack.start_api()
     stack.start_scheduler()

@@ -275,7 +275,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
     ("model", {"model": "gpt-4o-mini"}, "model"),
     ("training_file", {"training_file": "file-nosuch"}, "training_file"),
     ("validation_file", {"validation_file": "file-nosuch"}, "validation_file"),
-    ("reinforcement", {"method": {"type": "reinforcement"}}, "method.type"),
+    ("reinforcement", {"method": {"type": "reinforcement"}}, "method.reinforcement.grader"),
     ("method_type", {"method": {"type": "magic"}}, "method.type"),
     ("other_block", {"method": {"type": "supervised", "dpo": {}}}, "method.dpo"),
     ("n_epochs_0", {"method": supervised(n_epochs=0)}, f"{HP}.n_epochs"),

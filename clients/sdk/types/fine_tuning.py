@@ -24,6 +24,11 @@ class Hyperparameters(APIObject):
     learning_rate_multiplier: float | Auto | None = None
     n_epochs: int | Auto | None = None
     beta: float | Auto | None = None
+    # reinforcement jobs
+    compute_multiplier: float | Auto | None = None
+    eval_interval: int | Auto | None = None
+    eval_samples: int | Auto | None = None
+    reasoning_effort: str | None = None
 
 
 class SupervisedMethod(APIObject):
@@ -34,10 +39,18 @@ class DpoMethod(APIObject):
     hyperparameters: Hyperparameters | None = None
 
 
+class ReinforcementMethod(APIObject):
+    """The grader as the job was given it (OpenAI's grader objects, as JSON)."""
+
+    grader: dict[str, Any] | None = None
+    hyperparameters: Hyperparameters | None = None
+
+
 class Method(APIObject):
     type: str
     supervised: SupervisedMethod | None = None
     dpo: DpoMethod | None = None
+    reinforcement: ReinforcementMethod | None = None
 
 
 class WandbIntegration(APIObject):
@@ -95,6 +108,20 @@ class Metrics(APIObject):
     train_reward_accuracy: float | None = None
     valid_reward_margin: float | None = None
     valid_reward_accuracy: float | None = None
+    # reinforcement jobs (and `train_reward/<name>`, `valid_reward/<name>` per sub-grader,
+    # kept as extra fields: `sub_rewards()`)
+    train_reward_mean: float | None = None
+    valid_reward_mean: float | None = None
+
+    def sub_rewards(self) -> dict[str, float]:
+        """A multi grader's mean reward per sub-grader: `train_reward/<name>` and
+        `valid_reward/<name>` keys."""
+        extra = self.model_extra or {}
+        return {
+            k: float(v)
+            for k, v in extra.items()
+            if k.startswith(("train_reward/", "valid_reward/")) and isinstance(v, int | float)
+        }
 
 
 class FineTuningJobEvent(APIObject):

@@ -4,7 +4,7 @@
 import {
   api, ApiError, BASE_MODEL_OWNER, clearKey, download, getKey, listAll, setKey, streamChat,
 } from "./api.js";
-import { loadChart, lossChart, lossSeries } from "./chart.js";
+import { chartKind, KINDS, loadChart, lossChart, lossSeries } from "./chart.js";
 import { checkJsonl } from "./jsonl.js";
 
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -226,6 +226,8 @@ function hyperparametersOf(job) {
   const hp = (type && job.method?.[type]?.hyperparameters) || job.hyperparameters || {};
   const rows = Object.entries(hp).map(([k, v]) => [k, v]);
   if (type) rows.unshift(["method", type]);
+  const grader = type === "reinforcement" ? job.method.reinforcement?.grader : null;
+  if (grader) rows.splice(1, 0, ["grader", `${grader.type} ${grader.name ?? ""}`.trim()]);
   if (job.learning_rate !== undefined && job.learning_rate !== null) rows.push(["learning_rate", job.learning_rate]);
   if (job.lora) for (const [k, v] of Object.entries(job.lora)) rows.push([`lora.${k}`, Array.isArray(v) ? v.join(", ") : v]);
   if (job.seed !== undefined && job.seed !== null) rows.push(["seed", job.seed]);
@@ -248,7 +250,8 @@ function renderJob(jobId) {
   const hyper = h("div", { class: "card", id: "hyperparameters" });
   const canvas = h("canvas", { id: "loss-chart", "aria-label": "training and validation loss by step" });
   const chartNote = h("div", { id: "chart-note", class: "small muted" });
-  const chartCard = h("div", { class: "card" }, h("h2", {}, "Loss"), h("div", { class: "chart-box" }, canvas), chartNote);
+  const chartTitle = h("h2", {}, "Loss");
+  const chartCard = h("div", { class: "card" }, chartTitle, h("div", { class: "chart-box" }, canvas), chartNote);
   const checkpoints = h("div", { class: "card table-wrap", id: "checkpoints" }, h("h2", {}, "Checkpoints"));
   const results = h("div", { class: "card", id: "result-files" }, h("h2", {}, "Result files"));
   const evaluation = h("div", { class: "card table-wrap", id: "evaluation", hidden: "" });
@@ -391,19 +394,21 @@ function renderJob(jobId) {
     if (all.length === 0) eventsList.append(h("li", { class: "muted" }, "No events yet."));
   }
 
-  function showCheckpoints(list) {
+  function showCheckpoints(list, kind) {
+    const keys = KINDS[kind];
+    const name = kind === "reward" ? "reward" : "loss";
     const rows = list.map((c) =>
       h("tr", { "data-checkpoint": c.id },
         h("td", { class: "num" }, c.step_number),
-        h("td", { class: "num" }, fmtLoss(c.metrics?.train_loss)),
-        h("td", { class: "num wide-only" }, fmtLoss(c.metrics?.valid_loss)),
+        h("td", { class: "num" }, fmtLoss(c.metrics?.[keys.train])),
+        h("td", { class: "num wide-only" }, fmtLoss(c.metrics?.[keys.valid])),
         h("td", { class: "id" }, h("div", { class: "mono small" }, c.fine_tuned_model_checkpoint),
           h("a", { href: playgroundLink(c.fine_tuned_model_checkpoint), class: "chat-link" }, "chat with this"))));
     checkpoints.replaceChildren(
       h("h2", {}, "Checkpoints"),
       list.length === 0 ? h("p", { class: "muted" }, "None yet.") : h("table", {},
-        h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Step"), h("th", { class: "num" }, "Train loss"),
-          h("th", { class: "num wide-only" }, "Valid loss"), h("th", {}, "Model"))),
+        h("thead", {}, h("tr", {}, h("th", { class: "num" }, "Step"), h("th", { class: "num" }, `Train ${name}`),
+          h("th", { class: "num wide-only" }, `Valid ${name}`), h("th", {}, "Model"))),
         h("tbody", {}, rows)),
     );
   }
@@ -423,13 +428,17 @@ function renderJob(jobId) {
     }
     showJob(job);
     showEvents(all);
-    showCheckpoints(ckpts);
+    const kind = chartKind(job); // a reinforcement job's chart is its mean rewards
+    const label = KINDS[kind].label;
+    chartTitle.textContent = kind === "reward" ? "Reward" : "Loss";
+    canvas.setAttribute("aria-label", `training and validation ${label} by step`);
+    showCheckpoints(ckpts, kind);
     await chartReady;
-    const series = lossSeries(all);
-    if (chart) chart.update(series);
+    const series = lossSeries(all, kind);
+    if (chart) chart.update(series, kind);
     if (!chartFailed) {
       const last = series.train.at(-1);
-      chartNote.textContent = last ? `${series.train.length} training points; last step ${last.x}, loss ${fmtLoss(last.y)}${series.valid.length ? `; ${series.valid.length} validation points` : ""}.` : "No metrics yet: the curve starts with the first training step.";
+      chartNote.textContent = last ? `${series.train.length} training points; last step ${last.x}, ${label} ${fmtLoss(last.y)}${series.valid.length ? `; ${series.valid.length} validation points` : ""}.` : "No metrics yet: the curve starts with the first training step.";
     }
     return !FINAL.has(job.status); // a finished job's numbers no longer change
   });

@@ -1,4 +1,4 @@
-// The loss chart, drawn with Chart.js from npm (served at /ui/vendor/chart.js/ from
+// The loss (or reward) chart, drawn with Chart.js from npm (served at /ui/vendor/chart.js/ from
 // node_modules). Without it (npm not run) the page says so and shows the numbers only.
 
 const SRC = "/ui/vendor/chart.js/chart.umd.min.js";
@@ -17,20 +17,32 @@ export function loadChart() {
   return loading;
 }
 
-/** `{train: [{x, y}], valid: [{x, y}]}` from a job's `metrics` events, by step. */
-export function lossSeries(events) {
+/** What a chart plots: the losses, or a reinforcement job's mean grader rewards. */
+export const KINDS = {
+  loss: { train: "train_loss", valid: "valid_loss", label: "loss" },
+  reward: { train: "train_reward_mean", valid: "valid_reward_mean", label: "reward" },
+};
+
+/** The kind of chart for a job: rewards for a reinforcement job, losses for the others. */
+export const chartKind = (job) => (job?.method?.type === "reinforcement" ? "reward" : "loss");
+
+/** `{train: [{x, y}], valid: [{x, y}]}` from a job's `metrics` events, by step: the losses,
+ * or with `kind` "reward" the mean rewards. */
+export function lossSeries(events, kind = "loss") {
+  const keys = KINDS[kind];
   const train = new Map();
   const valid = new Map();
   for (const e of events) {
     if (e.type !== "metrics" || !e.data || typeof e.data.step !== "number") continue;
-    if (typeof e.data.train_loss === "number") train.set(e.data.step, e.data.train_loss);
-    if (typeof e.data.valid_loss === "number") valid.set(e.data.step, e.data.valid_loss);
+    if (typeof e.data[keys.train] === "number") train.set(e.data.step, e.data[keys.train]);
+    if (typeof e.data[keys.valid] === "number") valid.set(e.data.step, e.data[keys.valid]);
   }
   const points = (m) => [...m].sort((a, b) => a[0] - b[0]).map(([x, y]) => ({ x, y }));
   return { train: points(train), valid: points(valid) };
 }
 
-/** A line chart on `canvas`; `update(series)` redraws it with new points. */
+/** A line chart on `canvas`; `update(series, kind)` redraws it with new points (and the
+ * labels of `kind`, "loss" or "reward"). */
 export function lossChart(Chart, canvas) {
   const chart = new Chart(canvas, {
     type: "line",
@@ -55,11 +67,16 @@ export function lossChart(Chart, canvas) {
   });
   return {
     chart,
-    update(series) {
+    update(series, kind = "loss") {
+      const label = KINDS[kind].label;
+      chart.data.datasets[0].label = `train ${label}`;
+      chart.data.datasets[1].label = `validation ${label}`;
+      chart.options.scales.y.title.text = label;
       chart.data.datasets[0].data = series.train;
       chart.data.datasets[1].data = series.valid;
       chart.update("none");
       canvas.dataset.points = String(series.train.length + series.valid.length);
+      canvas.dataset.kind = kind;
     },
     destroy: () => chart.destroy(),
   };

@@ -13,6 +13,7 @@ from service.scheduler.validation import (
     chat_tokenizer,
     check_chat_file,
     check_preference_file,
+    check_reinforcement_file,
 )
 
 
@@ -141,3 +142,45 @@ def test_chat_lines_in_a_dpo_training_file(tmp_path: Path, base_model_dir: Path)
     with pytest.raises(FileValidationError) as caught:
         _check_preferences(store, base_model_dir)
     assert "line 1" in caught.value.message and "preference examples" in caught.value.message
+
+
+def _prompt(question: str, **fields: object) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": question}], **fields}
+
+
+def _check_prompts(store: LocalStore, base_model_dir: Path, max_seq_len: int = 1024):  # type: ignore[no-untyped-def]
+    return check_reinforcement_file(
+        store, "files/file-x", file_id="file-x", param="training_file",
+        tokenizer=chat_tokenizer(str(base_model_dir)), max_seq_len=max_seq_len,
+    )  # fmt: skip
+
+
+def test_reinforcement_file_counts_its_prompts(tmp_path: Path, base_model_dir: Path) -> None:
+    store = LocalStore(tmp_path)
+    _write(store, "files/file-x", [_prompt(f"Question {i}?", answer=str(i)) for i in range(12)])
+    stats = _check_prompts(store, base_model_dir)
+    assert stats.examples == 12 and stats.tokens > 12 and stats.trained_tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        (_example("Question?", "An answer to train on."), "a chat example"),
+        (_prompt("Say <|end|> please"), "<|end|>"),
+        (_prompt("word " * 200), "leaving no room for an answer within the model's limit of 64"),
+        ({"messages": []}, "line 4"),
+    ],
+    ids=["chat_line", "special_token", "too_long", "no_messages"],
+)
+def test_a_bad_reinforcement_line_fails_with_its_line_number(
+    tmp_path: Path, base_model_dir: Path, bad: dict[str, object], said: str
+) -> None:
+    store = LocalStore(tmp_path)
+    prompts = [_prompt(f"Question {i}?", answer=str(i)) for i in range(12)]
+    prompts[3] = bad
+    _write(store, "files/file-x", prompts)
+    with pytest.raises(FileValidationError) as caught:
+        _check_prompts(store, base_model_dir, max_seq_len=64)
+    error = caught.value
+    assert (error.code, error.param) == ("invalid_training_file", "training_file")
+    assert "line 4" in error.message and said in error.message, error.message

@@ -299,3 +299,79 @@ def test_jobs_checkpoints_rounds_the_trainers_losses(standin: StandIn) -> None:
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if "ckpt-step-400" in line)
     assert row.split()[2:4] == ["0.0519", "-"]
+
+
+GRADER = {"type": "string_check", "name": "exact", "operation": "eq",
+          "input": "{{sample.output_text}}", "reference": "{{item.answer}}"}  # fmt: skip
+
+
+def test_jobs_create_reinforcement_sends_the_grader_file(standin: StandIn, tmp_path: Path) -> None:
+    standin.script("POST", "/fine_tuning/jobs", Reply(200, JOB))
+    grader = tmp_path / "grader.json"
+    grader.write_text(json.dumps(GRADER))
+    args = ["jobs", "create", "--model", "whetstone-tiny", "--training-file", "file-abc",
+            "--method", "reinforcement", "--grader", str(grader), "--epochs", "2",
+            "--eval-interval", "5", "--compute-multiplier", "2", "--reasoning-effort", "low",
+            "--json"]  # fmt: skip
+    result = run(standin, *args)
+    assert result.returncode == 0, result.stderr
+    hyper = {"n_epochs": 2, "compute_multiplier": 2.0, "eval_interval": 5,
+             "reasoning_effort": "low"}  # fmt: skip
+    assert standin.requests[0].json()["method"] == {
+        "type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": hyper},
+    }  # fmt: skip
+
+
+def test_jobs_create_reinforcement_needs_a_readable_grader(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    base = ["jobs", "create", "--model", "m", "--training-file", "f"]
+    missing = run(standin, *base, "--method", "reinforcement")
+    assert missing.returncode == 2 and "needs a grader" in missing.stderr
+    bad = tmp_path / "grader.json"
+    bad.write_text("{not json")
+    unreadable = run(standin, *base, "--method", "reinforcement", "--grader", str(bad))
+    assert unreadable.returncode == 2 and "cannot read" in unreadable.stderr
+    bad.write_text(json.dumps(GRADER))
+    supervised = run(standin, *base, "--grader", str(bad))
+    assert supervised.returncode == 2 and "only --method reinforcement" in supervised.stderr
+    assert standin.requests == []  # nothing was sent
+
+
+def test_jobs_checkpoints_of_a_reinforcement_job_show_rewards(standin: StandIn) -> None:
+    checkpoint = {
+        "id": "ftckpt-1", "object": "fine_tuning.job.checkpoint", "created_at": 1700000000,
+        "fine_tuning_job_id": "ftjob-1", "step_number": 8,
+        "fine_tuned_model_checkpoint": "ft:whetstone-tiny:default:v:1:ckpt-step-8",
+        "metrics": {"step": 8, "train_loss": 0.01, "train_reward_mean": 0.8125,
+                    "valid_reward_mean": 0.75, "train_reward/exact": 0.8125},
+    }  # fmt: skip
+    page = {"object": "list", "data": [checkpoint], "has_more": False}
+    standin.script("GET", "/fine_tuning/jobs/ftjob-1/checkpoints", Reply(200, page))
+    result = run(standin, "jobs", "checkpoints", "ftjob-1")
+    assert result.returncode == 0, result.stderr
+    assert "TRAIN REWARD" in result.stdout and "VALID REWARD" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "ckpt-step-8" in line)
+    assert row.split()[2:6] == ["0.0100", "-", "0.8125", "0.7500"]
+
+
+def test_the_live_view_of_a_reinforcement_job_shows_its_reward() -> None:
+    """`jobs follow`'s progress line and sparklines (the terminal itself: the tests above)."""
+    from clients.cli.follow import Tracker
+    from clients.sdk.types import FineTuningJobEvent
+
+    tracker = Tracker()
+    for step, reward in enumerate((0.25, 0.5, 0.75), start=1):
+        data = {"step": step, "total_steps": 3, "train_loss": 0.1, "train_reward_mean": reward,
+                "train_reward/exact": reward}  # fmt: skip
+        event = FineTuningJobEvent.model_validate({
+            "id": f"e{step}", "created_at": step, "level": "info", "type": "metrics",
+            "message": f"Step {step}/3", "data": data,
+        })  # fmt: skip
+        assert event.metrics is not None
+        assert event.metrics.sub_rewards() == {"train_reward/exact": reward}
+        tracker.add(event, event.metrics)
+    assert tracker.loss() == "0.1000  reward 0.7500"
+    loss_line, reward_line = tracker.sparklines().splitlines()
+    assert loss_line.startswith("loss ") and reward_line.startswith("reward ")
+    assert reward_line[-1] == "█" and reward_line[-3] != "█"  # rising

@@ -31,8 +31,22 @@ def test_old_jobs_without_method_keep_their_top_level_hyperparameters() -> None:
     old = job(hyperparameters={"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 1.8})
     assert method_of(old) == {"type": "supervised", "supervised": {"hyperparameters": {
         "n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 1.8}}}  # fmt: skip
-    with pytest.raises(Skip, match="reinforcement"):
+    with pytest.raises(Skip, match="no grader"):
         method_of(job(method={"type": "reinforcement", "reinforcement": {}}))
+
+
+def test_reinforcement_jobs_move_with_their_grader_and_hyperparameters() -> None:
+    grader = {"type": "string_check", "name": "exact", "operation": "eq",
+              "input": "{{sample.output_text}}", "reference": "{{item.answer}}"}  # fmt: skip
+    hyper = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 1.0,
+             "compute_multiplier": 2.0, "eval_interval": 5, "eval_samples": 3,
+             "reasoning_effort": "low"}  # fmt: skip
+    rft = job(method={"type": "reinforcement",
+                      "reinforcement": {"grader": grader, "hyperparameters": hyper}})  # fmt: skip
+    assert method_of(rft) == {
+        "type": "reinforcement",
+        "reinforcement": {"grader": grader, "hyperparameters": hyper},
+    }
 
 
 def test_metadata_keeps_the_migration_keys_within_the_limits() -> None:

@@ -14,6 +14,7 @@ from service.jobs.hyperparameters import (
     FineTuneMethod,
     SupervisedHyperparameters,
     normalize_method,
+    with_learning_rate,
     with_resolved,
 )
 
@@ -58,11 +59,14 @@ def test_beta_is_not_a_supervised_hyperparameter() -> None:
     assert info.value.errors()[0]["loc"] == ("beta",)
 
 
-def test_reinforcement_is_refused_on_method_type() -> None:
-    with pytest.raises(ValidationError) as info:
-        FineTuneMethod.model_validate({"type": "reinforcement"})
-    assert info.value.errors()[0]["loc"] == ("type",)
-    assert "reinforcement" in info.value.errors()[0]["msg"]
+def test_reinforcement_without_a_grader_names_the_grader() -> None:
+    method = FineTuneMethod.model_validate({"type": "reinforcement"})
+    with pytest.raises(InvalidRequest) as info:
+        normalize_method(method, None)
+    assert info.value.param == "method.reinforcement.grader"
+    with pytest.raises(ValidationError) as shape:
+        FineTuneMethod.model_validate({"type": "reinforcement", "reinforcement": {}})
+    assert shape.value.errors()[0]["loc"] == ("reinforcement", "grader")
 
 
 def test_legacy_hyperparameters_map_to_supervised() -> None:
@@ -126,3 +130,39 @@ def test_with_resolved_gives_dpo_a_beta() -> None:
 def test_with_resolved_checks_ranges() -> None:
     with pytest.raises(ValidationError):
         with_resolved(normalize_method(None, None), {"n_epochs": 0})
+
+
+GRADER = {"type": "string_check", "name": "exact", "operation": "eq",
+          "input": "{{sample.output_text}}", "reference": "{{item.answer}}"}  # fmt: skip
+
+
+def test_a_reinforcement_method_keeps_its_grader_through_resolution_and_learning_rate() -> None:
+    given = {"eval_samples": 4, "reasoning_effort": "high"}
+    method = normalize_method(
+        FineTuneMethod.model_validate(
+            {"type": "reinforcement",
+             "reinforcement": {"grader": GRADER, "hyperparameters": given}}
+        ),
+        None,
+    )  # fmt: skip
+    with_rate = with_learning_rate(method, 1e-4)
+    values = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 0.25,
+              "compute_multiplier": 1.0, "eval_interval": 6, "eval_samples": 1}  # fmt: skip
+    reported = with_resolved(with_rate, values).model_dump(mode="json")
+    assert reported == {"type": "reinforcement", "reinforcement": {
+        "grader": GRADER,  # as given: no field filled in
+        "hyperparameters": {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 0.5,
+                            "compute_multiplier": 1.0, "eval_interval": 6, "eval_samples": 4,
+                            "reasoning_effort": "high"},
+    }}  # fmt: skip
+    again = FineTuneMethod.model_validate(reported)  # as the job row stores it
+    assert again.model_dump(mode="json") == reported
+
+
+def test_reinforcement_takes_no_legacy_hyperparameters() -> None:
+    method = FineTuneMethod.model_validate(
+        {"type": "reinforcement", "reinforcement": {"grader": GRADER}}
+    )
+    with pytest.raises(InvalidRequest) as info:
+        normalize_method(method, SupervisedHyperparameters())
+    assert info.value.param == "hyperparameters"

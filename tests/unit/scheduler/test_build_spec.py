@@ -131,3 +131,26 @@ def test_a_job_without_wandb_gets_neither_the_run_nor_the_key(tmp_path: Path) ->
     assert _spec(ctx, _job()).wandb is None
     assert trainer_secrets(ctx, wandb=False) == {}
     assert "WANDB_BASE_URL" not in trainer_env(ctx, wandb=False)
+
+
+GRADER = {"type": "string_check", "name": "exact", "operation": "eq",
+          "input": "{{sample.output_text}}", "reference": "{{item.answer}}"}  # fmt: skip
+
+
+def test_a_reinforcement_job_carries_its_grader_and_the_sandbox_limits(tmp_path: Path) -> None:
+    hp = {"n_epochs": 2, "batch_size": 1, "learning_rate_multiplier": 0.25,
+          "compute_multiplier": 1.5, "eval_interval": 3, "eval_samples": 2,
+          "reasoning_effort": "low"}  # fmt: skip
+    method = {"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": hp}}
+    ctx = _context(tmp_path, grader_python_wall_seconds=5, grader_python_memory_mb=256)
+    spec = _spec(ctx, _job(method=method), lines=200)
+    assert spec.method.type == "reinforcement" and spec.method.grader is not None
+    assert spec.method.grader.model_dump(exclude_unset=True) == GRADER
+    rl = spec.method.reinforcement
+    assert rl is not None and spec.hyperparameters is rl
+    assert (rl.n_epochs, rl.batch_size, rl.learning_rate_multiplier) == (2, 1, 0.25)
+    assert (rl.compute_multiplier, rl.eval_interval, rl.eval_samples) == (1.5, 3, 2)
+    assert rl.reasoning_effort == "low" and rl.samples_per_prompt == 6
+    assert spec.grader_limits.wall_seconds == 5
+    assert spec.grader_limits.memory_bytes == 256 * 1024 * 1024
+    assert spec.held_out_lines == []  # its prompts have no reference answer to evaluate

@@ -9,7 +9,9 @@ from service.scheduler.hyperparameters import (
     auto_epochs,
     auto_learning_rate_multiplier,
     resolve,
+    resolve_reinforcement,
 )
+from serving.launcher import AutoHyperparameters
 
 
 @pytest.mark.parametrize(
@@ -68,3 +70,34 @@ def test_a_base_models_own_auto_replaces_the_rules_but_not_the_users_values() ->
     # A family that wants a lower rate sets only that; its epochs follow OpenAI's rule.
     lower = resolve({}, 16, AutoHyperparameters(learning_rate_multiplier=0.5))
     assert (lower.n_epochs, lower.learning_rate_multiplier) == (6, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("n", "epochs", "batch", "interval"),
+    [
+        (10, 3, 1, 6),  # ceil(30 / 10) epochs of 10 steps: 30 steps, a validation every 6
+        (12, 3, 1, 8),  # 36 steps
+        (5, 6, 1, 6),
+        (16, 2, 2, 4),  # 16 / 8 = 2 prompts a step
+        (64, 1, 8, 2),  # 8 steps
+        (10_000, 1, 8, 250),
+    ],
+)
+def test_reinforcement_auto_rules(n: int, epochs: int, batch: int, interval: int) -> None:
+    values = resolve_reinforcement({}, n)
+    assert values == {
+        "n_epochs": epochs, "batch_size": batch, "learning_rate_multiplier": 0.25,
+        "compute_multiplier": 1.0, "eval_interval": interval, "eval_samples": 1,
+    }  # fmt: skip
+
+
+def test_reinforcement_keeps_given_values_and_the_models_own_rate() -> None:
+    given = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": "auto",
+             "compute_multiplier": 2.5, "eval_interval": "auto", "eval_samples": 3,
+             "reasoning_effort": "high"}  # fmt: skip
+    own = AutoHyperparameters(n_epochs=25, learning_rate_multiplier=10)
+    values = resolve_reinforcement(given, 40, own)
+    assert values == {
+        "n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 10.0,
+        "compute_multiplier": 2.5, "eval_interval": 4, "eval_samples": 3,
+    }  # fmt: skip  # 20 steps; the model's own epochs are for supervised jobs only
