@@ -35,7 +35,8 @@ FOOTER = "\n".join(
         "| process | variables |",
         "|---|---|",
         "| trainer (`python -m trainer run`) | `WHETSTONE_S3_ENDPOINT_URL`, "
-        "`WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS` (the executor sets both), boto3's own "
+        "`WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS`, `WHETSTONE_TRAINER_HEARTBEAT_SECONDS` "
+        "(the executor sets them; heartbeats a quarter of the lease apart), boto3's own "
         "(`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`), and for jobs "
         "with a `wandb` integration wandb's own (`WANDB_API_KEY`, `WANDB_BASE_URL`, "
         "`WANDB_MODE`, `WANDB_DIR`, `WANDB_INIT_TIMEOUT`) |",

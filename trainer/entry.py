@@ -6,10 +6,11 @@ or stopped by SIGTERM after a checkpoint), `EXIT_BAD_INPUT` (2) bad spec or bad 
 
 The only environment this reads: `WHETSTONE_S3_ENDPOINT_URL` (an S3-compatible endpoint such
 as MinIO), `WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS` (how long one progress report is
-retried, default 600) and what boto3 and wandb read themselves (`AWS_ACCESS_KEY_ID`,
-`AWS_SECRET_ACCESS_KEY`, `WANDB_API_KEY`, `WANDB_BASE_URL`, ...). A report the service
-refuses (the attempt is no longer current) or cannot take in that time stops the trainer
-with `EXIT_LOST` (a crash: the service retries the job from its last checkpoint).
+retried, default 600), `WHETSTONE_TRAINER_HEARTBEAT_SECONDS` (between heartbeats, default
+30; the service sets a quarter of its lease) and what boto3 and wandb read themselves
+(`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `WANDB_API_KEY`, `WANDB_BASE_URL`, ...).
+A report the service refuses (the attempt is no longer current) or cannot take in that time
+stops the trainer with `EXIT_LOST` (a crash: the service retries the job from its last checkpoint).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from contracts.messages import EXIT_BAD_INPUT, EXIT_OK, Failed
 from contracts.spec import JobSpec
 from contracts.store import ObjectNotFound, split_url
 from trainer.progress import (
+    HEARTBEAT_SECONDS,
     REPORT_MAX_WAIT_SECONDS,
     Channel,
     HttpChannel,
@@ -36,6 +38,7 @@ from trainer.progress import (
 
 ENDPOINT_ENV = "WHETSTONE_S3_ENDPOINT_URL"
 REPORT_MAX_WAIT_ENV = "WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS"
+HEARTBEAT_ENV = "WHETSTONE_TRAINER_HEARTBEAT_SECONDS"
 EXIT_LOST = 3
 """The progress channel is gone (refused or unreachable): a crash, retried by the service."""
 
@@ -82,7 +85,9 @@ def run_command(spec_url: str, report_url: str | None = None, token: str | None 
     if report_url:
         max_wait = float(os.environ.get(REPORT_MAX_WAIT_ENV) or REPORT_MAX_WAIT_SECONDS)
         channel = HttpChannel(report_url, token or "", max_wait=max_wait)
-    progress = Progress(channel)
+    progress = Progress(
+        channel, heartbeat_seconds=float(os.environ.get(HEARTBEAT_ENV) or HEARTBEAT_SECONDS)
+    )
     try:
         return _run(spec_url, progress, os.environ.get(ENDPOINT_ENV) or None)
     except (ReportRefused, ServiceUnreachable) as e:

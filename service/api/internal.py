@@ -36,12 +36,11 @@ from service.auth import bearer_key
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
 from service.deps import Services, ServicesDep
-from service.errors import Authentication, InvalidRequest, ServiceError
+from service.errors import Authentication, BadGateway, InvalidRequest, ServiceError
 from service.graders.reach import Reach
 from service.hashing import cache_salt
 from service.jobs import attempts
 from service.scheduler.progress import handle_report
-from service.serving_client import BadGateway
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
 

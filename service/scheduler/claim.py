@@ -356,8 +356,11 @@ def wandb_run(job: FineTuningJob) -> WandbRun | None:
 
 def trainer_env(ctx: SchedulerContext, wandb: bool = False) -> dict[str, str]:
     settings = ctx.settings
+    max_wait = settings.trainer_report_max_wait_seconds
     env = {
-        "WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS": f"{settings.trainer_report_max_wait_seconds:g}"
+        "WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS": f"{max_wait:g}",
+        # four heartbeats a lease: a slow step, evaluation or upload never loses the attempt
+        "WHETSTONE_TRAINER_HEARTBEAT_SECONDS": f"{settings.scheduler_lease_seconds / 4:g}",
     }
     if settings.s3_endpoint_url:
         env["WHETSTONE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url

@@ -239,7 +239,8 @@ def test_a_trainer_gets_none_of_the_services_secrets(
     leaked = [name for name in SERVICE_SECRETS if name in env]
     assert leaked == [], "a trainer runs user-influenced code: no service secret reaches it"
     assert not [name for name in env if name.startswith("WHETSTONE_") and name not in (
-        "WHETSTONE_ATTEMPT_TOKEN", "WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS")]  # fmt: skip
+        "WHETSTONE_ATTEMPT_TOKEN", "WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS",
+        "WHETSTONE_TRAINER_HEARTBEAT_SECONDS")]  # fmt: skip
     assert {name: env.get(name) for name in NEEDED} == NEEDED
     for name in ("PATH", "HOME"):
         assert env[name] == os.environ[name]

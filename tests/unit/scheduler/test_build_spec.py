@@ -124,6 +124,8 @@ def test_a_wandb_integration_reaches_the_jobspec_and_the_key_only_the_environmen
     assert env["WANDB_BASE_URL"] == "https://wandb.example.com"
     assert "wandb-secret-key" not in env.values()
     assert env["WHETSTONE_TRAINER_REPORT_MAX_WAIT_SECONDS"] == "600"
+    # four heartbeats a lease (60 s by default): a slow step never loses the attempt
+    assert env["WHETSTONE_TRAINER_HEARTBEAT_SECONDS"] == "15"
 
 
 def test_a_job_without_wandb_gets_neither_the_run_nor_the_key(tmp_path: Path) -> None:
