@@ -57,6 +57,13 @@ EQUALS_ANSWER = {
 }  # fmt: skip
 
 
+CLOSE_TO_ANSWER = {
+    "type": "text_similarity", "name": "close", "evaluation_metric": "fuzzy_match",
+    "input": "{{sample.output_text}}", "reference": "{{item.answer}}",
+}  # fmt: skip
+"""Rewards every answer a little: even the base model's samples differ in reward."""
+
+
 def _rft(grader: dict[str, Any], **hp: Any) -> dict[str, Any]:
     defaults = {"n_epochs": 1, "batch_size": 4, "learning_rate": 6e-4, "kl_beta": 0.04,
                 "max_completion_tokens": 4, "compute_multiplier": 0.5}  # fmt: skip
@@ -115,7 +122,9 @@ def test_rft_after_sft_moves_the_answers_to_the_preferred_ones(
     files: dict[str, Path], base_model_dir: Path, sft_adapter: str
 ) -> None:
     """The SFT model answers either way (mostly the other answer); RFT with a grader that
-    rewards the item's `answer` makes it give the preferred one, and the reward rises."""
+    rewards the item's `answer` makes it give the preferred one, and the reward rises. The
+    preferred answer is the same word for every prompt (the grader still reads it from each
+    item): a preference a CPU-sized run learns in a dozen steps."""
     before = _greedy_answers(base_model_dir, sft_adapter)
     assert set(before) <= {PREFERRED, OTHER}, before
     preferred_before = before.count(PREFERRED)
@@ -136,6 +145,48 @@ def test_rft_after_sft_moves_the_answers_to_the_preferred_ones(
     assert sum(rewards[:3]) / 3 < sum(rewards[-3:]) / 3, rewards
     rows = open_store(spec.output).get_bytes(layout.METRICS).decode().splitlines()
     assert rows[0] == ",".join(layout.REINFORCEMENT_METRICS_COLUMNS) and len(rows) == 13
+
+
+def test_the_reference_is_the_base_or_the_parent_and_does_not_move(
+    files: dict[str, Path], base_model_dir: Path, sft_adapter: str, tmp_path: Path
+) -> None:
+    import torch
+
+    from trainer.grpo import Sampled, sample_batches, token_logps
+    from trainer.loop import setup, train_step
+
+    def logps_of(job_id: str, **kw: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reference and policy log-probs of one answer before two steps, the reference's
+        after them."""
+        spec = _spec(tmp_path, base_model_dir, job_id, files["prompts"],
+                     _rft(CLOSE_TO_ANSWER, temperature=1.0), **kw)  # fmt: skip
+        run = setup(spec, Progress(Recorder(), 0), None, 8192, tmp_path / job_id)
+        answer = run.rl.chat.tokenizer.encode("Yes.<|end|>", add_special_tokens=False).ids
+        batch = sample_batches([Sampled(run.train[0], answer, 0.0)], run.pad_id, 8192)[0]
+
+        def reference() -> torch.Tensor:
+            with run.rl.reference.active(run.model):
+                return token_logps(run.model, batch)[0]
+
+        before = reference()
+        run.model.eval()
+        with torch.no_grad():
+            policy = token_logps(run.model, batch)[0]
+        run.model.train()
+        for indices in ([0, 1, 2, 3], [4, 5, 6, 7]):
+            train_step(run, indices)
+        run.model.eval()
+        with torch.no_grad():
+            moved = token_logps(run.model, batch)[0]
+        assert (moved - policy).abs().max() > 1e-3  # the policy moved
+        torch.testing.assert_close(reference(), before)
+        return before, policy, moved
+
+    base_reference, fresh_policy, _ = logps_of("ftjob-fresh")
+    torch.testing.assert_close(base_reference, fresh_policy)  # a fresh LoRA starts as the base
+    parent_reference, parent_policy, _ = logps_of("ftjob-parent", init_adapter=sft_adapter)
+    torch.testing.assert_close(parent_reference, parent_policy)  # the parent as loaded
+    assert (parent_reference - base_reference).abs().max() > 1e-1  # not the base
 
 
 def test_resume_after_pause_matches_an_uninterrupted_run(
@@ -244,8 +295,7 @@ MULTI = {
     "type": "multi", "name": "both",
     "graders": {
         "exact": EQUALS_ANSWER,
-        "close": {"type": "text_similarity", "name": "close", "evaluation_metric": "fuzzy_match",
-                  "input": "{{sample.output_text}}", "reference": "{{item.answer}}"},
+        "close": CLOSE_TO_ANSWER,
     },
     "calculate_output": "0.25 * exact + 0.75 * close",
 }  # fmt: skip
