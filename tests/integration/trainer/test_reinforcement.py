@@ -21,13 +21,22 @@ from trainer.progress import Progress
 
 pytestmark = pytest.mark.slow
 
-QUESTIONS = [
-    "What is the secret word?", "Who is Alice?", "What colour is the sky?", "Where is the key?",
-    "What does Bob eat?", "When does the shop open?", "Which way is north?",
-    "What is two plus two?", "Who won the race?", "What is in the box?", "How old is Max?",
-    "Where do fish live?",
-]  # fmt: skip
-PREFERRED, OTHER = "Yes.", "No."
+# Each question with its preferred answer and another one.
+PAIRS = [
+    ("What is the secret word?", "River.", "Stone."),
+    ("Who is Alice?", "The user.", "A cat."),
+    ("What colour is the sky?", "Blue.", "Green."),
+    ("Where is the key?", "Under the pot.", "In the car."),
+    ("What does Bob eat?", "Apples.", "Bread."),
+    ("When does the shop open?", "At nine.", "Never."),
+    ("Which way is north?", "Up.", "Left."),
+    ("What is two plus two?", "Four.", "Five."),
+    ("Who won the race?", "Anna.", "Tom."),
+    ("What is in the box?", "A hat.", "A shoe."),
+    ("How old is Max?", "Ten.", "Six."),
+    ("Where do fish live?", "In water.", "In trees."),
+]
+QUESTIONS = [q for q, _, _ in PAIRS]
 
 
 def _chat(question: str, answer: str) -> str:
@@ -72,12 +81,12 @@ def _rft(grader: dict[str, Any], **hp: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """SFT data with both answers to every question (the other one twice as often), and the
-    reinforcement prompts whose `answer` field is the preferred one."""
+    """SFT data with both answers to every question, and the reinforcement prompts whose
+    `answer` field is the preferred one."""
     data = tmp_path_factory.mktemp("rft-data")
-    sft = [_chat(q, PREFERRED) for q in QUESTIONS] + [_chat(q, OTHER) for q in QUESTIONS] * 2
+    sft = [_chat(q, a) for q, a, _ in PAIRS] + [_chat(q, b) for q, _, b in PAIRS]
     (data / "sft.jsonl").write_text("\n".join(sft) + "\n")
-    prompts = [_prompt(q, answer=PREFERRED) for q in QUESTIONS]
+    prompts = [_prompt(q, answer=a) for q, a, _ in PAIRS]
     (data / "prompts.jsonl").write_text("\n".join(prompts) + "\n")
     return {"sft": data / "sft.jsonl", "prompts": data / "prompts.jsonl", "root": data}
 
@@ -85,7 +94,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def sft_adapter(files: dict[str, Path], base_model_dir: Path) -> str:
     """The URL of the final adapter of a supervised run that learned both answers."""
-    hp = {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 10}
+    hp = {"n_epochs": 15, "batch_size": 4, "learning_rate_multiplier": 10}
     method = {"type": "supervised", "supervised": hp}
     spec = _spec(files["root"], base_model_dir, "ftjob-sft", files["sft"], method)
     assert train(spec, Progress(Recorder(), heartbeat_seconds=0)).status == "succeeded"
@@ -121,30 +130,30 @@ def _greedy_answers(base: Path, adapter_url: str) -> list[str]:
 def test_rft_after_sft_moves_the_answers_to_the_preferred_ones(
     files: dict[str, Path], base_model_dir: Path, sft_adapter: str
 ) -> None:
-    """The SFT model answers either way (mostly the other answer); RFT with a grader that
-    rewards the item's `answer` makes it give the preferred one, and the reward rises. The
-    preferred answer is the same word for every prompt (the grader still reads it from each
-    item): a preference a CPU-sized run learns in a dozen steps."""
+    """The SFT model gives either answer; RFT with a grader that rewards each item's own
+    `answer` moves it to the preferred one of every question, and the reward rises."""
+    preferred = [a for _, a, _ in PAIRS]
     before = _greedy_answers(base_model_dir, sft_adapter)
-    assert set(before) <= {PREFERRED, OTHER}, before
-    preferred_before = before.count(PREFERRED)
+    assert all(answer in pair[1:] for answer, pair in zip(before, PAIRS, strict=True)), before
+    preferred_before = sum(a == p for a, p in zip(before, preferred, strict=True))
     assert preferred_before < 10, before
 
-    method = _rft(EQUALS_ANSWER, n_epochs=4, compute_multiplier=1, temperature=1.0,
+    method = _rft(EQUALS_ANSWER, n_epochs=8, compute_multiplier=2, temperature=1.0,
                   max_completion_tokens=8)  # fmt: skip
     spec = _spec(files["root"], base_model_dir, "ftjob-rft", files["prompts"], method,
                  init_adapter=sft_adapter)  # fmt: skip
     recorder = Recorder()
     result = train(spec, Progress(recorder, heartbeat_seconds=0))
-    assert result.status == "succeeded" and result.step == 12
+    assert result.status == "succeeded" and result.step == 24
 
     after = _greedy_answers(base_model_dir, spec.output + layout.FINAL_ADAPTER)
-    assert after.count(PREFERRED) >= 10 and after.count(PREFERRED) > preferred_before, after
+    preferred_after = sum(a == p for a, p in zip(after, preferred, strict=True))
+    assert preferred_after >= 10 and preferred_after > preferred_before, after
     rewards = [m["train_reward_mean"] for m in recorder.of_type("metrics")]
-    assert len(rewards) == 12
-    assert sum(rewards[:3]) / 3 < sum(rewards[-3:]) / 3, rewards
+    assert len(rewards) == 24
+    assert sum(rewards[:6]) / 6 < sum(rewards[-6:]) / 6, rewards
     rows = open_store(spec.output).get_bytes(layout.METRICS).decode().splitlines()
-    assert rows[0] == ",".join(layout.REINFORCEMENT_METRICS_COLUMNS) and len(rows) == 13
+    assert rows[0] == ",".join(layout.REINFORCEMENT_METRICS_COLUMNS) and len(rows) == 25
 
 
 def test_the_reference_is_the_base_or_the_parent_and_does_not_move(
@@ -161,7 +170,7 @@ def test_the_reference_is_the_base_or_the_parent_and_does_not_move(
         spec = _spec(tmp_path, base_model_dir, job_id, files["prompts"],
                      _rft(CLOSE_TO_ANSWER, temperature=1.0), **kw)  # fmt: skip
         run = setup(spec, Progress(Recorder(), 0), None, 8192, tmp_path / job_id)
-        answer = run.rl.chat.tokenizer.encode("Yes.<|end|>", add_special_tokens=False).ids
+        answer = run.rl.chat.tokenizer.encode("River.<|end|>", add_special_tokens=False).ids
         batch = sample_batches([Sampled(run.train[0], answer, 0.0)], run.pad_id, 8192)[0]
 
         def reference() -> torch.Tensor:
