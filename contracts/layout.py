@@ -50,14 +50,15 @@ DPO_METRICS_COLUMNS = (
     "valid_reward_margin",
     "valid_reward_accuracy",
 )
+"""The metrics CSV of a DPO job."""
 REINFORCEMENT_METRICS_COLUMNS = (
     "step",
     "train_loss",
     "train_reward_mean",
     "valid_reward_mean",
 )
-"""A reinforcement job's CSV: these, then a `train_reward/<name>` column per sub-grader."""
-"""The metrics CSV of a DPO job."""
+"""A reinforcement job's CSV: these, then a `train_reward/<name>` column per sub-grader of a
+`multi` grader, then a `valid_reward/<name>` column per sub-grader."""
 
 _STEP_DIR = re.compile(r"(?:^|/)checkpoints/step-(\d{8})/")
 
