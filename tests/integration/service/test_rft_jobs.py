@@ -26,10 +26,10 @@ from service.jobs.attempts import new_token
 from service.jobs.status import JobStatus
 from service.scheduler.hyperparameters import resolve_reinforcement
 from service.settings import Settings
+from tests.integration.service.test_chat import BASE, StandIn, tuned_model, vllm  # noqa: F401
+from tests.integration.service.test_graders_api import StandIn as Endpoint
+from tests.integration.service.test_graders_api import stand_in  # noqa: F401 - the fixture
 from tests.unit.service.conftest import ApiClient, create_key
-from tests.unit.service.test_chat import BASE, StandIn, tuned_model, vllm  # noqa: F401
-from tests.unit.service.test_graders_api import StandIn as Endpoint
-from tests.unit.service.test_graders_api import stand_in  # noqa: F401 - the fixture
 from tests.unit.service.test_openai_schemas import assert_matches
 
 CHECK = {
@@ -303,7 +303,7 @@ ANSWER = {
 
 
 def test_the_relay_answers_the_attempts_token_only(api: ApiClient, vllm: StandIn) -> None:  # noqa: F811
-    from tests.unit.service.test_chat import reply
+    from tests.integration.service.test_chat import reply
 
     vllm.answer = reply(200, ANSWER)
     job_id, token = running_rft_job(api, api.key_a)
@@ -324,7 +324,7 @@ def test_the_relay_answers_the_attempts_token_only(api: ApiClient, vllm: StandIn
 
 
 def test_the_relay_reaches_the_jobs_projects_models_only(api: ApiClient, vllm: StandIn) -> None:  # noqa: F811
-    from tests.unit.service.test_chat import reply
+    from tests.integration.service.test_chat import reply
 
     vllm.answer = reply(200, ANSWER)
     own = tuned_model(api)  # alpha's
@@ -347,7 +347,7 @@ def test_the_relay_reaches_the_jobs_projects_models_only(api: ApiClient, vllm: S
 
 def test_the_relay_answers_openai_errors(api: ApiClient, vllm: StandIn) -> None:  # noqa: F811
     """A grading model that is down is a 502; a bad body a 400; never a 500."""
-    from tests.unit.service.test_chat import hang_up
+    from tests.integration.service.test_chat import hang_up
 
     vllm.answer = hang_up
     job_id, token = running_rft_job(api, api.key_a)
