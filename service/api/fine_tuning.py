@@ -10,8 +10,6 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from service import limits
-from service.api.params import After, Limit
-from service.auth import ProjectDep
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob as JobRow
 from service.deps import ServicesDep, SessionDep
@@ -19,6 +17,7 @@ from service.errors import InvalidRequest, not_found
 from service.graders.reach import Reach
 from service.jobs import service
 from service.jobs.create import create_job
+from service.keys.dependencies import ProjectDep
 from service.schemas.fine_tuning import (
     CreateFineTuningJobRequest,
     FineTuningJob,
@@ -26,6 +25,7 @@ from service.schemas.fine_tuning import (
     ListFineTuningJobEventsResponse,
     ListPaginatedFineTuningJobsResponse,
 )
+from service.schemas.params import After, Limit
 
 router = APIRouter(tags=["Fine-tuning"])
 

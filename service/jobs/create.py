@@ -25,11 +25,12 @@ from contracts.graders import schema
 from contracts.graders.errors import GraderError
 from contracts.graders.run import Context, check_available
 from contracts.names import fine_tuned_model_name, project_segment
-from service.db.repositories import files as files_repo
 from service.db.repositories import jobs as repo
 from service.db.repositories import models as models_repo
 from service.db.tables import FineTunedModel, FineTuningJob, Project
 from service.errors import InvalidRequest
+from service.files import repository as files_repo
+from service.files.schemas import FINE_TUNE
 from service.graders.reach import Reach
 from service.ids import new_id, now
 from service.jobs.hyperparameters import (
@@ -44,7 +45,6 @@ from service.jobs.service import add_event
 from service.jobs.status import JobStatus
 from service.models import aliases
 from service.registry import BaseModelEntry
-from service.schemas.files import FINE_TUNE
 from service.schemas.fine_tuning import MAX_SEED, CreateFineTuningJobRequest
 
 

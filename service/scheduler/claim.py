@@ -38,10 +38,10 @@ from contracts.spec import (
 from contracts.store import ObjectNotFound
 from service.db.repositories import jobs as repo
 from service.db.repositories import models as models_repo
-from service.db.repositories.files import file_key, get_file
 from service.db.tables import File, FineTunedModel, FineTuningJob
 from service.evaluation.source_answers import answered_lines
 from service.executors import Attempt, ExecutorError, ExecutorFull
+from service.files.repository import file_key, get_file
 from service.jobs import attempts
 from service.jobs import service as jobs
 from service.jobs.hyperparameters import AUTO, FineTuneMethod

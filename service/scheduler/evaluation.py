@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from contracts import layout
 from contracts.spec import JobSpec
 from contracts.store import ObjectNotFound, ObjectStore, numbered_lines
-from service.db.repositories import files
 from service.db.repositories import jobs as repo
 from service.db.tables import FineTunedModel, FineTuningJob
 from service.db.tables import FineTuningJobCheckpoint as Checkpoint
@@ -36,6 +35,7 @@ from service.evaluation.answers import AnswerFailed, ModelServerDown, answer_all
 from service.evaluation.examples import Example, read_examples
 from service.evaluation.report import Scored, build_report, encode, summary
 from service.evaluation.source_answers import Key, read_source_answers
+from service.files import repository as files
 from service.hashing import cache_salt
 from service.ids import now
 from service.jobs import service as jobs

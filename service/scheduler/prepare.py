@@ -15,8 +15,8 @@ import logging
 from sqlalchemy.orm import Session
 
 from service.db.repositories import jobs as repo
-from service.db.repositories.files import file_key
 from service.db.tables import FineTuningJob
+from service.files.repository import file_key
 from service.jobs import attempts
 from service.jobs import service as jobs
 from service.jobs.hyperparameters import FineTuneMethod

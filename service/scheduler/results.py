@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from sqlalchemy.orm import Session
 
 from contracts.store import ObjectNotFound, ObjectStore
-from service.db.repositories import files
 from service.db.tables import File, FineTuningJob
+from service.files import repository as files
 from service.ids import new_id, now
 
 log = logging.getLogger(__name__)

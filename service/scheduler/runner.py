@@ -18,8 +18,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.store import ObjectStore
-from service.chunked_uploads import sweep_all
 from service.executors import Executor, build_executor
+from service.files.uploads import sweep_all
 from service.models.routes import VllmRoutes
 from service.registry import BaseModelEntry, load_registry
 from service.scheduler.claim import claim_and_launch

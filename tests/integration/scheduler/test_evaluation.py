@@ -22,13 +22,13 @@ from contracts import layout
 from contracts.store import LocalStore
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
-from service.db.repositories import projects
-from service.db.repositories.files import file_key
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
+from service.files.repository import file_key
 from service.hashing import cache_salt
 from service.ids import new_id, now
 from service.jobs import service as jobs
 from service.jobs.status import JobStatus
+from service.keys import project_repository as projects
 from service.models.routes import VllmRoutes
 from service.scheduler.context import SchedulerContext
 from service.scheduler.evaluation import Evaluator

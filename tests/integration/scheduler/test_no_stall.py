@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from contracts.store import LocalStore
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
-from service.db.repositories import projects
-from service.db.repositories.files import file_key
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
 from service.executors import Attempt, AttemptState, LiveAttempt
+from service.files.repository import file_key
 from service.ids import new_id, now
 from service.jobs.create import create_job
+from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
 from service.scheduler import claim, failures
 from service.scheduler.runner import Scheduler

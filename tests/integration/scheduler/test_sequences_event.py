@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.db.repositories.files import file_key
+from service.files.repository import file_key
 from tests.integration.scheduler.test_no_stall import World, _set_template, world  # noqa: F401
 from tests.unit.contracts.layout_templates import THINKING
 

@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.repositories import jobs as repo
-from service.db.repositories import projects
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
 from service.ids import new_id, now
 from service.jobs import attempts, service
 from service.jobs.create import create_job
 from service.jobs.status import JobStatus, RequestedAction
+from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
 from service.schemas.fine_tuning import CreateFineTuningJobRequest
 

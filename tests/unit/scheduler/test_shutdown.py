@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from contracts.store import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
-from service.db.repositories import projects
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
 from service.executors import AttemptState, LiveAttempt, Outcome
 from service.ids import new_id, now
 from service.jobs import service
 from service.jobs.create import create_job
 from service.jobs.status import JobStatus
+from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
 from service.scheduler.context import SchedulerContext
 from service.scheduler.shutdown import stop_attempts
