@@ -14,7 +14,6 @@ from service import metrics
 from service.api import (
     chat,
     checkpoint_permissions,
-    fine_tuning,
     graders,
     internal,
     models,
@@ -24,6 +23,7 @@ from service.body_limits import BodyLimitMiddleware, BodyLimits
 from service.errors import install_error_handlers
 from service.files import routes as files
 from service.files import upload_routes as uploads
+from service.fine_tuning import routes as fine_tuning
 from service.keys import routes as organization
 from service.limits import RateLimiter, RateLimitMiddleware
 from service.request_ids import RequestIdMiddleware

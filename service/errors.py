@@ -15,12 +15,25 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sql_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from service.db.repositories.pagination import CursorNotFound
 
 log = logging.getLogger(__name__)
+
+MAX_DETAIL = 300
+
+
+def describe(error: BaseException) -> str:
+    """`Type: message`, one line, short enough for an event and a job's error (the scheduler
+    and the job's file checks tell a job's owner what went wrong with it)."""
+    cause = error.orig if isinstance(error, sql_errors.DBAPIError) else error
+    text = " ".join(str(cause).split()) or repr(cause)
+    if len(text) > MAX_DETAIL:
+        text = text[: MAX_DETAIL - 3] + "..."
+    return f"{type(cause).__name__}: {text}"
 
 
 class ServiceError(Exception):

@@ -14,7 +14,7 @@ counts.
 Quotas (`WHETSTONE_QUOTA_*`, 0 is none): queued jobs and stored file bytes are checked when a
 job is created, a file uploaded or an upload (Uploads API) created, whose declared `bytes`
 count from then on (400 `quota_exceeded`, naming the setting); running jobs
-are the scheduler's to hold back (`service.db.repositories.jobs.next_claimable`).
+are the scheduler's to hold back (`service.fine_tuning.repository.next_claimable`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.db.tables import File, FineTuningJob, Upload
 from service.errors import InvalidRequest, error_body
-from service.jobs.status import JobStatus
+from service.fine_tuning.status import JobStatus
 
 MAX_BUCKETS = 100_000  # keys remembered at once; the least recently used are forgotten
 WAITING = (JobStatus.VALIDATING_FILES.value, JobStatus.QUEUED.value)

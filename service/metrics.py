@@ -51,7 +51,7 @@ from sqlalchemy import func, select
 
 from service.db.tables import FineTuningJob
 from service.errors import error_body
-from service.jobs.status import JobStatus
+from service.fine_tuning.status import JobStatus
 from serving.launcher import http_client
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ WEBHOOK_DELIVERIES = Counter(
 
 
 def job_transition(job: FineTuningJob, old: JobStatus, new: JobStatus, at: float) -> None:
-    """Called by `service.jobs.service.transition` before it changes the row: `updated_at`
+    """Called by `service.fine_tuning.service.transition` before it changes the row: `updated_at`
     is still the time of the job's previous transition."""
     since = max(0.0, at - job.updated_at)
     if new is JobStatus.RUNNING and old is JobStatus.QUEUED:

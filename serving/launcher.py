@@ -121,7 +121,7 @@ def parse_hub_source(source: str) -> HubSource:
 
 class AutoHyperparameters(BaseModel):
     """What `auto` gives jobs on one base model (the `auto` block of a registry entry); a
-    field left unset follows the service's rule (`service.scheduler.hyperparameters`)."""
+    field left unset follows the service's rule (`service.fine_tuning.auto_hyperparameters`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

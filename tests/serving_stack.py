@@ -124,8 +124,8 @@ def succeed_job(
     from contracts.layout import checkpoint_prefix, final_adapter_prefix
     from contracts.messages import StepMetrics
     from service.db.tables import FineTuningJob
-    from service.jobs import service as jobs
-    from service.jobs.status import JobStatus
+    from service.fine_tuning import service as jobs
+    from service.fine_tuning.status import JobStatus
     from service.models import lifecycle
 
     engine = create_engine(f"sqlite:///{server.data_dir / 'whetstone.db'}")

@@ -32,15 +32,15 @@ from starlette.responses import JSONResponse, Response
 from contracts.graders.model_graders import ModelCallError
 from contracts.messages import Message, Reply, parse_message
 from service.api.chat import chat_request
-from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
 from service.deps import Services, ServicesDep
 from service.errors import Authentication, BadGateway, InvalidRequest, ServiceError
+from service.fine_tuning import attempts
+from service.fine_tuning import repository as repo
+from service.fine_tuning.progress import handle_report
 from service.graders.reach import Reach
 from service.hashing import cache_salt
-from service.jobs import attempts
 from service.keys.dependencies import bearer_key
-from service.scheduler.progress import handle_report
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
 

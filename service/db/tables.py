@@ -82,7 +82,7 @@ class File(Base):
 
 
 class FineTuningJob(Base):
-    """A fine-tuning job. `status` follows `service.jobs.status`; the columns after
+    """A fine-tuning job. `status` follows `service.fine_tuning.status`; the columns after
     `estimated_finish` belong to the scheduler (attempts, leases, the executor's handle)."""
 
     __tablename__ = "fine_tuning_jobs"

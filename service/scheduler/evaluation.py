@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from contracts import layout
 from contracts.spec import JobSpec
 from contracts.store import ObjectNotFound, ObjectStore, numbered_lines
-from service.db.repositories import jobs as repo
 from service.db.tables import FineTunedModel, FineTuningJob
 from service.db.tables import FineTuningJobCheckpoint as Checkpoint
 from service.errors import ServiceError
@@ -36,12 +35,13 @@ from service.evaluation.examples import Example, read_examples
 from service.evaluation.report import Scored, build_report, encode, summary
 from service.evaluation.source_answers import Key, read_source_answers
 from service.files import repository as files
+from service.fine_tuning import repository as repo
+from service.fine_tuning import service as jobs
+from service.fine_tuning.results import save_result_bytes
 from service.hashing import cache_salt
 from service.ids import now
-from service.jobs import service as jobs
 from service.models.routes import VllmRoutes
 from service.scheduler.context import SchedulerContext
-from service.scheduler.results import save_result_bytes
 
 log = logging.getLogger(__name__)
 REPORT_FILENAME = "eval_report.json"

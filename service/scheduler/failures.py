@@ -6,7 +6,7 @@ the job's own inputs (its files, its base model's folder) fail it at once with t
 transient error of the infrastructure (the database, the object store) is retried: the
 count is the job's `attempt`, and the time of the next try is its `lease_expires_at` (both
 unused while a job is `validating_files` or waiting `queued` without an attempt), written by
-`service.jobs.attempts.retry_later`; this module decides the delays. Any other exception is a
+`service.fine_tuning.attempts.retry_later`; this module decides the delays. Any other exception is a
 server problem: the job fails with `server_error` and the exception.
 """
 
@@ -20,16 +20,6 @@ SERVER_ERROR = "server_error"
 RETRY_DELAYS = (5, 30)
 """Seconds before the second and the third try of a stage that met a transient error."""
 TRIES = len(RETRY_DELAYS) + 1
-MAX_DETAIL = 300
-
-
-def describe(error: BaseException) -> str:
-    """`Type: message`, one line, short enough for an event and a job's error."""
-    cause = error.orig if isinstance(error, sql_errors.DBAPIError) else error
-    text = " ".join(str(cause).split()) or repr(cause)
-    if len(text) > MAX_DETAIL:
-        text = text[: MAX_DETAIL - 3] + "..."
-    return f"{type(cause).__name__}: {text}"
 
 
 def is_transient(error: BaseException) -> bool:

@@ -29,15 +29,15 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
+from service.errors import describe
 from service.executors import AttemptState, ExecutorError, Outcome
-from service.jobs import attempts
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus
+from service.fine_tuning import attempts
+from service.fine_tuning import repository as repo
+from service.fine_tuning import service as jobs
+from service.fine_tuning.status import JobStatus
 from service.logs import log_context
 from service.scheduler.context import SchedulerContext
-from service.scheduler.failures import describe
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,15 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
+from service.errors import describe
 from service.files.repository import file_key
-from service.jobs import attempts
-from service.jobs import service as jobs
-from service.jobs.hyperparameters import FineTuneMethod
-from service.logs import log_context
-from service.scheduler.context import SchedulerContext
-from service.scheduler.failures import SERVER_ERROR, TRIES, describe, is_transient, retry_delay
-from service.scheduler.hyperparameters import resolve, resolve_reinforcement
-from service.scheduler.validation import (
+from service.fine_tuning import attempts
+from service.fine_tuning import repository as repo
+from service.fine_tuning import service as jobs
+from service.fine_tuning.auto_hyperparameters import resolve, resolve_reinforcement
+from service.fine_tuning.hyperparameters import FineTuneMethod
+from service.fine_tuning.validation import (
     BaseModelError,
     FileStats,
     FileValidationError,
@@ -33,6 +31,9 @@ from service.scheduler.validation import (
     check_reinforcement_file,
     load_chat_tokenizer,
 )
+from service.logs import log_context
+from service.scheduler.context import SchedulerContext
+from service.scheduler.failures import SERVER_ERROR, TRIES, is_transient, retry_delay
 
 log = logging.getLogger(__name__)
 BATCH = 8

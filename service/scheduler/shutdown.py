@@ -10,9 +10,9 @@ import time
 
 from service.db.tables import FineTuningJob
 from service.executors import Outcome
-from service.jobs import attempts
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus
+from service.fine_tuning import attempts
+from service.fine_tuning import service as jobs
+from service.fine_tuning.status import JobStatus
 from service.scheduler.context import SchedulerContext
 
 log = logging.getLogger(__name__)

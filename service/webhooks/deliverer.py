@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import metrics
 from service.db.repositories import webhooks as repo
 from service.db.tables import FineTuningJob
+from service.fine_tuning.service import add_event
 from service.ids import now
-from service.jobs.service import add_event
 from service.settings import Settings
 from service.webhooks import events, targets
 

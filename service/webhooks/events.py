@@ -16,8 +16,8 @@ import hmac
 import json
 import secrets
 
+from service.fine_tuning.status import JobStatus
 from service.ids import random_part
-from service.jobs.status import JobStatus
 
 SUCCEEDED = "fine_tuning.job.succeeded"
 FAILED = "fine_tuning.job.failed"

@@ -1,6 +1,6 @@
 """The outbox: the deliveries a job's end owes, written in the transaction that ends it.
 
-`service.jobs.service.transition` calls `enqueue` on every move to a final status, so the
+`service.fine_tuning.service.transition` calls `enqueue` on every move to a final status, so the
 event exists if and only if the job's end was committed; the scheduler's deliverer
 (`service.webhooks.deliverer`) sends them afterwards.
 """
@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from service.db.repositories import webhooks as repo
 from service.db.tables import FineTuningJob, WebhookDelivery
+from service.fine_tuning.status import JobStatus
 from service.ids import now
-from service.jobs.status import JobStatus
 from service.webhooks import events
 
 

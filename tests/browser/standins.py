@@ -76,8 +76,8 @@ def loss(step: int) -> float:
 def start_running(data_dir: Path, job_id: str, steps: int) -> None:
     """queued -> running, resolved hyperparameters, and `steps` metrics events."""
     from service.db.tables import FineTuningJob
-    from service.jobs import service as jobs
-    from service.jobs.status import JobStatus
+    from service.fine_tuning import service as jobs
+    from service.fine_tuning.status import JobStatus
 
     with db(data_dir) as session:
         job = session.get(FineTuningJob, job_id)
@@ -93,7 +93,7 @@ def start_running(data_dir: Path, job_id: str, steps: int) -> None:
 def attempt_ended(data_dir: Path, job_id: str) -> None:
     """What the scheduler does once a pausing job's trainer has stopped: `paused`."""
     from service.db.tables import FineTuningJob
-    from service.jobs import service as jobs
+    from service.fine_tuning import service as jobs
 
     with db(data_dir) as session:
         job = session.get(FineTuningJob, job_id)
@@ -103,7 +103,7 @@ def attempt_ended(data_dir: Path, job_id: str) -> None:
 def add_steps(data_dir: Path, job_id: str, steps: Iterable[int]) -> None:
     """More `metrics` events, as a running trainer reports them."""
     from service.db.tables import FineTuningJob
-    from service.jobs import service as jobs
+    from service.fine_tuning import service as jobs
 
     with db(data_dir) as session:
         job = session.get(FineTuningJob, job_id)
@@ -122,9 +122,9 @@ def succeed(data_dir: Path, job_id: str, store_url: str) -> str:
     from contracts.messages import StepMetrics
     from contracts.store import open_store
     from service.db.tables import FineTuningJob
-    from service.jobs import service as jobs
+    from service.fine_tuning import service as jobs
+    from service.fine_tuning.results import save_result_file
     from service.models import lifecycle
-    from service.scheduler.results import save_result_file
 
     store = open_store(store_url)
     with db(data_dir) as session:
@@ -197,8 +197,8 @@ def create_rft_job(url: str, key: str, steps: int, data_dir: Path, store_url: st
     from contracts.messages import StepMetrics
     from contracts.store import open_store
     from service.db.tables import FineTuningJob
-    from service.jobs import service as jobs
-    from service.jobs.status import JobStatus
+    from service.fine_tuning import service as jobs
+    from service.fine_tuning.status import JobStatus
     from service.models import lifecycle
 
     prompts = [{"messages": [{"role": "user", "content": f"{i} + {i}?"}], "answer": str(2 * i)}

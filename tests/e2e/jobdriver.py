@@ -1,7 +1,7 @@
 """Drive a job of a running test server through the state machine, as the scheduler will.
 
 The scheduler is not part of these tests: this module calls the same domain functions
-(`service.jobs.service`, `service.models.lifecycle`) on the server's own database and object
+(`service.fine_tuning.service`, `service.models.lifecycle`) on the server's own database and object
 store, so the API can be tested on running, paused, checkpointed and succeeded jobs.
 """
 
@@ -19,8 +19,8 @@ from contracts.messages import StepMetrics
 from contracts.store import ObjectStore, open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.tables import FineTuningJob
-from service.jobs import attempts, service
-from service.jobs.status import JobStatus
+from service.fine_tuning import attempts, service
+from service.fine_tuning.status import JobStatus
 from service.models import lifecycle
 from service.settings import Settings
 

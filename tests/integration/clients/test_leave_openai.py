@@ -32,12 +32,12 @@ from contracts.spec import JobSpec
 from service.app import create_app
 from service.db.tables import FineTuningJob
 from service.deps import Services
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus
+from service.fine_tuning import service as jobs
+from service.fine_tuning.spec import build_spec
+from service.fine_tuning.status import JobStatus
 from service.keys import project_repository as projects
 from service.models import lifecycle
 from service.models.routes import VllmRoutes
-from service.scheduler.claim import build_spec
 from service.scheduler.context import SchedulerContext
 from service.scheduler.evaluation import Evaluator
 from service.settings import Settings

@@ -24,10 +24,10 @@ from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
 from service.files.repository import file_key
+from service.fine_tuning import service as jobs
+from service.fine_tuning.status import JobStatus
 from service.hashing import cache_salt
 from service.ids import new_id, now
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus
 from service.keys import project_repository as projects
 from service.models.routes import VllmRoutes
 from service.scheduler.context import SchedulerContext

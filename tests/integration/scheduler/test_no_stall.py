@@ -24,13 +24,13 @@ from service.db.migrate import upgrade
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
 from service.executors import Attempt, AttemptState, LiveAttempt
 from service.files.repository import file_key
+from service.fine_tuning.create import create_job
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
 from service.ids import new_id, now
-from service.jobs.create import create_job
 from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
 from service.scheduler import claim, failures
 from service.scheduler.runner import Scheduler
-from service.schemas.fine_tuning import CreateFineTuningJobRequest
 from service.settings import Settings
 
 GOOD = "whetstone-tiny"

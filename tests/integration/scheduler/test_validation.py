@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from contracts.store import LocalStore
-from service.scheduler.validation import (
+from service.fine_tuning.validation import (
     FileValidationError,
     chat_tokenizer,
     check_chat_file,

@@ -26,8 +26,8 @@ from contracts.layout import final_adapter_prefix
 from service import serving_client
 from service.app import create_app
 from service.db.tables import FineTunedModel, FineTuningJob
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus
+from service.fine_tuning import service as jobs
+from service.fine_tuning.status import JobStatus
 from service.keys import project_repository as projects
 from service.models import lifecycle
 from service.models.routes import VllmRoutes

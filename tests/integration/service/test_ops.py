@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 from service import logs
 from service.app import create_app
 from service.db.tables import File, FineTuningJob
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus
+from service.fine_tuning import service as jobs
+from service.fine_tuning.status import JobStatus
 from service.settings import Settings
 from tests.unit.service.conftest import ApiClient, create_key
 
@@ -329,7 +329,7 @@ def test_json_log_lines_carry_the_context_that_is_set() -> None:
 
 
 def test_the_running_jobs_quota_holds_a_project_back_not_the_others(api: ApiClient) -> None:
-    from service.db.repositories import jobs as repo
+    from service.fine_tuning import repository as repo
 
     def queued_job(key: str) -> str:
         file = upload(api, key=key).json()

@@ -20,11 +20,11 @@ from contracts.graders.schema import MAX_SUB_GRADERS
 from contracts.messages import Checkpoint, Metrics, StepMetrics
 from service.app import create_app
 from service.db.tables import FineTuningJob
+from service.fine_tuning import service as jobs
+from service.fine_tuning.attempts import new_token
+from service.fine_tuning.auto_hyperparameters import resolve_reinforcement
+from service.fine_tuning.status import JobStatus
 from service.hashing import cache_salt
-from service.jobs import service as jobs
-from service.jobs.attempts import new_token
-from service.jobs.status import JobStatus
-from service.scheduler.hyperparameters import resolve_reinforcement
 from service.settings import Settings
 from tests.integration.service.test_chat import BASE, StandIn, tuned_model, vllm  # noqa: F401
 from tests.integration.service.test_graders_api import StandIn as Endpoint

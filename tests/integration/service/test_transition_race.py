@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
+from service.fine_tuning import service
+from service.fine_tuning.create import create_job
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
+from service.fine_tuning.status import InvalidTransition, JobStatus
 from service.ids import new_id, now
-from service.jobs import service
-from service.jobs.create import create_job
-from service.jobs.status import InvalidTransition, JobStatus
 from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
-from service.schemas.fine_tuning import CreateFineTuningJobRequest
 
 PAUSING = "Pausing fine-tuning job: it stops at its next checkpoint"
 REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonexistent")}

@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
+from service.fine_tuning import attempts, service
+from service.fine_tuning.create import create_job
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
+from service.fine_tuning.status import JobStatus
 from service.ids import new_id, now
-from service.jobs import attempts, service
-from service.jobs.create import create_job
-from service.jobs.status import JobStatus
 from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
-from service.schemas.fine_tuning import CreateFineTuningJobRequest
 from service.schemas.webhooks import CreateWebhookEndpointRequest
 from service.settings import Settings
 from service.webhooks import endpoints

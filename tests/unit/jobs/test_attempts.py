@@ -1,4 +1,4 @@
-"""A job's attempt lifecycle (`service.jobs.attempts`) and the queue queries of the jobs
+"""A job's attempt lifecycle (`service.fine_tuning.attempts`) and the queue queries of the jobs
 repository, on a real SQLite database."""
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
-from service.db.repositories import jobs as repo
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
+from service.fine_tuning import attempts, service
+from service.fine_tuning import repository as repo
+from service.fine_tuning.create import create_job
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
+from service.fine_tuning.status import JobStatus, RequestedAction
 from service.ids import new_id, now
-from service.jobs import attempts, service
-from service.jobs.create import create_job
-from service.jobs.status import JobStatus, RequestedAction
 from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
-from service.schemas.fine_tuning import CreateFineTuningJobRequest
 
 REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonexistent")}
 SPEC = '{"job_id": "x"}'

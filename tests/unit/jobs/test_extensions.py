@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from contracts import spec as trainer_spec
 from contracts.spec import LoraConfig
 from service.errors import InvalidRequest
-from service.jobs.hyperparameters import (
+from service.fine_tuning.hyperparameters import (
     AUTO,
     FineTuneMethod,
     LoraOptions,
@@ -21,7 +21,7 @@ from service.jobs.hyperparameters import (
     peak_learning_rate,
     with_learning_rate,
 )
-from service.schemas.fine_tuning import CreateFineTuningJobRequest
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
 
 BAD_LORA: list[tuple[str, Any]] = [
     ("r", 0), ("r", trainer_spec.LORA_MAX_R + 1), ("r", 8.5), ("r", "8"), ("r", True),

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.errors import InvalidRequest
-from service.jobs.hyperparameters import (
+from service.fine_tuning.hyperparameters import (
     AUTO,
     DpoHyperparameters,
     FineTuneMethod,

@@ -14,18 +14,18 @@ from contracts.messages import StepMetrics
 from contracts.store import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
-from service.db.repositories import jobs as repo
 from service.db.repositories import models as models_repo
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
 from service.errors import InvalidRequest
+from service.fine_tuning import repository as repo
+from service.fine_tuning import service
+from service.fine_tuning.create import create_job
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
+from service.fine_tuning.status import InvalidTransition, JobStatus
 from service.ids import new_id, now
-from service.jobs import service
-from service.jobs.create import create_job
-from service.jobs.status import InvalidTransition, JobStatus
 from service.keys import project_repository as projects
 from service.models import lifecycle
 from service.registry import BaseModelEntry
-from service.schemas.fine_tuning import CreateFineTuningJobRequest
 
 REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonexistent")}
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from service.jobs.status import (
+from service.fine_tuning.status import (
     FINAL_STATUSES,
     TRANSITIONS,
     InvalidTransition,

@@ -15,13 +15,13 @@ from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.tables import File, FineTunedModel, FineTuningJob
 from service.errors import NotFound, PermissionDenied
+from service.fine_tuning.create import create_job
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
 from service.ids import new_id, now
-from service.jobs.create import create_job
 from service.keys import project_repository as projects
 from service.models import lifecycle
 from service.models.pointers import is_published
 from service.registry import BaseModelEntry
-from service.schemas.fine_tuning import CreateFineTuningJobRequest
 
 BASE = "whetstone-tiny"
 REGISTRY = {BASE: BaseModelEntry(name=BASE, path="/nonexistent")}

@@ -13,7 +13,8 @@ from contracts import spec as trainer_spec
 from contracts.spec import JobSpec, LoraConfig, WandbRun
 from contracts.store import open_store
 from service.db.tables import File, FineTuningJob
-from service.scheduler.claim import build_spec, trainer_env, trainer_secrets
+from service.fine_tuning.spec import build_spec
+from service.scheduler.claim import trainer_env, trainer_secrets
 from service.scheduler.context import SchedulerContext
 from service.settings import Settings
 from serving.launcher import BaseModelEntry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.scheduler.hyperparameters import (
+from service.fine_tuning.auto_hyperparameters import (
     auto_batch_size,
     auto_epochs,
     auto_learning_rate_multiplier,

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from contracts.store import open_store
 from service.db.tables import FineTuningJob
 from service.executors import AttemptState, Outcome
+from service.fine_tuning import service
+from service.fine_tuning.progress import action_for
 from service.ids import now
-from service.jobs import service
 from service.scheduler.context import SchedulerContext
 from service.scheduler.leases import watch_attempts
-from service.scheduler.progress import action_for
 from service.settings import Settings
 from tests.unit.scheduler.test_shutdown import REGISTRY, FakeExecutor, _running_job, sessions
 

@@ -16,15 +16,15 @@ from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
 from service.executors import AttemptState, LiveAttempt, Outcome
+from service.fine_tuning import service
+from service.fine_tuning.create import create_job
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
+from service.fine_tuning.status import JobStatus
 from service.ids import new_id, now
-from service.jobs import service
-from service.jobs.create import create_job
-from service.jobs.status import JobStatus
 from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
 from service.scheduler.context import SchedulerContext
 from service.scheduler.shutdown import stop_attempts
-from service.schemas.fine_tuning import CreateFineTuningJobRequest
 from service.settings import Settings
 
 REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonexistent")}

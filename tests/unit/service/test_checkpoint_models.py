@@ -13,15 +13,15 @@ from contracts.messages import Checkpoint, Finished, StepMetrics
 from contracts.names import checkpoint_model_name
 from service.db.tables import File
 from service.errors import NotFound
+from service.fine_tuning import service as jobs
+from service.fine_tuning.attempts import new_token
+from service.fine_tuning.create import create_job
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
+from service.fine_tuning.status import JobStatus
 from service.ids import new_id, now
-from service.jobs import service as jobs
-from service.jobs.attempts import new_token
-from service.jobs.create import create_job
-from service.jobs.status import JobStatus
 from service.keys import project_repository as projects
 from service.models.pointers import is_published
 from service.registry import BaseModelEntry
-from service.schemas.fine_tuning import CreateFineTuningJobRequest
 from tests.unit.service.conftest import ApiClient
 
 REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonexistent")}

@@ -17,9 +17,9 @@ from jsonschema import Draft202012Validator
 
 from contracts.messages import Checkpoint, Finished, Log, Metrics, StepMetrics
 from contracts.names import checkpoint_model_name
+from service.fine_tuning.schemas import CheckpointMetrics
 from service.keys import admin_key_repository as admin_keys
 from service.keys import project_repository as projects
-from service.schemas.fine_tuning import CheckpointMetrics
 from tests.unit.service.conftest import ApiClient
 from tests.unit.service.test_checkpoint_models import _checkpoint, _report, _running_job
 

@@ -30,7 +30,7 @@ from contracts.chat import ChatTokenizer, ExampleError
 from contracts.formats import parse_line
 from contracts.preference import check_pair
 from contracts.store import ObjectNotFound, ObjectStore, numbered_lines
-from service.scheduler.failures import describe
+from service.errors import describe
 
 MIN_TRAINING_EXAMPLES = 10
 

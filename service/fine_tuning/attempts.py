@@ -2,7 +2,7 @@
 
 An attempt is one run of the trainer for a job. Its life, and the functions that write it
 (each one transaction's worth of change; none commits: the scheduler's task or the request
-commits, as in `service.jobs.service`):
+commits, as in `service.fine_tuning.service`):
 
 - `take` (the claim's guard: `queued` at attempt `n` becomes attempt `n + 1`, holding the hash
   of a fresh token), then `start` (the JobSpec, the start lease, `running`). A launch the
@@ -27,12 +27,12 @@ import secrets
 from sqlalchemy.orm import Session
 
 from contracts import layout
-from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob
+from service.fine_tuning import repository as repo
+from service.fine_tuning import service as jobs
+from service.fine_tuning.status import JobStatus, RequestedAction
 from service.hashing import secret_hash, secret_matches
 from service.ids import now
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus, RequestedAction
 
 # --- The attempt's bearer token ------------------------------------------------------------
 

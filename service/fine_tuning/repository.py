@@ -17,8 +17,8 @@ from service.db.tables import (
     FineTuningJobEvent,
     FineTuningJobMetadata,
 )
+from service.fine_tuning.status import JobStatus, RequestedAction
 from service.ids import now
-from service.jobs.status import JobStatus, RequestedAction
 
 T = TypeVar("T")
 

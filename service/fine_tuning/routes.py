@@ -10,21 +10,21 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from service import limits
-from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob as JobRow
 from service.deps import ServicesDep, SessionDep
 from service.errors import InvalidRequest, not_found
-from service.graders.reach import Reach
-from service.jobs import service
-from service.jobs.create import create_job
-from service.keys.dependencies import ProjectDep
-from service.schemas.fine_tuning import (
+from service.fine_tuning import repository as repo
+from service.fine_tuning import service
+from service.fine_tuning.create import create_job
+from service.fine_tuning.schemas import (
     CreateFineTuningJobRequest,
     FineTuningJob,
     ListFineTuningJobCheckpointsResponse,
     ListFineTuningJobEventsResponse,
     ListPaginatedFineTuningJobsResponse,
 )
+from service.graders.reach import Reach
+from service.keys.dependencies import ProjectDep
 from service.schemas.params import After, Limit
 
 router = APIRouter(tags=["Fine-tuning"])

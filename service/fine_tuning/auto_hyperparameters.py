@@ -18,7 +18,7 @@
   pretrained model's rate and epochs do not teach it.
 
 - `beta` (DPO): 0.1, the JobSpec's default (`contracts.spec.DpoHyperparameters`), filled in
-  by `service.jobs.hyperparameters.with_resolved`. A DPO job's epochs, batch size and
+  by `service.fine_tuning.hyperparameters.with_resolved`. A DPO job's epochs, batch size and
   multiplier follow the rules above, its preference pairs counted as examples.
 
 - Reinforcement (`resolve_reinforcement`), for a file of n prompts, each sampled
@@ -46,7 +46,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from service.jobs.hyperparameters import AUTO
+from service.fine_tuning.hyperparameters import AUTO
 from serving.launcher import AutoHyperparameters
 
 MIN_EPOCHS_TARGET = 100

@@ -7,7 +7,7 @@ validating_files -> queued -> running -> succeeded | failed | cancelled
 any status that is not final -> cancelled | failed
 ```
 
-Every transition goes through `service.jobs.service.transition`, which checks this table and
+Every transition goes through `service.fine_tuning.service.transition`, which checks this table and
 writes an event with the transition's message (OpenAI's words where OpenAI has them).
 """
 

@@ -3,8 +3,8 @@
 A request gives `"auto"` or a number for each hyperparameter; every range of OpenAI's spec is
 checked here, and a bad value answers 400 with `param` naming the field (e.g.
 `method.supervised.hyperparameters.n_epochs`). The scheduler later turns `"auto"` into numbers
-(`service.scheduler.hyperparameters`), once it knows how many examples the file holds; the job
-then reports the resolved values (`with_resolved`), as OpenAI's jobs do.
+(`auto_hyperparameters`, beside this module), once it knows how many examples the file holds;
+the job then reports the resolved values (`with_resolved`), as OpenAI's jobs do.
 
 Whetstone's extensions to the create request (top-level, what the `openai` package sends with
 `extra_body`): `lora` (`LoraOptions`: `r`, `alpha`, `dropout`, `target_modules`, each optional)
@@ -13,7 +13,7 @@ Their limits and defaults are the JobSpec's (`contracts.spec`), checked here wit
 
 A reinforcement method (`{"type": "reinforcement", "reinforcement": {"grader": {...},
 "hyperparameters": {...}}}`, OpenAI's `FineTuneReinforcementMethod`) takes a grader
-(`contracts.graders.schema`, checked at create: `service.jobs.create`) and OpenAI's
+(`contracts.graders.schema`, checked at create: `service.fine_tuning.create`) and OpenAI's
 reinforcement hyperparameters; the job reports the grader as given.
 """
 

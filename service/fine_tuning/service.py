@@ -24,13 +24,18 @@ from contracts.layout import checkpoint_prefix
 from contracts.messages import StepMetrics
 from contracts.names import checkpoint_model_name
 from service import metrics
-from service.db.repositories import jobs as repo
 from service.db.tables import FineTuningJob, FineTuningJobCheckpoint
 from service.db.tables import FineTuningJobEvent as EventRow
 from service.errors import InvalidRequest
+from service.fine_tuning import repository as repo
+from service.fine_tuning.hyperparameters import FineTuneMethod, with_resolved
+from service.fine_tuning.status import (
+    InvalidTransition,
+    JobStatus,
+    RequestedAction,
+    check_transition,
+)
 from service.ids import new_id, now
-from service.jobs.hyperparameters import FineTuneMethod, with_resolved
-from service.jobs.status import InvalidTransition, JobStatus, RequestedAction, check_transition
 from service.webhooks import outbox
 
 log = logging.getLogger("whetstone.events")

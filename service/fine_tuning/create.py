@@ -25,15 +25,13 @@ from contracts.graders import schema
 from contracts.graders.errors import GraderError
 from contracts.graders.run import Context, check_available
 from contracts.names import fine_tuned_model_name, project_segment
-from service.db.repositories import jobs as repo
 from service.db.repositories import models as models_repo
 from service.db.tables import FineTunedModel, FineTuningJob, Project
 from service.errors import InvalidRequest
 from service.files import repository as files_repo
 from service.files.schemas import FINE_TUNE
-from service.graders.reach import Reach
-from service.ids import new_id, now
-from service.jobs.hyperparameters import (
+from service.fine_tuning import repository as repo
+from service.fine_tuning.hyperparameters import (
     METHOD_FORMAT,
     FineTuneMethod,
     LoraOptions,
@@ -41,11 +39,13 @@ from service.jobs.hyperparameters import (
     normalize_method,
     with_learning_rate,
 )
-from service.jobs.service import add_event
-from service.jobs.status import JobStatus
+from service.fine_tuning.schemas import MAX_SEED, CreateFineTuningJobRequest
+from service.fine_tuning.service import add_event
+from service.fine_tuning.status import JobStatus
+from service.graders.reach import Reach
+from service.ids import new_id, now
 from service.models import aliases
 from service.registry import BaseModelEntry
-from service.schemas.fine_tuning import MAX_SEED, CreateFineTuningJobRequest
 
 
 def base_of(

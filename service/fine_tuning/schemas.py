@@ -2,7 +2,7 @@
 spec has them (`FineTuningJob`, `FineTuningJobEvent`, `FineTuningJobCheckpoint`).
 
 Whetstone's extension fields, top-level in the request and in the job: `lora` (LoRA rank,
-alpha, dropout, target modules), `learning_rate` (`service.jobs.hyperparameters`) and
+alpha, dropout, target modules), `learning_rate` (`service.fine_tuning.hyperparameters`) and
 `keep_checkpoints` (how many epoch checkpoints stay, `contracts.spec.KEEP_CHECKPOINTS`).
 
 Fields OpenAI's schema types without null are left out when there is nothing to say
@@ -20,7 +20,7 @@ from contracts.spec import KEEP_CHECKPOINTS, MAX_KEEP_CHECKPOINTS
 from service.db.tables import FineTuningJob as JobRow
 from service.db.tables import FineTuningJobCheckpoint as CheckpointRow
 from service.db.tables import FineTuningJobEvent as EventRow
-from service.jobs.hyperparameters import (
+from service.fine_tuning.hyperparameters import (
     Auto,
     FineTuneMethod,
     LearningRate,

@@ -24,12 +24,12 @@ from contracts.store import ObjectStore
 from service import metrics
 from service.db.tables import FineTuningJob, FineTuningJobEvent
 from service.errors import InvalidRequest
+from service.fine_tuning import attempts
+from service.fine_tuning import service as jobs
+from service.fine_tuning.results import save_result_file
+from service.fine_tuning.status import JobStatus, RequestedAction
 from service.ids import now
-from service.jobs import attempts
-from service.jobs import service as jobs
-from service.jobs.status import JobStatus, RequestedAction
 from service.models import lifecycle
-from service.scheduler.results import save_result_file
 
 if TYPE_CHECKING:
     from service.models.access import ChatAccess
