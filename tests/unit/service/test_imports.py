@@ -179,6 +179,20 @@ def test_only_the_app_imports_the_api_layer() -> None:
     assert {module: targets for module, targets in upward.items() if targets} == {}
 
 
+def test_the_domains_do_not_import_the_scheduler() -> None:
+    """The scheduler calls the domains (a job's file checks, JobSpec and reports live in
+    `service/fine_tuning/`); no domain reaches back into it, so a slice can be read, tested
+    and changed without the loop. Only the start-up wiring (`service.runtime`, `service.app`)
+    builds a scheduler."""
+    wiring = ("service.app", "service.runtime")
+    into = {
+        module: sorted(t for t in targets if t.startswith("service.scheduler"))
+        for module, targets in _import_graph("service").items()
+        if not module.startswith("service.scheduler") and module not in wiring
+    }
+    assert {module: targets for module, targets in into.items() if targets} == {}
+
+
 # --- The CLI-only install (`pip install whetstone`): the clients need no server package ---
 
 SERVER_ONLY = ("fastapi", "starlette", "sqlalchemy", "alembic", "psycopg", "uvicorn", "boto3",
