@@ -1,7 +1,11 @@
 """DPO: preference pairs, their batches, sequence log-probabilities, the reference and the loss.
 
-`trainer.loop` runs the recipe (steps, checkpoints, resume, stop requests, heartbeats); this
-module is what DPO changes in it.
+`trainer.loop` runs every method's steps, checkpoints, resume, stop requests and heartbeats;
+this module is what DPO changes in them (`Run.prefs`, as `trainer.reinforce` is for a
+reinforcement job): `start` computes the reference or takes it from the resume state, a step
+is `Preferences.gradients` (the loop then clips and steps the optimiser as for the other
+methods), evaluation is `Preferences.evaluate`, and `Preferences.state` goes into every
+checkpoint.
 
 - Data: each preference line becomes an `EncodedPair` (`contracts.preference`): the chat
   template of `input.messages` with its generation prompt, then the output; only the output's
@@ -38,13 +42,6 @@ from contracts.chat import ChatTokenizer
 from contracts.preference import EncodedPair, check_pair
 from trainer.data import IGNORE, Batch, collate, load_lines
 from trainer.model import _chunk, _decode, chunked_losses, output_head
-
-
-def load_pairs(
-    url: str, chat: ChatTokenizer, max_seq_len: int, param: str, endpoint_url: str | None = None
-) -> list[EncodedPair]:
-    """Every example of a preference JSONL file, encoded; the first bad line is a `DataError`."""
-    return [p for _, p in load_numbered_pairs(url, chat, max_seq_len, param, endpoint_url)]
 
 
 def load_numbered_pairs(
@@ -170,6 +167,41 @@ class Preferences:
     def state(self) -> dict[str, torch.Tensor]:
         """For the checkpoint's resume state: the reference is never computed again."""
         return {"reference_train": self.reference_train, "reference_valid": self.reference_valid}
+
+    def gradients(self, run: Any, indices: list[int]) -> tuple[dict[str, float], int]:
+        """One step's forward and backward over the training pairs `indices`: its `train_*`
+        metrics and the tokens seen."""
+        return train_pairs(
+            run.model, self, run.train, indices, run.pad_id, run.micro_batch_tokens, run.device
+        )
+
+    def evaluate(self, run: Any, pairs: list[EncodedPair]) -> dict[str, float]:
+        """`valid_*` metrics over the validation `pairs` (no gradients, no RNG used)."""
+        return evaluate_pairs(
+            run.model, self, pairs, run.pad_id, run.micro_batch_tokens, run.device
+        )
+
+
+def start(run: Any, state: dict[str, Any] | None) -> Preferences:
+    """A run's DPO state: beta and the reference log-probs, from the resume state, else
+    computed now, before any step (the base with the adapter disabled, or the parent model
+    when continuing from a fine-tuned one)."""
+    assert run.spec.method.dpo is not None
+    beta = run.spec.method.dpo.beta
+    if state is not None:
+        return Preferences(beta, state["reference_train"], state["reference_valid"])
+    parent = run.spec.init_adapter is not None
+    run.progress.log(
+        f"Computing the reference log-probabilities of {len(run.train) + len(run.valid)} "
+        f"preference pairs ({'the model continued from' if parent else 'the base model'})"
+    )
+
+    def reference(pairs: list[EncodedPair]) -> torch.Tensor:
+        return reference_logps(
+            run.model, pairs, run.pad_id, run.micro_batch_tokens, run.device, base_only=not parent
+        )
+
+    return Preferences(beta, reference(run.train), reference(run.valid))
 
 
 def train_pairs(

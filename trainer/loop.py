@@ -6,9 +6,10 @@ final adapter.
 Setup (data, model, optimiser, resume), then steps of `batch_size` examples (packed into
 rows on CUDA, one row each on the CPU: `trainer.data`), with evaluation, metrics,
 checkpoints and stop requests between steps, then the final adapter and the metrics CSV.
-A DPO job (`method.type == "dpo"`) trains on preference pairs with `trainer.dpo`'s loss and
-reference, through the same steps, checkpoints (which keep the reference log-probs), resume
-and stop requests; its metrics are its loss, reward margin and reward accuracy.
+A DPO job (`method.type == "dpo"`) trains on preference pairs through `trainer.dpo`
+(`Run.prefs`: its reference, loss and evaluation), in the same steps, checkpoints (which
+keep the reference log-probs), resume and stop requests; its metrics are its loss, reward
+margin and reward accuracy.
 A reinforcement job (`method.type == "reinforcement"`) samples, grades and trains on
 reinforcement prompts through `trainer.reinforce` (`Run.rl`), in the same steps; its metrics
 are its loss and rewards.
@@ -55,13 +56,8 @@ from trainer.data import (
     load_numbered_examples,
     micro_batches,
 )
-from trainer.dpo import (
-    Preferences,
-    evaluate_pairs,
-    load_numbered_pairs,
-    reference_logps,
-    train_pairs,
-)
+from trainer.dpo import Preferences, load_numbered_pairs
+from trainer.dpo import start as start_dpo
 from trainer.grpo import prompt_loader
 from trainer.model import LossSums, UnknownTargetModules, load_model, loss_sums, pick_device
 from trainer.outliers import example_losses, row_order, split_means, top_losses
@@ -109,7 +105,7 @@ class Run:
     train_lines: list[int] = field(default_factory=list)  # each training example's line
     last: StepMetrics = field(default_factory=StepMetrics)  # of the latest step
     learning_rate: float = 0.0  # of the latest step
-    prefs: Preferences | None = None  # DPO only
+    prefs: Preferences | None = None  # DPO only: `trainer.dpo.Preferences`
     rl: Any = None  # reinforcement only: `trainer.reinforce.Reinforcement`
 
 
@@ -193,31 +189,10 @@ def setup(
         scheduler, train, valid, pad_id, position, total_steps, micro_batch_tokens, train_lines,
     )  # fmt: skip
     if spec.method.type == "dpo":
-        run.prefs = preferences(run, restored.training_state if restored else None)
+        run.prefs = start_dpo(run, restored.training_state if restored else None)
     if spec.method.type == "reinforcement":
         run.rl = start_reinforcement(run, chat, restored.training_state if restored else None)
     return run
-
-
-def preferences(run: Run, state: dict[str, Any] | None) -> Preferences:
-    """DPO's beta and reference log-probs: from the resume state, else computed now, before
-    any step (`trainer.dpo`: the base with the adapter disabled, or the parent model)."""
-    assert run.spec.method.dpo is not None
-    beta = run.spec.method.dpo.beta
-    if state is not None:
-        return Preferences(beta, state["reference_train"], state["reference_valid"])
-    parent = run.spec.init_adapter is not None
-    run.progress.log(
-        f"Computing the reference log-probabilities of {len(run.train) + len(run.valid)} "
-        f"preference pairs ({'the model continued from' if parent else 'the base model'})"
-    )
-
-    def reference(pairs: list[Any]) -> torch.Tensor:
-        return reference_logps(
-            run.model, pairs, run.pad_id, run.micro_batch_tokens, run.device, base_only=not parent
-        )
-
-    return Preferences(beta, reference(run.train), reference(run.valid))
 
 
 def _count(examples: list[Any], kind: str) -> str:
@@ -246,9 +221,7 @@ def evaluate(run: Run, examples: list[Any]) -> dict[str, float]:
     """`valid_*` metrics over `examples` (no gradients, no RNG used): mean loss and token
     accuracy; for DPO, mean loss, reward margin and reward accuracy."""
     if run.prefs is not None:
-        return evaluate_pairs(
-            run.model, run.prefs, examples, run.pad_id, run.micro_batch_tokens, run.device
-        )
+        return run.prefs.evaluate(run, examples)
     run.model.eval()
     total = LossSums(torch.zeros(()), 0, 0)
     with torch.no_grad():
@@ -275,10 +248,7 @@ def batches_of(run: Run, examples: list[EncodedExample], indices: list[int]) -> 
 def train_step(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
     """One optimiser step on the examples `indices`: its `train_*` metrics, tokens seen."""
     if run.prefs is not None:
-        values, tokens = train_pairs(
-            run.model, run.prefs, run.train, indices, run.pad_id, run.micro_batch_tokens,
-            run.device,
-        )  # fmt: skip
+        values, tokens = run.prefs.gradients(run, indices)
     elif run.rl is not None:
         values, tokens = run.rl.gradients(run, indices)
     else:
