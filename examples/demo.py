@@ -55,14 +55,25 @@ def start_stack(port: int) -> tuple[subprocess.Popen[str], str, str]:
         console.print(f"[dim]up │ {line.rstrip()}[/dim]")
         if m := re.search(r"(http://\S+/v1)", line):
             url = url or m.group(1)
-        if m := re.search(r"(sk-whet-\S+)", line):
-            key = m.group(1)
-        if url and key and "ready" in line.lower():
+        if url and "ready" in line.lower():
+            key = first_key()
             break
     if not (url and key):
         raise SystemExit(f"whetstone up exited before it was ready (code {proc.poll()})")
     threading.Thread(target=_echo, args=(proc,), daemon=True).start()
     return proc, url, key
+
+
+def first_key() -> str:
+    """The default project's first key: `whetstone up` without a terminal (its output is
+    piped here) writes it to a file readable by this user only; read it, then delete it."""
+    path = DATA_DIR / "first-api-key"
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+    path.unlink()
+    return key
 
 
 def _echo(proc: subprocess.Popen[str]) -> None:
