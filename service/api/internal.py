@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -39,7 +38,6 @@ from service.fine_tuning import attempts
 from service.fine_tuning import repository as repo
 from service.fine_tuning.progress import handle_report
 from service.graders.reach import Reach
-from service.hashing import cache_salt
 from service.keys.dependencies import bearer_key
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
@@ -137,10 +135,8 @@ async def grader_chat(
             raise BadGateway(str(e), code="grader_model_error") from None
         return JSONResponse(answer)
     target = await run_in_threadpool(reach.target, model)  # 404: not the project's to use
-    data["model"] = target.model
-    data["cache_salt"] = cache_salt(target.project_id)  # the project's prefix cache only
     try:
-        return await services.serving.chat(target.base_model, target.model, orjson.dumps(data))
+        return await reach.relay(target, data)
     except ServiceError as e:
         if e.status_code < 500:
             raise

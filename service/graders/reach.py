@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
 import httpx
@@ -32,6 +32,9 @@ from service.hashing import cache_salt
 from service.models import aliases
 from service.models.access import Target
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
 
 
 class Reach:
@@ -91,17 +94,21 @@ class Reach:
         if model in self.settings.grader_models and self.settings.grader_models_url:
             return self._external("/chat/completions", body)
         try:
-            target = self.target(model)
-            asked = {**body, "model": target.model, "cache_salt": cache_salt(target.project_id)}
-            response = anyio.from_thread.run(
-                self.services.serving.chat, target.base_model, target.model, orjson.dumps(asked)
-            )
+            response = anyio.from_thread.run(self.relay, self.target(model), body)
         except ServiceError as e:
             raise ModelCallError(f"{model}: {e.message}") from None
         answer = orjson.loads(bytes(response.body))
         if not isinstance(answer, dict):
             raise ModelCallError(f"{model}: the answer is not a chat completion.")
         return answer
+
+    async def relay(self, target: Target, body: dict[str, Any]) -> Response:
+        """`body` asked of the vLLM serving `target`, as the project's chats are asked: the
+        model vLLM knows it by, and the project's own prefix cache (`cache_salt`)."""
+        asked = {**body, "model": target.model, "cache_salt": cache_salt(target.project_id)}
+        return await self.services.serving.chat(
+            target.base_model, target.model, orjson.dumps(asked)
+        )
 
     def embed(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
         body = {"model": self.settings.grader_embedding_model, "input": list(texts)}
