@@ -27,17 +27,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.db.tables import File, FineTuningJob, Upload
 from service.errors import InvalidRequest, error_body
-from service.fine_tuning.status import JobStatus
+from service.files import repository as files_repo
+from service.files import upload_repository as uploads_repo
+from service.fine_tuning import repository as jobs_repo
 
 MAX_BUCKETS = 100_000  # keys remembered at once; the least recently used are forgotten
-WAITING = (JobStatus.VALIDATING_FILES.value, JobStatus.QUEUED.value)
 
 
 class TokenBucket:
@@ -183,12 +182,8 @@ def check_queued_jobs(session: Session, project_id: str, limit: int) -> None:
     """400 when the project already has `limit` jobs waiting to train (0: no limit)."""
     if limit <= 0:
         return
-    waiting = session.scalar(
-        select(func.count())
-        .select_from(FineTuningJob)
-        .where(FineTuningJob.project_id == project_id, FineTuningJob.status.in_(WAITING))
-    )
-    if (waiting or 0) >= limit:
+    waiting = jobs_repo.count_waiting(session, project_id)
+    if waiting >= limit:
         raise quota_exceeded(
             f"This project has {waiting} fine-tuning jobs waiting to train, the most it may "
             f"have at once is {limit}: wait for one to start, or cancel one",
@@ -199,13 +194,8 @@ def check_queued_jobs(session: Session, project_id: str, limit: int) -> None:
 def stored_bytes(session: Session, project_id: str) -> int:
     """The project's files, and the `bytes` its pending uploads (Uploads API) declared: an
     upload holds its room from creation, so parts can never take a project past its quota."""
-    files = session.scalar(select(func.sum(File.bytes)).where(File.project_id == project_id))
-    pending = session.scalar(
-        select(func.sum(Upload.bytes)).where(
-            Upload.project_id == project_id, Upload.status == "pending"
-        )
-    )
-    return int(files or 0) + int(pending or 0)
+    pending = uploads_repo.pending_bytes(session, project_id)
+    return files_repo.stored_bytes(session, project_id) + pending
 
 
 def storage_left(session: Session, project_id: str, limit: int) -> int | None:

@@ -47,10 +47,10 @@ from prometheus_client import (
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from service.db.tables import FineTuningJob
 from service.errors import error_body
+from service.fine_tuning import repository as jobs_repo
 from service.fine_tuning.status import JobStatus
 from serving.launcher import http_client
 
@@ -147,20 +147,14 @@ class DatabaseCollector(Collector):
         )
         try:
             with services.sessions() as session:
-                counts = dict(
-                    session.execute(
-                        select(FineTuningJob.status, func.count()).group_by(FineTuningJob.status)
-                    ).all()
-                )
-                total = session.scalar(
-                    select(func.coalesce(func.sum(FineTuningJob.trained_tokens), 0))
-                )
+                counts = jobs_repo.count_by_status(session)
+                total = jobs_repo.trained_tokens(session)
         except Exception as e:  # the database is down: say so on the API's log, not as a 500
             log.warning("metrics: cannot count jobs: %s", e)
             return
         for status in JobStatus:
             jobs.add_metric([status.value], counts.get(status.value, 0))
-        tokens.add_metric([], int(total or 0))
+        tokens.add_metric([], total)
         yield jobs
         yield tokens
 

@@ -31,7 +31,6 @@ from starlette.responses import JSONResponse, Response
 from contracts.graders.model_graders import ModelCallError
 from contracts.messages import Message, Reply, parse_message
 from service.api.chat import chat_request
-from service.db.tables import FineTuningJob
 from service.deps import Services, ServicesDep
 from service.errors import Authentication, BadGateway, InvalidRequest, ServiceError
 from service.fine_tuning import attempts
@@ -52,7 +51,7 @@ def attempt_token(job_id: str, request: Request, services: ServicesDep) -> str:
     it validates the body); `report` checks it again under the job's row lock."""
     token = bearer_key(request)
     with services.sessions() as session:
-        job = session.get(FineTuningJob, job_id)
+        job = repo.find_job(session, job_id)
         if job is None or not attempts.is_current(job, token):
             raise _not_this_attempt()
     return token
@@ -105,7 +104,7 @@ def report(
 
 def _project_of(services: Services, job_id: str) -> str:
     with services.sessions() as session:
-        job = session.get(FineTuningJob, job_id)
+        job = repo.find_job(session, job_id)
         if job is None:
             raise _not_this_attempt()
         return job.project_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db.repositories.pagination import Order, Page, paginate
@@ -23,6 +23,17 @@ def add_file(session: Session, row: File) -> File:
 def get_file(session: Session, project_id: str, file_id: str) -> File | None:
     """The file if it exists in this project; another project's file is `None` too."""
     return session.scalar(select(File).where(File.id == file_id, File.project_id == project_id))
+
+
+def find_file(session: Session, file_id: str) -> File | None:
+    """The file whatever its project (a job's own file, named by the job)."""
+    return session.get(File, file_id)
+
+
+def stored_bytes(session: Session, project_id: str) -> int:
+    """The bytes of the project's files."""
+    total = session.scalar(select(func.sum(File.bytes)).where(File.project_id == project_id))
+    return int(total or 0)
 
 
 def list_files(

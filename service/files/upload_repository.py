@@ -33,6 +33,16 @@ def get_upload(
     return session.scalar(stmt.with_for_update() if for_update else stmt)
 
 
+def pending_bytes(session: Session, project_id: str) -> int:
+    """The `bytes` the project's pending uploads declared."""
+    total = session.scalar(
+        select(func.sum(Upload.bytes)).where(
+            Upload.project_id == project_id, Upload.status == "pending"
+        )
+    )
+    return int(total or 0)
+
+
 def parts_bytes(session: Session, upload_id: str) -> int:
     total = session.scalar(
         select(func.coalesce(func.sum(UploadPart.bytes), 0)).where(

@@ -26,7 +26,7 @@ from contracts.graders.errors import GraderError
 from contracts.graders.run import Context, check_available
 from contracts.names import fine_tuned_model_name, project_segment
 from service.db.repositories import models as models_repo
-from service.db.tables import FineTunedModel, FineTuningJob, Project
+from service.db.tables import FineTuningJob, Project
 from service.errors import InvalidRequest
 from service.files import repository as files_repo
 from service.files.schemas import FINE_TUNE
@@ -123,8 +123,8 @@ def lora_of(
                 param="lora",
                 code="invalid_value",
             )
-        model = session.get(FineTunedModel, parent)
-        job = session.get(FineTuningJob, model.job_id) if model is not None else None
+        model = models_repo.find_model(session, parent)
+        job = repo.find_job(session, model.job_id) if model is not None else None
         return LoraSettings.of(job.lora if job is not None else None).model_dump()
     lora = (requested or LoraOptions()).resolved()
     served = registry[base_model].serving.max_lora_rank

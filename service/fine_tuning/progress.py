@@ -14,7 +14,6 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts import layout
@@ -25,6 +24,7 @@ from service import metrics
 from service.db.tables import FineTuningJob, FineTuningJobEvent
 from service.errors import InvalidRequest
 from service.fine_tuning import attempts
+from service.fine_tuning import repository as repo
 from service.fine_tuning import service as jobs
 from service.fine_tuning.results import save_result_file
 from service.fine_tuning.status import JobStatus, RequestedAction
@@ -115,12 +115,7 @@ def _metrics(session: Session, job: FineTuningJob, message: Metrics) -> None:
     sent again because the reply to it was lost)."""
     if message.tokens_per_second is not None and job.status == JobStatus.RUNNING.value:
         metrics.trainer_throughput(job, message.tokens_per_second)
-    recent = session.scalars(
-        select(FineTuningJobEvent)
-        .where(FineTuningJobEvent.job_id == job.id, FineTuningJobEvent.type == "metrics")
-        .order_by(FineTuningJobEvent.seq.desc())
-        .limit(RATE_WINDOW)
-    ).all()
+    recent = repo.recent_metrics_events(session, job.id, RATE_WINDOW)
     data = message.event_data()
     if recent and recent[0].data == {"step": message.step, "total_steps": message.total_steps,
                                      **data}:  # fmt: skip

@@ -31,6 +31,12 @@ def add_job(session: Session, job: FineTuningJob) -> FineTuningJob:
     return job
 
 
+def find_job(session: Session, job_id: str) -> FineTuningJob | None:
+    """The job whatever its project: for those that hold its id only (the scheduler, the
+    trainer's routes, a webhook's delivery, a model's job)."""
+    return session.get(FineTuningJob, job_id)
+
+
 def get_job(
     session: Session, project_id: str, job_id: str, *, for_update: bool = False
 ) -> FineTuningJob | None:
@@ -75,6 +81,45 @@ def list_jobs(
     )
 
 
+def swap_status(
+    session: Session, job_id: str, expected: str, changes: Mapping[str, object]
+) -> bool:
+    """Apply `changes` if the job's status is still `expected` (a compare-and-set: `UPDATE
+    ... WHERE status = :expected`); False when another transaction changed it first."""
+    swapped = session.execute(
+        update(FineTuningJob)
+        .where(FineTuningJob.id == job_id, FineTuningJob.status == expected)
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(swapped.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def count_waiting(session: Session, project_id: str) -> int:
+    """The project's jobs waiting to train: `validating_files` or `queued`."""
+    waiting = (JobStatus.VALIDATING_FILES.value, JobStatus.QUEUED.value)
+    stmt = (
+        select(func.count())
+        .select_from(FineTuningJob)
+        .where(FineTuningJob.project_id == project_id, FineTuningJob.status.in_(waiting))
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """Every project's jobs, counted by status (a status no job has is left out)."""
+    rows = session.execute(
+        select(FineTuningJob.status, func.count()).group_by(FineTuningJob.status)
+    ).all()
+    return {status: count for status, count in rows}
+
+
+def trained_tokens(session: Session) -> int:
+    """The tokens every job has trained, summed."""
+    total = session.scalar(select(func.coalesce(func.sum(FineTuningJob.trained_tokens), 0)))
+    return int(total or 0)
+
+
 def add_event(session: Session, event: FineTuningJobEvent) -> FineTuningJobEvent:
     session.add(event)
     session.flush()
@@ -97,6 +142,17 @@ def list_events(
         stmt = stmt.where(FineTuningJobEvent.seq < seq)
     rows = list(session.scalars(stmt.order_by(FineTuningJobEvent.seq.desc()).limit(limit + 1)))
     return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+def recent_metrics_events(session: Session, job_id: str, limit: int) -> list[FineTuningJobEvent]:
+    """The job's latest `limit` metrics events, newest first."""
+    stmt = (
+        select(FineTuningJobEvent)
+        .where(FineTuningJobEvent.job_id == job_id, FineTuningJobEvent.type == "metrics")
+        .order_by(FineTuningJobEvent.seq.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt).all())
 
 
 def add_checkpoint(session: Session, row: FineTuningJobCheckpoint) -> FineTuningJobCheckpoint:
@@ -133,6 +189,21 @@ def list_checkpoints(
         stmt = stmt.where(ckpt.step_number < step)
     rows = list(session.scalars(stmt.order_by(ckpt.step_number.desc()).limit(limit + 1)))
     return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+def latest_live_checkpoints(
+    session: Session, job_id: str, limit: int
+) -> list[FineTuningJobCheckpoint]:
+    """The job's latest `limit` checkpoints whose model is not deleted, latest step first."""
+    ckpt = FineTuningJobCheckpoint
+    stmt = (
+        select(ckpt)
+        .join(FineTunedModel, FineTunedModel.id == ckpt.fine_tuned_model_checkpoint)
+        .where(ckpt.job_id == job_id, FineTunedModel.deleted_at.is_(None))
+        .order_by(ckpt.step_number.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt).all())
 
 
 # --- The scheduler's queue -----------------------------------------------------------------

@@ -16,7 +16,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -99,13 +98,7 @@ def transition(
         changes: dict[str, Any] = {"status": new_status.value, "updated_at": now()}
         if new_status.is_final:
             changes |= {"finished_at": changes["updated_at"], "estimated_finish": None}
-        swapped = session.execute(
-            update(FineTuningJob)
-            .where(FineTuningJob.id == job.id, FineTuningJob.status == expected.value)
-            .values(**changes)
-            .execution_options(synchronize_session=False)
-        )
-        if swapped.rowcount == 1:  # type: ignore[attr-defined]
+        if repo.swap_status(session, job.id, expected.value, changes):
             break
         session.refresh(job, ["status"])
     else:

@@ -24,9 +24,10 @@ from contracts.spec import (
     WandbRun,
 )
 from contracts.store import ObjectNotFound, ObjectStore
-from service.db.tables import File, FineTunedModel, FineTuningJob
+from service.db.repositories import models as models_repo
+from service.db.tables import FineTuningJob
 from service.evaluation.source_answers import answered_lines
-from service.files.repository import file_key, get_file
+from service.files.repository import file_key, find_file, get_file
 from service.fine_tuning.hyperparameters import AUTO, FineTuneMethod
 from service.registry import BaseModelEntry
 from service.settings import Settings
@@ -75,7 +76,7 @@ def build_spec(ctx: SpecSources, session: Session, job: FineTuningJob, number: i
     if job.keep_checkpoints is not None:
         extra["keep_checkpoints"] = job.keep_checkpoints
     if job.parent_model:  # continued training starts from the parent's adapter
-        parent = session.get(FineTunedModel, job.parent_model)
+        parent = models_repo.find_model(session, job.parent_model)
         if parent is not None:
             extra["init_adapter"] = ctx.store.key_url(parent.adapter_prefix)
     spec = JobSpec(
@@ -123,7 +124,7 @@ def _held_out(ctx: SpecSources, session: Session, job: FineTuningJob) -> list[in
     reinforcement = (job.method or {}).get("type") == "reinforcement"
     if job.validation_file or not settings.eval_enabled or reinforcement:
         return []
-    training = session.get(File, job.training_file)
+    training = find_file(session, job.training_file)
     lines = (training.lines or 0) if training else 0
     answers_id = (job.job_metadata or {}).get("source_answers_file")
     answers = get_file(session, job.project_id, answers_id) if answers_id else None

@@ -187,7 +187,7 @@ def _record_start_failure(
     (transient errors, while attempts remain) or fail the job; never raises."""
     try:
         with ctx.sessions() as session:
-            job = session.get(FineTuningJob, job_id)
+            job = repo.find_job(session, job_id)
             if job is None or JobStatus(job.status) not in (JobStatus.QUEUED, JobStatus.RUNNING):
                 return
             _start_failed(session, job, number, error, transient or is_transient(error))
@@ -261,7 +261,7 @@ def _unclaim(ctx: SchedulerContext, job_id: str, number: int, error: ExecutorErr
     """The launch failed: back to `queued`, the attempt not counted."""
     log.warning("launch of %s attempt %d failed: %s", job_id, number, error)
     with ctx.sessions() as session:
-        job = session.get(FineTuningJob, job_id)
+        job = repo.find_job(session, job_id)
         if job is None or job.attempt != number or job.status != JobStatus.RUNNING.value:
             return
         attempts.unclaim(

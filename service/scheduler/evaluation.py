@@ -21,14 +21,12 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts import layout
 from contracts.spec import JobSpec
 from contracts.store import ObjectNotFound, ObjectStore, numbered_lines
-from service.db.tables import FineTunedModel, FineTuningJob
-from service.db.tables import FineTuningJobCheckpoint as Checkpoint
+from service.db.tables import FineTuningJob
 from service.errors import ServiceError
 from service.evaluation.answers import AnswerFailed, ModelServerDown, answer_all
 from service.evaluation.examples import Example, read_examples
@@ -124,7 +122,7 @@ class Evaluator:
     def _report(self, job_id: str, started: float) -> dict[str, Any]:
         settings = self.ctx.settings
         with self.ctx.sessions() as session:
-            job = session.get(FineTuningJob, job_id)
+            job = repo.find_job(session, job_id)
             assert job is not None
             examples, data, file_id = self._examples(job)
             checkpoints = self._checkpoints(session, job)
@@ -183,13 +181,7 @@ class Evaluator:
 
     def _checkpoints(self, session: Any, job: FineTuningJob) -> list[Scored]:
         """The latest `eval_max_checkpoints` checkpoints whose model is not deleted."""
-        rows = session.execute(
-            select(Checkpoint)
-            .join(FineTunedModel, FineTunedModel.id == Checkpoint.fine_tuned_model_checkpoint)
-            .where(Checkpoint.job_id == job.id, FineTunedModel.deleted_at.is_(None))
-            .order_by(Checkpoint.step_number.desc())
-            .limit(self.ctx.settings.eval_max_checkpoints)
-        ).scalars().all()  # fmt: skip
+        rows = repo.latest_live_checkpoints(session, job.id, self.ctx.settings.eval_max_checkpoints)
         return [
             Scored(
                 c.fine_tuned_model_checkpoint,
@@ -257,7 +249,7 @@ class Evaluator:
 
     def _record(self, job_id: str, report: dict[str, Any]) -> None:
         with self.ctx.sessions() as session:
-            job = session.get(FineTuningJob, job_id)
+            job = repo.find_job(session, job_id)
             if job is None or job.evaluation != "running":
                 return
             attach_report(session, self.ctx.store, job, report)
@@ -265,7 +257,7 @@ class Evaluator:
 
     def _end(self, job_id: str, outcome: str, message: str, level: jobs.Level) -> None:
         with self.ctx.sessions() as session:
-            job = session.get(FineTuningJob, job_id)
+            job = repo.find_job(session, job_id)
             if job is None:
                 return
             job.evaluation, job.evaluation_lease_expires_at = outcome, None
@@ -274,14 +266,14 @@ class Evaluator:
 
     def _wait_or_fail(self, job_id: str, reason: str) -> bool:
         with self.ctx.sessions() as session:
-            job = session.get(FineTuningJob, job_id)
+            job = repo.find_job(session, job_id)
             finished = (job.finished_at or 0) if job is not None else 0
         if now() - finished >= self.ctx.settings.eval_wait_seconds:
             self._end(job_id, "failed", f"Evaluation failed: {reason}", "warn")
             return True
         log.info("evaluation of %s waits: %s", job_id, reason)
         with self.ctx.sessions() as session:
-            job = session.get(FineTuningJob, job_id)
+            job = repo.find_job(session, job_id)
             if job is not None and job.evaluation == "running":
                 job.evaluation, job.evaluation_lease_expires_at = None, None
                 session.commit()
@@ -304,7 +296,7 @@ class _Renewal:
                 return
             self.last = time.monotonic()
             with self.ctx.sessions() as session:
-                job = session.get(FineTuningJob, self.job_id)
+                job = repo.find_job(session, self.job_id)
                 if job is not None and job.evaluation == "running":
                     job.evaluation_lease_expires_at = now() + int(
                         self.ctx.settings.eval_lease_seconds

@@ -63,7 +63,7 @@ def watch_attempts(ctx: SchedulerContext) -> None:
 def _watch_failed(ctx: SchedulerContext, session: Session, job_id: str, error: Exception) -> None:
     """`_watch` raised: once the lease has run out, end the attempt as a lost one."""
     try:
-        job = session.get(FineTuningJob, job_id)
+        job = repo.find_job(session, job_id)
         if job is None or not attempts.lease_expired(job):
             return
         if job.executor_handle is not None:

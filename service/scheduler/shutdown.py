@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 import time
 
-from service.db.tables import FineTuningJob
 from service.executors import Outcome
 from service.fine_tuning import attempts
+from service.fine_tuning import repository as repo
 from service.fine_tuning import service as jobs
 from service.fine_tuning.status import JobStatus
 from service.scheduler.context import SchedulerContext
@@ -36,7 +36,7 @@ def stop_attempts(ctx: SchedulerContext, grace_seconds: float) -> list[str]:
     with ctx.sessions() as session:
         requeued = []
         for attempt in live:
-            job = session.get(FineTuningJob, attempt.job_id)
+            job = repo.find_job(session, attempt.job_id)
             if job is None or job.executor_handle != attempt.handle:
                 continue
             attempts.end(job, stopped_as_asked=True)  # a pause: resuming is not a new try

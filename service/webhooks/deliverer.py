@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import metrics
 from service.db.repositories import webhooks as repo
-from service.db.tables import FineTuningJob
+from service.fine_tuning.repository import find_job
 from service.fine_tuning.service import add_event
 from service.ids import now
 from service.settings import Settings
@@ -175,7 +175,7 @@ class WebhookDeliverer:
                 return
             delivery.status = repo.FAILED
             metrics.WEBHOOK_DELIVERIES.labels(outcome="failed").inc()
-            job = session.get(FineTuningJob, delivery.job_id)
+            job = find_job(session, delivery.job_id)
             if job is not None:
                 add_event(
                     session, job,
