@@ -25,12 +25,10 @@ import orjson
 
 from contracts.graders.model_graders import ModelCallError
 from contracts.graders.run import Context
-from service.db.repositories import models as models_repo
 from service.deps import Services
 from service.errors import NotFound, ServiceError, not_found
 from service.hashing import cache_salt
-from service.models import aliases
-from service.models.access import Target
+from service.models.access import Target, find_target
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,16 +54,12 @@ class Reach:
         (blocking); another project's model and an unknown one are the same 404."""
         if self.key is not None:
             return self.services.chat_access.target(self.key, model)
-        assert self.project_id is not None
-        registry = self.services.registry
-        with self.services.sessions() as session:
-            name = aliases.resolve(session, registry, self.project_id, model)
-            if name in registry:
-                return Target(self.project_id, name, name)
-            row = models_repo.get_usable_model(session, self.project_id, name)
-            if row is None:
-                raise not_found("model", model, param="model")
-            return Target(self.project_id, row.base_model, name)
+        registry, project_id = self.services.registry, self.project_id
+        with self.services.engine.connect() as connection:
+            target = find_target(connection, registry, model, project_id=project_id)
+        if target is None:  # no such project: nothing it may use
+            raise not_found("model", model, param="model")
+        return target
 
     def serves(self, model: str) -> bool:
         if model in self.settings.grader_models and self.settings.grader_models_url:

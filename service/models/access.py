@@ -21,7 +21,7 @@ import time
 from collections.abc import Container
 from typing import NamedTuple
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from service.db.repositories import models as models_repo
@@ -38,6 +38,34 @@ class Target(NamedTuple):
     project_id: str
     base_model: str
     model: str
+
+
+def find_target(
+    connection: Connection,
+    base_models: Container[str],
+    model: str,
+    *,
+    key_hash: str | None = None,
+    project_id: str | None = None,
+) -> Target | None:
+    """Which vLLM answers `model` for the project of the key with `key_hash` (or for the
+    project `project_id`), and the model it is asked for, in one query: a registered base
+    model serves itself (never shadowed by an alias); a name of the project's aliases stands
+    for its target; a fine-tuned or checkpoint model must be live and the project's own or
+    granted to it. None when there is no such key (a key of an archived project is none) or
+    project; another project's model, a deleted one and an unknown one are the same 404."""
+    project, name, base_model = models_repo.model_named(
+        connection, model, key_hash=key_hash, project_id=project_id
+    )
+    if project is None:
+        return None
+    if model in base_models:
+        name = model
+    if name in base_models:
+        base_model = name
+    if base_model is None:
+        raise not_found("model", model, param="model")
+    return Target(project, base_model, name)
 
 
 class ChatAccess:
@@ -106,26 +134,15 @@ class ChatAccess:
         return self.target(key, model).base_model
 
     def target(self, key: str, model: str) -> Target:
-        """Ask the database (blocking: call it from a worker thread). The key's project, the
-        base model serving `model` for it and the model vLLM is asked for: a registered base
-        model serves itself; a name of the project's aliases stands for its target; a
-        fine-tuned or checkpoint model must be live and the project's own or granted to it.
-        401 for an unknown key; another project's model, a deleted one and an unknown one are
-        the same 404."""
+        """Ask the database (blocking: call it from a worker thread): `find_target` for the
+        key's project. 401 for an unknown key, 404 for a model the project may not use."""
         key_hash = secret_hash(key)
         stamp = self._stamp()  # before the question: a revocation during it voids the answer
         with self.engine.connect() as connection:
-            project_id, name, base_model = models_repo.key_and_model(connection, key_hash, model)
-        if project_id is None:
+            target = find_target(connection, self.base_models, model, key_hash=key_hash)
+        if target is None:
             with Session(self.engine) as session:
                 raise refused_key(session, key)
-        if model in self.base_models:  # never shadowed by an alias
-            name = model
-        if name in self.base_models:
-            base_model = name
-        if base_model is None:
-            raise not_found("model", model, param="model")
-        target = Target(project_id, base_model, name)
         if self.ttl > 0:
             self._remember((key_hash, model), target, stamp)
         return target

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Connection, String, and_, bindparam, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    join,
+    or_,
+    select,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from service.db.tables import ApiKey, CheckpointPermission, FineTunedModel, ModelAlias, Project
@@ -79,34 +91,57 @@ def mark_deleted(session: Session, row: FineTunedModel, when: int) -> None:
     session.flush()
 
 
-# One statement for the chat route's whole database work; built once, so that SQLAlchemy
-# compiles it once. A key of an archived project is no key. The project's alias of the name,
-# if any, stands for its target (`service.models.aliases`).
+# One statement for the question "which model does this name stand for, in the project of
+# this key" (the chat route's whole database work), one for "... in this project" (a
+# reinforcement job's graders, `service.graders.reach`); built once, so that SQLAlchemy
+# compiles each once. A key of an archived project is no key. The project's alias of the
+# name, if any, stands for its target (`service.models.aliases`).
 _NAME = bindparam("model", type_=String)
 _TARGET = func.coalesce(ModelAlias.model, _NAME)
-_KEY_AND_MODEL = (
-    select(ApiKey.project_id, _TARGET.label("target"), FineTunedModel.base_model)
-    .join(Project, and_(Project.id == ApiKey.project_id, Project.archived_at.is_(None)))
-    .outerjoin(
-        ModelAlias, and_(ModelAlias.project_id == ApiKey.project_id, ModelAlias.name == _NAME)
+
+
+def _model_named(
+    project_id: InstrumentedAttribute[str], caller: FromClause
+) -> Select[str, str, str]:
+    """(the project `project_id` of `caller`'s row, the model `:model` names there, the base
+    model of that live model if the project owns or was granted it)."""
+    return (
+        select(project_id.label("project_id"), _TARGET.label("target"), FineTunedModel.base_model)
+        .select_from(caller)
+        .outerjoin(ModelAlias, and_(ModelAlias.project_id == project_id, ModelAlias.name == _NAME))
+        .outerjoin(
+            FineTunedModel,
+            and_(
+                _usable_by(project_id),
+                FineTunedModel.id == _TARGET,
+                FineTunedModel.deleted_at.is_(None),
+            ),
+        )
     )
-    .outerjoin(
-        FineTunedModel,
-        and_(
-            _usable_by(ApiKey.project_id),
-            FineTunedModel.id == _TARGET,
-            FineTunedModel.deleted_at.is_(None),
-        ),
-    )
-    .where(ApiKey.key_hash == bindparam("key_hash"))
+
+
+_LIVE_KEY = join(
+    ApiKey, Project, and_(Project.id == ApiKey.project_id, Project.archived_at.is_(None))
+)
+_BY_KEY = _model_named(ApiKey.project_id, _LIVE_KEY).where(ApiKey.key_hash == bindparam("key_hash"))
+_BY_PROJECT = _model_named(Project.id, Project.__table__).where(
+    Project.id == bindparam("project_id")
 )
 
 
-def key_and_model(
-    connection: Connection, key_hash: str, model: str
+def model_named(
+    connection: Connection,
+    model: str,
+    *,
+    key_hash: str | None = None,
+    project_id: str | None = None,
 ) -> tuple[str | None, str, str | None]:
-    """(the project of the key with this hash, or None when there is no such key; the model
-    `model` names for that project (the target of its alias `model`, else `model`); the base
-    model of that live model if the project owns or was granted it, or None), in one query."""
-    row = connection.execute(_KEY_AND_MODEL, {"key_hash": key_hash, "model": model}).first()
+    """For the project of the key with this hash (or the project `project_id`), in one query:
+    (that project, or None when there is no such key or project; the model `model` names
+    there (the target of its alias `model`, else `model`); the base model of that live model
+    if the project owns or was granted it, or None)."""
+    if key_hash is not None:
+        row = connection.execute(_BY_KEY, {"key_hash": key_hash, "model": model}).first()
+    else:
+        row = connection.execute(_BY_PROJECT, {"project_id": project_id, "model": model}).first()
     return (None, model, None) if row is None else (row.project_id, row.target, row.base_model)

@@ -345,6 +345,29 @@ def test_the_relay_reaches_the_jobs_projects_models_only(api: ApiClient, vllm: S
     assert len(vllm.seen) == sent  # nothing reached vLLM for beta
 
 
+def test_the_relay_takes_a_model_name_as_the_projects_chats_do(
+    api: ApiClient,
+    vllm: StandIn,  # noqa: F811
+) -> None:
+    """The project's alias stands for its target (a fine-tuned or a base model), as in
+    `/v1/chat/completions`; another project's alias of that name is nothing to the job."""
+    from tests.integration.service.test_chat import reply
+
+    vllm.answer = reply(200, ANSWER)
+    own = tuned_model(api)  # alpha's
+    for name, model in (("grader-tuned", own), ("grader-base", BASE)):
+        made = api.http.post(
+            "/v1/models/aliases", json={"name": name, "model": model}, headers=api.auth()
+        )
+        assert made.status_code == 200, made.text
+    alpha_job, alpha_token = running_rft_job(api, api.key_a)
+    beta_job, beta_token = running_rft_job(api, api.key_b)
+    for name, model in (("grader-tuned", own), ("grader-base", BASE)):
+        assert relay(api, alpha_job, alpha_token, grading_request(name)).status_code == 200
+        assert json.loads(vllm.seen[-1].body)["model"] == model
+        assert relay(api, beta_job, beta_token, grading_request(name)).status_code == 404
+
+
 def test_the_relay_answers_openai_errors(api: ApiClient, vllm: StandIn) -> None:  # noqa: F811
     """A grading model that is down is a 502; a bad body a 400; never a 500."""
     from tests.integration.service.test_chat import hang_up
