@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from contracts.graders.model_graders import ModelCallError
 from contracts.messages import Message, Reply, parse_message
 from service.api.chat import chat_request
-from service.deps import Services, ServicesDep
+from service.deps import Services, ServicesDep, SessionDep
 from service.errors import Authentication, BadGateway, InvalidRequest, ServiceError
 from service.fine_tuning import attempts
 from service.fine_tuning import repository as repo
@@ -79,26 +79,24 @@ def report(
     token: Annotated[str, Depends(attempt_token)],
     body: Annotated[bytes, Depends(report_body)],
     services: ServicesDep,
+    session: SessionDep,
 ) -> Reply:
     message = read_message(body)
-    with services.sessions() as session:
-        job = repo.lock_job(session, job_id)
-        if job is None or not attempts.is_current(job, token):
-            raise _not_this_attempt()
-        try:
-            action = handle_report(
-                session,
-                services.store,
-                job,
-                message,
-                services.settings.scheduler_lease_seconds,
-                services.adapters,  # warm-starts a succeeded job's model once committed
-                services.chat_access,  # forgets the checkpoint models the trainer pruned
-            )
-        except ValidationError as e:  # the message's values, checked further in
-            session.rollback()
-            raise InvalidRequest(f"Malformed {message.type} message: {e}.") from e
-        session.commit()
+    job = repo.lock_job(session, job_id)
+    if job is None or not attempts.is_current(job, token):
+        raise _not_this_attempt()
+    try:
+        action = handle_report(
+            session,
+            services.store,
+            job,
+            message,
+            services.settings.scheduler_lease_seconds,
+            services.adapters,  # warm-starts a succeeded job's model once committed
+            services.chat_access,  # forgets the checkpoint models the trainer pruned
+        )
+    except ValidationError as e:  # the message's values, checked further in
+        raise InvalidRequest(f"Malformed {message.type} message: {e}.") from e
     return Reply(action=action)
 
 

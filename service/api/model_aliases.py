@@ -71,6 +71,6 @@ def delete_alias(
 ) -> DeleteModelAliasResponse:
     """Delete the alias (the model stays); the name answers 404 from the next request on."""
     aliases.delete_alias(session, project, name)
-    session.commit()
+    session.commit()  # before the chat route forgets what it remembered of the alias
     services.chat_access.revoked()
     return DeleteModelAliasResponse(id=name, deleted=True)

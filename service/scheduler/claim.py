@@ -116,6 +116,7 @@ def _claim_one(ctx: SchedulerContext) -> tuple[str, str, Attempt | None] | None:
         with log_context(job=job_id, project_id=project_id):
             try:
                 attempt = _claim(ctx, session, job, number)
+                session.commit()  # before the launch: the trainer's first report finds its token
                 return job_id, project_id, attempt
             except Exception as e:
                 session.rollback()
@@ -128,8 +129,8 @@ def _claim_one(ctx: SchedulerContext) -> tuple[str, str, Attempt | None] | None:
 def _claim(
     ctx: SchedulerContext, session: Session, job: FineTuningJob, number: int
 ) -> Attempt | None:
-    """Take `job` for attempt `number`, write its JobSpec and commit; None if another
-    scheduler took it first."""
+    """Take `job` for attempt `number` and write its JobSpec (the caller commits); None if
+    another scheduler took it first."""
     token, token_hash = attempts.new_token()
     if attempts.take(session, job, token_hash) is None:
         session.rollback()
@@ -148,7 +149,6 @@ def _claim(
     if held_out and number == 1:
         plural = "s" if held_out != 1 else ""
         jobs.add_event(session, job, f"{held_out} example{plural} held out for evaluation")
-    session.commit()
     attempt = Attempt(
         job_id=job.id,
         number=number,

@@ -46,38 +46,46 @@ def watch_attempts(ctx: SchedulerContext) -> None:
     """One pass over every job that holds an attempt."""
     with ctx.sessions() as session:
         for job in repo.jobs_holding_attempts(session, skip_locked=ctx.on_postgres):
-            job_id = job.id
-            with log_context(job=job_id, project_id=job.project_id):
-                try:
-                    _watch(ctx, session, job)
-                    session.commit()
-                except ExecutorError as e:  # the backend cannot be asked now: not a loss
-                    log.warning("cannot poll the attempt of %s: %s", job_id, e)
-                    session.rollback()
-                except Exception as e:
-                    session.rollback()
-                    log.error("watching the attempt of %s failed", job_id, exc_info=e)
-                    _watch_failed(ctx, session, job_id, e)
+            with log_context(job=job.id, project_id=job.project_id):
+                _watch_one(ctx, session, job)
 
 
-def _watch_failed(ctx: SchedulerContext, session: Session, job_id: str, error: Exception) -> None:
-    """`_watch` raised: once the lease has run out, end the attempt as a lost one."""
+def _watch_one(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
+    """One job in its own transaction; a failed watch is recorded in another one."""
+    job_id = job.id
     try:
-        job = repo.find_job(session, job_id)
-        if job is None or not attempts.lease_expired(job):
-            return
-        if job.executor_handle is not None:
-            _kill_once(ctx, job.executor_handle)
-        attempts.end(job)
-        if job.status == JobStatus.RUNNING.value:
-            attempts.retry_or_fail(
-                session, job, f"the scheduler could not watch it ({describe(error)})"
-            )
-        jobs.paused_if_pausing(session, job)
+        _watch(ctx, session, job)
+        session.commit()
+        return
+    except ExecutorError as e:  # the backend cannot be asked now: not a loss
+        log.warning("cannot poll the attempt of %s: %s", job_id, e)
+        session.rollback()
+        return
+    except Exception as e:
+        session.rollback()
+        log.error("watching the attempt of %s failed", job_id, exc_info=e)
+        error = e
+    try:
+        _watch_failed(ctx, session, job_id, error)
         session.commit()
     except Exception:
         session.rollback()
         log.exception("cannot end the attempt of %s", job_id)
+
+
+def _watch_failed(ctx: SchedulerContext, session: Session, job_id: str, error: Exception) -> None:
+    """`_watch` raised: once the lease has run out, end the attempt as a lost one."""
+    job = repo.find_job(session, job_id)
+    if job is None or not attempts.lease_expired(job):
+        return
+    if job.executor_handle is not None:
+        _kill_once(ctx, job.executor_handle)
+    attempts.end(job)
+    if job.status == JobStatus.RUNNING.value:
+        attempts.retry_or_fail(
+            session, job, f"the scheduler could not watch it ({describe(error)})"
+        )
+    jobs.paused_if_pausing(session, job)
 
 
 def _watch(ctx: SchedulerContext, session: Session, job: FineTuningJob) -> None:
