@@ -139,11 +139,9 @@ def test_server_file_hides_the_password_and_is_removed_only_by_its_writer(tmp_pa
 def test_server_commands_without_the_server_extra_say_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import service.cli
-
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        service.cli.importlib.util,
+        importlib.util,
         "find_spec",
         lambda name, *a: None if name in ("fastapi", "sqlalchemy") else real(name, *a),
     )
