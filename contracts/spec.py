@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from contracts.graders.schema import Grader
 
 ALL_LINEAR: Final = "all-linear"
-# The optimiser's fixed settings: lr = BASE_LEARNING_RATE * learning_rate_multiplier (or the
+# The optimiser's settings: lr = BASE_LEARNING_RATE * learning_rate_multiplier (or the
 # job's own `learning_rate`), linear warmup over WARMUP_FRACTION of the steps (at least one),
-# then linear decay to 0.
+# then linear decay to 0; AdamW's weight decay the job's `weight_decay` (WEIGHT_DECAY unless
+# it asks for another).
 BASE_LEARNING_RATE = 2e-4
 WARMUP_FRACTION = 0.05
 MAX_GRAD_NORM = 1.0
@@ -68,6 +69,13 @@ class SupervisedHyperparameters(_Strict):
         default=1.0, gt=0, le=MAX_LEARNING_RATE_MULTIPLIER
     )
     n_epochs: Annotated[int, REQUESTABLE] = Field(default=3, ge=1, le=50)
+    weight_decay: Annotated[float, REQUESTABLE] = Field(
+        default=WEIGHT_DECAY,
+        ge=0,
+        le=1,
+        description="Whetstone extension: AdamW's (decoupled) weight decay; `auto`: "
+        f"{WEIGHT_DECAY:g}.",
+    )
     learning_rate: float | None = Field(
         default=None,
         gt=0,

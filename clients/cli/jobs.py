@@ -112,6 +112,9 @@ def create(
     lr_multiplier: Annotated[
         float | None, typer.Option(help="learning_rate_multiplier.", show_default=AUTO)
     ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="weight_decay (Whetstone's).", show_default=AUTO)
+    ] = None,
     method: Annotated[MethodType, typer.Option(help="Fine-tuning method.")] = MethodType.supervised,
     beta: Annotated[
         float | None, typer.Option(help="DPO beta (with --method dpo).", show_default=AUTO)
@@ -155,7 +158,7 @@ def create(
     }  # fmt: skip
     hyper = {
         "n_epochs": epochs, "batch_size": batch_size, "learning_rate_multiplier": lr_multiplier,
-        **own.get(method, {}),
+        "weight_decay": weight_decay, **own.get(method, {}),
     }  # fmt: skip
     body = _method(method, hyper, read_grader(grader, method))
     client = st.client()
