@@ -6,6 +6,7 @@ Every default lives here and nowhere else.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -13,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from contracts.graders.schema import Grader
 
 ALL_LINEAR: Final = "all-linear"
-# The optimiser's fixed settings: lr = BASE_LEARNING_RATE * learning_rate_multiplier (or the
+# The optimiser's settings: lr = BASE_LEARNING_RATE * learning_rate_multiplier (or the
 # job's own `learning_rate`), linear warmup over WARMUP_FRACTION of the steps (at least one),
-# then linear decay to 0.
+# then linear decay to 0; AdamW's weight decay the job's `weight_decay` (WEIGHT_DECAY unless
+# it asks for another).
 BASE_LEARNING_RATE = 2e-4
 WARMUP_FRACTION = 0.05
 MAX_GRAD_NORM = 1.0
@@ -50,10 +52,30 @@ class BaseModelRef(_Strict):
     max_seq_len: int = Field(default=1024, ge=16, le=131072)
 
 
+@dataclass(frozen=True)
+class Requestable:
+    """Marks a hyperparameter that a create request may set
+    (`method.<type>.hyperparameters.<name>`): the service's request models are derived from
+    the fields so marked (`service.fine_tuning.hyperparameters`), `"auto"` allowed for each
+    number, with the field's bounds; an `auto` that no rule resolves takes the field's default."""
+
+
+REQUESTABLE: Final = Requestable()
+
+
 class SupervisedHyperparameters(_Strict):
-    n_epochs: int = Field(default=3, ge=1, le=50)
-    batch_size: int = Field(default=4, ge=1, le=256)
-    learning_rate_multiplier: float = Field(default=1.0, gt=0, le=MAX_LEARNING_RATE_MULTIPLIER)
+    batch_size: Annotated[int, REQUESTABLE] = Field(default=4, ge=1, le=256)
+    learning_rate_multiplier: Annotated[float, REQUESTABLE] = Field(
+        default=1.0, gt=0, le=MAX_LEARNING_RATE_MULTIPLIER
+    )
+    n_epochs: Annotated[int, REQUESTABLE] = Field(default=3, ge=1, le=50)
+    weight_decay: Annotated[float, REQUESTABLE] = Field(
+        default=WEIGHT_DECAY,
+        ge=0,
+        le=1,
+        description="Whetstone extension: AdamW's (decoupled) weight decay; `auto`: "
+        f"{WEIGHT_DECAY:g}.",
+    )
     learning_rate: float | None = Field(
         default=None,
         gt=0,
@@ -70,7 +92,7 @@ class SupervisedHyperparameters(_Strict):
 
 
 class DpoHyperparameters(SupervisedHyperparameters):
-    beta: float = Field(
+    beta: Annotated[float, REQUESTABLE] = Field(
         default=0.1,
         gt=0,
         le=2,
@@ -89,12 +111,18 @@ class ReinforcementHyperparameters(SupervisedHyperparameters):
     """OpenAI's `FineTuneReinforcementHyperparameters`, resolved, plus the sampling settings
     (Whetstone's: OpenAI does not expose them)."""
 
-    compute_multiplier: float = Field(default=1.0, gt=0, le=MAX_COMPUTE_MULTIPLIER)
-    eval_interval: int = Field(default=10, ge=1, description="Steps between validation runs.")
-    eval_samples: int = Field(
+    compute_multiplier: Annotated[float, REQUESTABLE] = Field(
+        default=1.0, gt=0, le=MAX_COMPUTE_MULTIPLIER
+    )
+    eval_interval: Annotated[int, REQUESTABLE] = Field(
+        default=10, ge=1, description="Steps between validation runs."
+    )
+    eval_samples: Annotated[int, REQUESTABLE] = Field(
         default=1, ge=1, le=64, description="Samples drawn per validation prompt at a run."
     )
-    reasoning_effort: Literal["default", "low", "medium", "high"] = "default"
+    reasoning_effort: Annotated[Literal["default", "low", "medium", "high"], REQUESTABLE] = (
+        "default"
+    )
     kl_beta: float = Field(
         default=0.04,
         ge=0,
@@ -109,8 +137,17 @@ class ReinforcementHyperparameters(SupervisedHyperparameters):
         return max(2, round(SAMPLES_PER_PROMPT * self.compute_multiplier))
 
 
+MethodType = Literal["supervised", "dpo", "reinforcement"]
+HYPERPARAMETERS: Final[dict[MethodType, type[SupervisedHyperparameters]]] = {
+    "supervised": SupervisedHyperparameters,
+    "dpo": DpoHyperparameters,
+    "reinforcement": ReinforcementHyperparameters,
+}
+"""Each method's hyperparameters, in its block of the same name (`Method.dpo`, ...)."""
+
+
 class Method(_Strict):
-    type: Literal["supervised", "dpo", "reinforcement"] = "supervised"
+    type: MethodType = "supervised"
     supervised: SupervisedHyperparameters | None = None
     dpo: DpoHyperparameters | None = None
     reinforcement: ReinforcementHyperparameters | None = None
@@ -120,19 +157,14 @@ class Method(_Strict):
 
     @model_validator(mode="after")
     def _one_block(self) -> Method:
-        others = {"supervised", "dpo", "reinforcement"} - {self.type}
+        others = set(HYPERPARAMETERS) - {self.type}
         for other in sorted(others):
             if getattr(self, other) is not None:
                 raise ValueError(f"method '{self.type}' takes its hyperparameters in '{self.type}'")
         if (self.grader is None) != (self.type != "reinforcement"):
             raise ValueError("a reinforcement method takes a grader, and only it does")
         if getattr(self, self.type) is None:
-            block = {
-                "supervised": SupervisedHyperparameters,
-                "dpo": DpoHyperparameters,
-                "reinforcement": ReinforcementHyperparameters,
-            }[self.type]
-            object.__setattr__(self, self.type, block())
+            object.__setattr__(self, self.type, HYPERPARAMETERS[self.type]())
         return self
 
 

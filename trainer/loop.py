@@ -173,9 +173,7 @@ def setup(
         f"Loaded base model {spec.base_model.name} in {time.perf_counter() - loading:.1f} s; "
         f"{sum(p.numel() for p in params):,} trainable LoRA parameters"
     )
-    optimizer = torch.optim.AdamW(
-        params, lr=hp.peak_learning_rate, weight_decay=spec_defaults.WEIGHT_DECAY
-    )
+    optimizer = torch.optim.AdamW(params, lr=hp.peak_learning_rate, weight_decay=hp.weight_decay)
     scheduler = make_scheduler(optimizer, total_steps)
     position = Position()
     if restored:

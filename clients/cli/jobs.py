@@ -84,23 +84,10 @@ def read_grader(path: Path | None, method: MethodType) -> dict[str, Any] | None:
 
 
 def _method(
-    method: MethodType,
-    epochs: int | None,
-    batch_size: int | None,
-    lr: float | None,
-    beta: float | None,
-    grader: dict[str, Any] | None = None,
-    reinforcement: dict[str, Any] | None = None,
+    method: MethodType, hyperparameters: dict[str, Any], grader: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    hyper: dict[str, Any] = {
-        k: v
-        for k, v in {
-            "n_epochs": epochs, "batch_size": batch_size, "learning_rate_multiplier": lr,
-            "beta": beta if method is MethodType.dpo else None,
-            **((reinforcement or {}) if method is MethodType.reinforcement else {}),
-        }.items()
-        if v is not None
-    }  # fmt: skip
+    """The request's `method`: the hyperparameters given (a flag left out: `auto`)."""
+    hyper = {k: v for k, v in hyperparameters.items() if v is not None}
     if method is MethodType.supervised and not hyper:
         return None
     block: dict[str, Any] = {"hyperparameters": hyper}
@@ -124,6 +111,9 @@ def create(
     batch_size: Annotated[int | None, typer.Option(help="batch_size.", show_default=AUTO)] = None,
     lr_multiplier: Annotated[
         float | None, typer.Option(help="learning_rate_multiplier.", show_default=AUTO)
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="weight_decay (Whetstone's).", show_default=AUTO)
     ] = None,
     method: Annotated[MethodType, typer.Option(help="Fine-tuning method.")] = MethodType.supervised,
     beta: Annotated[
@@ -158,12 +148,19 @@ def create(
 ) -> None:
     """Create a fine-tuning job."""
     st = state(ctx, json_out)
-    rl = {
-        "compute_multiplier": compute_multiplier, "eval_interval": eval_interval,
-        "eval_samples": eval_samples,
-        "reasoning_effort": reasoning_effort.value if reasoning_effort else None,
+    own: dict[MethodType, dict[str, Any]] = {  # the flags of one method only
+        MethodType.dpo: {"beta": beta},
+        MethodType.reinforcement: {
+            "compute_multiplier": compute_multiplier, "eval_interval": eval_interval,
+            "eval_samples": eval_samples,
+            "reasoning_effort": reasoning_effort.value if reasoning_effort else None,
+        },
     }  # fmt: skip
-    body = _method(method, epochs, batch_size, lr_multiplier, beta, read_grader(grader, method), rl)
+    hyper = {
+        "n_epochs": epochs, "batch_size": batch_size, "learning_rate_multiplier": lr_multiplier,
+        "weight_decay": weight_decay, **own.get(method, {}),
+    }  # fmt: skip
+    body = _method(method, hyper, read_grader(grader, method))
     client = st.client()
     job = client.fine_tuning.jobs.create(
         model=model, training_file=training_file, validation_file=validation_file,

@@ -17,8 +17,9 @@
   25 epochs and a multiplier of 10 (2e-3): it must learn its answers from nothing, which a
   pretrained model's rate and epochs do not teach it.
 
-- `beta` (DPO): 0.1, the JobSpec's default (`contracts.spec.DpoHyperparameters`), filled in
-  by `service.fine_tuning.hyperparameters.with_resolved`. A DPO job's epochs, batch size and
+- A hyperparameter without a rule here, as `beta` (DPO), takes the JobSpec's default (0.1,
+  `contracts.spec.DpoHyperparameters`), filled in by
+  `service.fine_tuning.hyperparameters.with_resolved`. A DPO job's epochs, batch size and
   multiplier follow the rules above, its preference pairs counted as examples.
 
 - Reinforcement (`resolve_reinforcement`), for a file of n prompts, each sampled
@@ -42,6 +43,7 @@ Values the user gave are kept as they are; only `"auto"` (or a missing value) is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -88,11 +90,7 @@ class Resolved:
     learning_rate_multiplier: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "n_epochs": self.n_epochs,
-            "batch_size": self.batch_size,
-            "learning_rate_multiplier": self.learning_rate_multiplier,
-        }
+        return dataclasses.asdict(self)
 
 
 def resolve(

@@ -31,11 +31,10 @@ from service.errors import InvalidRequest
 from service.files import repository as files_repo
 from service.files.schemas import FINE_TUNE
 from service.fine_tuning import repository as repo
+from service.fine_tuning.extensions import LoraOptions, LoraSettings
 from service.fine_tuning.hyperparameters import (
     METHOD_FORMAT,
     FineTuneMethod,
-    LoraOptions,
-    LoraSettings,
     normalize_method,
     with_learning_rate,
 )

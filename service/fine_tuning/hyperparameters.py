@@ -1,15 +1,20 @@
 """Methods and hyperparameters: what a job request may ask for, and the values it trains with.
 
-A request gives `"auto"` or a number for each hyperparameter; every range of OpenAI's spec is
-checked here, and a bad value answers 400 with `param` naming the field (e.g.
-`method.supervised.hyperparameters.n_epochs`). The scheduler later turns `"auto"` into numbers
-(`auto_hyperparameters`, beside this module), once it knows how many examples the file holds;
-the job then reports the resolved values (`with_resolved`), as OpenAI's jobs do.
+A method's hyperparameters are defined once, in the JobSpec (`contracts.spec`): the fields
+marked `REQUESTABLE` there are those a create request may set, and the request models here
+(OpenAI's `FineTuneSupervisedHyperparameters`, `FineTuneDPOHyperparameters`,
+`FineTuneReinforcementHyperparameters`) are derived from them. A request gives `"auto"` or a
+number for each; every range is the JobSpec field's, checked here, and a bad value answers
+400 with `param` naming the field (e.g. `method.supervised.hyperparameters.n_epochs`). The
+scheduler later turns `"auto"` into numbers (`auto_hyperparameters`, beside this module), once
+it knows how many examples the file holds, and an `auto` those rules leave (DPO's `beta`)
+into the JobSpec's default; the job then reports the resolved values (`with_resolved`), as
+OpenAI's jobs do.
 
 Whetstone's extensions to the create request (top-level, what the `openai` package sends with
-`extra_body`): `lora` (`LoraOptions`: `r`, `alpha`, `dropout`, `target_modules`, each optional)
-and `learning_rate` (the peak rate itself, instead of a multiplier of the trainer's base rate).
-Their limits and defaults are the JobSpec's (`contracts.spec`), checked here with the same 400s.
+`extra_body`) are in `extensions`: `lora` and `learning_rate` (the peak rate itself, instead
+of a multiplier of the trainer's base rate; the job reports the multiplier it means,
+`with_learning_rate`).
 
 A reinforcement method (`{"type": "reinforcement", "reinforcement": {"grader": {...},
 "hyperparameters": {...}}}`, OpenAI's `FineTuneReinforcementMethod`) takes a grader
@@ -20,26 +25,17 @@ reinforcement hyperparameters; the job reports the grader as given.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import annotated_types
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    model_serializer,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_serializer
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from contracts import spec as trainer_spec
 from contracts.graders.schema import Grader
-from contracts.spec import DpoHyperparameters as SpecDpo
-from contracts.spec import LoraConfig
-from contracts.spec import ReinforcementHyperparameters as SpecReinforcement
-from contracts.spec import SupervisedHyperparameters as SpecSupervised
+from contracts.spec import HYPERPARAMETERS, MethodType, Requestable
 from service.errors import InvalidRequest
 
 AUTO: Literal["auto"] = "auto"
@@ -48,17 +44,17 @@ METHOD_FORMAT = {"supervised": "chat", "dpo": "preference", "reinforcement": "re
 """Which dataset line format (`contracts.formats`) each method trains on."""
 
 
-def _spec_limits(model: type[BaseModel], name: str) -> annotated_types.Interval:
-    """The bounds the JobSpec (`contracts.spec`) puts on `model.name`: the request's own."""
+def spec_limits(field: FieldInfo) -> annotated_types.Interval:
+    """The bounds the JobSpec (`contracts.spec`) puts on a field: the request's own."""
     bounds: dict[str, Any] = {}
-    for constraint in model.model_fields[name].metadata:
+    for constraint in field.metadata:
         for bound in ("gt", "ge", "lt", "le"):
             if isinstance(constraint, getattr(annotated_types, bound.capitalize())):
                 bounds[bound] = getattr(constraint, bound)
     return annotated_types.Interval(**bounds)
 
 
-def _number_check(
+def number_check(
     limits: annotated_types.Interval, *, integer: bool, auto: bool = True
 ) -> Callable[[Any], Any]:
     """A check of `limits` with OpenAI's 400 message ("must be 'auto' or an integer from 1
@@ -95,80 +91,62 @@ def _number_check(
     return check
 
 
-# Each request type takes its bounds from the JobSpec field it becomes.
-_BATCH_SIZE = _spec_limits(SpecSupervised, "batch_size")
-_N_EPOCHS = _spec_limits(SpecSupervised, "n_epochs")
-_MULTIPLIER = _spec_limits(SpecSupervised, "learning_rate_multiplier")
-_BETA = _spec_limits(SpecDpo, "beta")
-BatchSize = Annotated[
-    Annotated[int, _BATCH_SIZE] | Auto,
-    BeforeValidator(_number_check(_BATCH_SIZE, integer=True)),
-]
-NEpochs = Annotated[
-    Annotated[int, _N_EPOCHS] | Auto,
-    BeforeValidator(_number_check(_N_EPOCHS, integer=True)),
-]
-_MAX_MULTIPLIER = trainer_spec.MAX_LEARNING_RATE_MULTIPLIER
-LearningRateMultiplier = Annotated[
-    Annotated[float, _MULTIPLIER] | Auto,
-    BeforeValidator(_number_check(_MULTIPLIER, integer=False)),
-]
-Beta = Annotated[
-    Annotated[float, _BETA] | Auto,
-    BeforeValidator(_number_check(_BETA, integer=False)),
-]
-
-
-_COMPUTE = _spec_limits(SpecReinforcement, "compute_multiplier")
-_EVAL_INTERVAL = _spec_limits(SpecReinforcement, "eval_interval")
-_EVAL_SAMPLES = _spec_limits(SpecReinforcement, "eval_samples")
-ComputeMultiplier = Annotated[
-    Annotated[float, _COMPUTE] | Auto,
-    BeforeValidator(_number_check(_COMPUTE, integer=False)),
-]
-EvalInterval = Annotated[
-    Annotated[int, _EVAL_INTERVAL] | Auto,
-    BeforeValidator(_number_check(_EVAL_INTERVAL, integer=True)),
-]
-EvalSamples = Annotated[
-    Annotated[int, _EVAL_SAMPLES] | Auto,
-    BeforeValidator(_number_check(_EVAL_SAMPLES, integer=True)),
-]
-ReasoningEffort = Literal["default", "low", "medium", "high"]
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SupervisedHyperparameters(_Strict):
+def _requested(field: FieldInfo) -> tuple[Any, Any]:
+    """A JobSpec field as a request takes it: a number is `"auto"` (the default) or a value
+    within the field's bounds; any other type (`reasoning_effort`) as the JobSpec has it."""
+    number = field.annotation
+    if number not in (int, float):
+        return number, Field(default=field.default, description=field.description)
+    limits = spec_limits(field)
+    kind = Annotated[
+        Annotated[number, limits] | Auto,  # type: ignore[valid-type]  # int or float, at run time
+        BeforeValidator(number_check(limits, integer=number is int)),
+    ]
+    return kind, Field(default=AUTO, description=field.description)
+
+
+def _derived(method: MethodType, base: type[BaseModel] = _Strict) -> type[BaseModel]:
+    """The request model of a method's hyperparameters: the fields of the JobSpec's class
+    (`contracts.spec.HYPERPARAMETERS`) marked `REQUESTABLE`, except those `base` has."""
+    spec = HYPERPARAMETERS[method]
+    fields: dict[str, Any] = {
+        name: _requested(field)
+        for name, field in spec.model_fields.items()
+        if name not in base.model_fields and any(isinstance(m, Requestable) for m in field.metadata)
+    }
+    return create_model(f"{spec.__name__}Request", __base__=base, **fields)
+
+
+# The classes below are built from the JobSpec's at import: mypy sees their fields as `Any`.
+class FineTuneSupervisedHyperparameters(_derived("supervised")):  # type: ignore[misc]
     """`auto` or a value for each; the job reports resolved numbers once validated."""
 
-    batch_size: BatchSize = AUTO
-    learning_rate_multiplier: LearningRateMultiplier = AUTO
-    n_epochs: NEpochs = AUTO
+
+class FineTuneDPOHyperparameters(
+    _derived("dpo", base=FineTuneSupervisedHyperparameters)  # type: ignore[misc]
+):
+    """The supervised hyperparameters and `beta`."""
 
 
-class DpoHyperparameters(SupervisedHyperparameters):
-    beta: Beta = AUTO
-
-
-class ReinforcementHyperparameters(SupervisedHyperparameters):
+class FineTuneReinforcementHyperparameters(
+    _derived("reinforcement", base=FineTuneSupervisedHyperparameters)  # type: ignore[misc]
+):
     """OpenAI's `FineTuneReinforcementHyperparameters`: `auto` or a value for each number;
     `compute_multiplier` scales the samples drawn per prompt (`contracts.spec`)."""
 
-    compute_multiplier: ComputeMultiplier = AUTO
-    eval_interval: EvalInterval = AUTO
-    eval_samples: EvalSamples = AUTO
-    reasoning_effort: ReasoningEffort = "default"
-
 
 class SupervisedMethod(_Strict):
-    hyperparameters: SupervisedHyperparameters = Field(default_factory=SupervisedHyperparameters)
+    hyperparameters: FineTuneSupervisedHyperparameters = Field(
+        default_factory=FineTuneSupervisedHyperparameters
+    )
 
 
 class DpoMethod(_Strict):
-    hyperparameters: DpoHyperparameters = Field(default_factory=DpoHyperparameters)
+    hyperparameters: FineTuneDPOHyperparameters = Field(default_factory=FineTuneDPOHyperparameters)
 
 
 class ReinforcementMethod(_Strict):
@@ -176,8 +154,8 @@ class ReinforcementMethod(_Strict):
     request left out are not filled in)."""
 
     grader: Grader
-    hyperparameters: ReinforcementHyperparameters = Field(
-        default_factory=ReinforcementHyperparameters
+    hyperparameters: FineTuneReinforcementHyperparameters = Field(
+        default_factory=FineTuneReinforcementHyperparameters
     )
 
     @model_serializer(mode="wrap")
@@ -185,9 +163,6 @@ class ReinforcementMethod(_Strict):
         data = handler(self)
         data["grader"] = self.grader.model_dump(mode="json", exclude_unset=True)
         return data
-
-
-MethodType = Literal["supervised", "dpo", "reinforcement"]
 
 
 class FineTuneMethod(_Strict):
@@ -204,30 +179,22 @@ class FineTuneMethod(_Strict):
         return {k: v for k, v in handler(self).items() if v is not None}
 
     @property
-    def hyperparameters(self) -> SupervisedHyperparameters:
+    def hyperparameters(self) -> FineTuneSupervisedHyperparameters:
+        """The block's hyperparameters (the dpo and reinforcement ones add to supervised's)."""
         block = getattr(self, self.type)
         assert block is not None, "normalize_method() fills the block of the method's type"
-        hp: SupervisedHyperparameters = block.hyperparameters
+        hp: FineTuneSupervisedHyperparameters = block.hyperparameters
         return hp
 
     def with_hyperparameters(self, values: Mapping[str, Any]) -> FineTuneMethod:
         """The same method (its grader too) with these hyperparameters, range-checked."""
-        if self.type == "reinforcement":
-            assert self.reinforcement is not None
-            rl = ReinforcementMethod(
-                grader=self.reinforcement.grader,
-                hyperparameters=ReinforcementHyperparameters.model_validate(values),
-            )
-            return FineTuneMethod(type="reinforcement", reinforcement=rl)
-        if self.type == "dpo":
-            dpo = DpoMethod(hyperparameters=DpoHyperparameters.model_validate(values))
-            return FineTuneMethod(type="dpo", dpo=dpo)
-        hp = SupervisedHyperparameters.model_validate(values)
-        return FineTuneMethod(type="supervised", supervised=SupervisedMethod(hyperparameters=hp))
+        hp = type(self.hyperparameters).model_validate(values)
+        block = getattr(self, self.type).model_copy(update={"hyperparameters": hp})
+        return self.model_copy(update={self.type: block})
 
 
 def normalize_method(
-    method: FineTuneMethod | None, legacy: SupervisedHyperparameters | None
+    method: FineTuneMethod | None, legacy: FineTuneSupervisedHyperparameters | None
 ) -> FineTuneMethod:
     """One method with the block of its type filled in; the deprecated top-level
     `hyperparameters` map to `method.supervised`. Conflicting requests answer 400."""
@@ -269,113 +236,19 @@ def normalize_method(
 
 def with_resolved(method: FineTuneMethod, values: Mapping[str, Any]) -> FineTuneMethod:
     """The method as the job reports it once validated: each `auto` replaced by the number in
-    `values` (the scheduler's `auto` rules), `beta` by the JobSpec's default when not given.
-    Values the user gave stay as they are. The result is checked against the same ranges."""
+    `values` (the scheduler's `auto` rules), or by the JobSpec's default where they have none
+    (DPO's `beta`). Values the user gave stay as they are. The result is checked against the
+    same ranges."""
+    spec = HYPERPARAMETERS[method.type].model_fields
     given = method.hyperparameters.model_dump()
-    resolved = {
-        k: values[k] if v == AUTO else v for k, v in given.items() if k in values or v != AUTO
-    }
-    if method.type == "dpo" and resolved.get("beta", AUTO) == AUTO:
-        resolved["beta"] = values.get("beta", SpecDpo.model_fields["beta"].default)
+    resolved = {k: values.get(k, spec[k].default) if v == AUTO else v for k, v in given.items()}
     return method.with_hyperparameters(resolved)
-
-
-# --- Extensions: per-job LoRA settings and learning rate ---------------------------------
-
-_LORA = LoraConfig.model_fields
-_LEARNING_RATE = _spec_limits(SpecSupervised, "learning_rate")
-_LORA_R = _spec_limits(LoraConfig, "r")
-_LORA_ALPHA = _spec_limits(LoraConfig, "alpha")
-_LORA_DROPOUT = _spec_limits(LoraConfig, "dropout")
-LearningRate = Annotated[
-    Annotated[float, _LEARNING_RATE] | None,
-    BeforeValidator(_number_check(_LEARNING_RATE, integer=False, auto=False)),
-]
-LoraRank = Annotated[
-    Annotated[int, _LORA_R] | None,
-    BeforeValidator(_number_check(_LORA_R, integer=True, auto=False)),
-]
-LoraAlpha = Annotated[
-    Annotated[int, _LORA_ALPHA] | None,
-    BeforeValidator(_number_check(_LORA_ALPHA, integer=True, auto=False)),
-]
-LoraDropout = Annotated[
-    Annotated[float, _LORA_DROPOUT] | None,
-    BeforeValidator(_number_check(_LORA_DROPOUT, integer=False, auto=False)),
-]
-_MODULE = re.compile(trainer_spec.LORA_TARGET_MODULE_PATTERN)
-
-
-def _check_target_modules(value: Any) -> Any:
-    if value is None or value == trainer_spec.ALL_LINEAR:
-        return value
-    limit, max_name = trainer_spec.LORA_MAX_TARGET_MODULES, trainer_spec.LORA_MAX_MODULE_NAME
-    rule = f"must be 'all-linear' or a list of 1 to {limit} module names such as 'q_proj'"
-    if not isinstance(value, list) or not 1 <= len(value) <= limit:
-        raise PydanticCustomError("invalid_value", rule + ", got {got}", {"got": repr(value)})
-    for name in value:
-        if not isinstance(name, str) or len(name) > max_name or not _MODULE.match(name):
-            raise PydanticCustomError(
-                "invalid_value",
-                "module names are letters, digits and '_', dotted paths allowed "
-                "('self_attn.q_proj'), at most {max} characters; got {got}",
-                {"got": repr(name), "max": max_name},
-            )
-    if len(set(value)) != len(value):
-        raise PydanticCustomError("invalid_value", "module names must not repeat")
-    return value
-
-
-TargetModules = Annotated[
-    Annotated[
-        list[trainer_spec.TargetModule],
-        Field(min_length=1, max_length=trainer_spec.LORA_MAX_TARGET_MODULES),
-    ]
-    | Literal["all-linear"]
-    | None,
-    BeforeValidator(_check_target_modules),
-]
-
-
-class LoraOptions(_Strict):
-    """`lora` of a create request: each setting optional (`null` or left out: the default)."""
-
-    r: LoraRank = Field(default=None, description=f"Rank; default {_LORA['r'].default}.")
-    alpha: LoraAlpha = Field(
-        default=None,
-        description=f"Scaling numerator (alpha / r); default {_LORA['alpha'].default}.",
-    )
-    dropout: LoraDropout = Field(
-        default=None, description=f"Dropout on the LoRA input; default {_LORA['dropout'].default}."
-    )
-    target_modules: TargetModules = Field(
-        default=None,
-        description='Module names to adapt (`["q_proj", "v_proj"]`), or `all-linear` '
-        "(every linear layer but the output head; the default).",
-    )
-
-    def resolved(self) -> LoraConfig:
-        """The JobSpec's settings: the given values, the JobSpec's defaults for the rest."""
-        return LoraConfig(**self.model_dump(exclude_none=True))
-
-
-class LoraSettings(BaseModel):
-    """`lora` of a job: the settings it trains with."""
-
-    r: int
-    alpha: int
-    dropout: float
-    target_modules: list[str] | Literal["all-linear"]
-
-    @classmethod
-    def of(cls, stored: Mapping[str, Any] | None) -> LoraSettings:
-        """From the job's `lora` column; `None` (a job from before the column) had the defaults."""
-        return cls.model_validate(LoraConfig.model_validate(stored or {}).model_dump())
 
 
 def multiplier_for(learning_rate: float) -> float:
     """The `learning_rate_multiplier` a job with its own `learning_rate` reports."""
-    return min(_MAX_MULTIPLIER, float(f"{learning_rate / trainer_spec.BASE_LEARNING_RATE:.10g}"))
+    most = trainer_spec.MAX_LEARNING_RATE_MULTIPLIER
+    return min(most, float(f"{learning_rate / trainer_spec.BASE_LEARNING_RATE:.10g}"))
 
 
 def peak_learning_rate(learning_rate: float | None, multiplier: float | Auto) -> float | None:

@@ -2,7 +2,7 @@
 spec has them (`FineTuningJob`, `FineTuningJobEvent`, `FineTuningJobCheckpoint`).
 
 Whetstone's extension fields, top-level in the request and in the job: `lora` (LoRA rank,
-alpha, dropout, target modules), `learning_rate` (`service.fine_tuning.hyperparameters`) and
+alpha, dropout, target modules), `learning_rate` (`service.fine_tuning.extensions`) and
 `keep_checkpoints` (how many epoch checkpoints stay, `contracts.spec.KEEP_CHECKPOINTS`).
 
 Fields OpenAI's schema types without null are left out when there is nothing to say
@@ -20,13 +20,11 @@ from contracts.spec import KEEP_CHECKPOINTS, MAX_KEEP_CHECKPOINTS
 from service.db.tables import FineTuningJob as JobRow
 from service.db.tables import FineTuningJobCheckpoint as CheckpointRow
 from service.db.tables import FineTuningJobEvent as EventRow
+from service.fine_tuning.extensions import LearningRate, LoraOptions, LoraSettings
 from service.fine_tuning.hyperparameters import (
     Auto,
     FineTuneMethod,
-    LearningRate,
-    LoraOptions,
-    LoraSettings,
-    SupervisedHyperparameters,
+    FineTuneSupervisedHyperparameters,
     peak_learning_rate,
 )
 from service.schemas.common import ListPage, omitted_if_none
@@ -84,7 +82,7 @@ class CreateFineTuningJobRequest(BaseModel):
     model: str = Field(min_length=1, max_length=255)
     training_file: str = Field(min_length=1, max_length=64)
     validation_file: str | None = Field(default=None, max_length=64)
-    hyperparameters: SupervisedHyperparameters | None = Field(
+    hyperparameters: FineTuneSupervisedHyperparameters | None = Field(
         default=None,
         description="Deprecated: use `method`.",
         json_schema_extra={"deprecated": True},

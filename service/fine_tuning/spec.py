@@ -13,16 +13,7 @@ from sqlalchemy.orm import Session
 
 from contracts import layout
 from contracts.holdout import held_out_lines
-from contracts.spec import (
-    BaseModelRef,
-    DpoHyperparameters,
-    GraderLimits,
-    JobSpec,
-    Method,
-    ReinforcementHyperparameters,
-    SupervisedHyperparameters,
-    WandbRun,
-)
+from contracts.spec import HYPERPARAMETERS, BaseModelRef, GraderLimits, JobSpec, Method, WandbRun
 from contracts.store import ObjectNotFound, ObjectStore
 from service.db.repositories import models as models_repo
 from service.db.tables import FineTuningJob
@@ -49,25 +40,6 @@ class SpecSources(Protocol):
 def build_spec(ctx: SpecSources, session: Session, job: FineTuningJob, number: int) -> str:
     """The JobSpec of attempt `number`, as JSON (stored with the job and in the store)."""
     entry = ctx.registry[job.base_model]
-    method = FineTuneMethod.model_validate(job.method)
-    hp = method.hyperparameters
-    supervised = SupervisedHyperparameters(
-        n_epochs=int(hp.n_epochs),
-        batch_size=int(hp.batch_size),
-        learning_rate_multiplier=float(hp.learning_rate_multiplier),
-        learning_rate=job.learning_rate,  # the job's own rate wins over the multiplier's
-    )
-    if method.type == "dpo":
-        beta = getattr(hp, "beta", AUTO)
-        dpo = DpoHyperparameters(
-            **supervised.model_dump(),
-            **({} if beta == AUTO else {"beta": float(beta)}),
-        )
-        spec_method = Method(type="dpo", dpo=dpo)
-    elif method.reinforcement is not None:
-        spec_method = _reinforcement(method, supervised)
-    else:
-        spec_method = Method(type="supervised", supervised=supervised)
     extra: dict[str, int | str] = {}
     if ctx.settings.scheduler_checkpoint_every_steps is not None:
         extra["checkpoint_every_steps"] = ctx.settings.scheduler_checkpoint_every_steps
@@ -86,7 +58,7 @@ def build_spec(ctx: SpecSources, session: Session, job: FineTuningJob, number: i
         validation_file=(
             ctx.store.key_url(file_key(job.validation_file)) if job.validation_file else None
         ),
-        method=spec_method,
+        method=_spec_method(FineTuneMethod.model_validate(job.method), job.learning_rate),
         lora=job.lora or {},  # the job's complete `LoraConfig`; none (an older job): defaults
         seed=job.seed,
         output=ctx.store.key_url(layout.job_prefix(job.id)),
@@ -100,18 +72,14 @@ def build_spec(ctx: SpecSources, session: Session, job: FineTuningJob, number: i
     return spec.model_dump_json(indent=1)
 
 
-def _reinforcement(method: FineTuneMethod, supervised: SupervisedHyperparameters) -> Method:
-    """A reinforcement job's method: its resolved hyperparameters and its grader."""
-    assert method.reinforcement is not None
-    hp = method.reinforcement.hyperparameters
-    rl = ReinforcementHyperparameters(
-        **supervised.model_dump(),
-        compute_multiplier=float(hp.compute_multiplier),
-        eval_interval=int(hp.eval_interval),
-        eval_samples=int(hp.eval_samples),
-        reasoning_effort=hp.reasoning_effort,
-    )
-    return Method(type="reinforcement", reinforcement=rl, grader=method.reinforcement.grader)
+def _spec_method(method: FineTuneMethod, learning_rate: float | None) -> Method:
+    """The job's method in the JobSpec's classes: its resolved hyperparameters (an `auto` left,
+    as in a job from before the hyperparameter existed: the JobSpec's default), the job's own
+    learning rate (which wins over the multiplier's) and a reinforcement job's grader."""
+    given = {k: v for k, v in method.hyperparameters.model_dump().items() if v != AUTO}
+    block = HYPERPARAMETERS[method.type](**given, learning_rate=learning_rate)
+    grader = method.reinforcement.grader if method.reinforcement is not None else None
+    return Method.model_validate({"type": method.type, method.type: block, "grader": grader})
 
 
 def _held_out(ctx: SpecSources, session: Session, job: FineTuningJob) -> list[int]:

@@ -93,6 +93,18 @@ def test_qlora_lowers_the_loss_and_the_adapter_answers(
     assert len(rows) == 33 and rows[4].count(",") == 4 and rows[4].split(",")[3] != ""
 
 
+def test_the_jobs_weight_decay_is_the_optimisers(
+    qa_files: dict[str, str], make_spec: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    from trainer.loop import setup
+
+    for asked, used in (({"weight_decay": 0.1}, 0.1), ({}, 0.0)):  # left out: the default
+        method = {"type": "supervised", "supervised": {"n_epochs": 1, **asked}}
+        spec = JobSpec.model_validate(make_spec(**qa_files, method=method, quantization="none"))
+        run = setup(spec, Progress(Recorder(), 0), None, spec.micro_batch_tokens, tmp_path / "w")
+        assert [group["weight_decay"] for group in run.optimizer.param_groups] == [used]
+
+
 def _check_checkpoints(store: Any) -> None:
     complete = layout.complete_checkpoints(store)
     # 3 epochs of 4 steps, a step checkpoint every 3 steps: epochs at 4, 8, 12; steps 3, 6, 9.

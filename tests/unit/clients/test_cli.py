@@ -80,14 +80,15 @@ def test_jobs_create_sends_the_hyperparameters(standin: StandIn) -> None:
     standin.script("POST", "/fine_tuning/jobs", Reply(200, JOB))
     args = ["jobs", "create", "--model", "whetstone-tiny", "--training-file", "file-abc",
             "--suffix", "facts", "--epochs", "3", "--batch-size", "4", "--lr-multiplier", "2.0",
-            "--json"]  # fmt: skip
+            "--weight-decay", "0.1", "--json"]  # fmt: skip
     result = run(standin, *args)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["id"] == "ftjob-1"
     body = standin.requests[0].json()
     assert body["suffix"] == "facts"
     assert body["method"] == {"type": "supervised", "supervised": {"hyperparameters": {
-        "n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 2.0}}}  # fmt: skip
+        "n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 2.0,
+        "weight_decay": 0.1}}}  # fmt: skip
 
 
 def test_api_error_is_one_readable_line_and_exit_1(standin: StandIn) -> None:

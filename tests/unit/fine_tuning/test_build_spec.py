@@ -13,6 +13,9 @@ from contracts import spec as trainer_spec
 from contracts.spec import JobSpec, LoraConfig, WandbRun
 from contracts.store import open_store
 from service.db.tables import File, FineTuningJob
+from service.fine_tuning.auto_hyperparameters import resolve
+from service.fine_tuning.hyperparameters import normalize_method, with_resolved
+from service.fine_tuning.schemas import CreateFineTuningJobRequest
 from service.fine_tuning.spec import build_spec
 from service.scheduler.claim import trainer_env, trainer_secrets
 from service.scheduler.context import SchedulerContext
@@ -104,6 +107,23 @@ def test_a_dpo_job_gets_a_dpo_jobspec_with_its_beta(tmp_path: Path) -> None:
     assert spec.method.dpo is not None and spec.method.dpo.beta == 0.3
     assert (spec.hyperparameters.n_epochs, spec.hyperparameters.batch_size) == (2, 4)
     assert spec.hyperparameters.learning_rate_multiplier == 1.5
+
+
+@pytest.mark.parametrize(
+    ("kind", "asked", "trained"),
+    [("supervised", 0.1, 0.1), ("dpo", 0.05, 0.05), ("supervised", "auto", 0.0)],
+)
+def test_a_requests_weight_decay_is_reported_and_reaches_the_jobspec(
+    tmp_path: Path, kind: str, asked: Any, trained: float
+) -> None:
+    hyperparameters = {"weight_decay": asked}
+    body = {"model": "whetstone-tiny", "training_file": "file-train",
+            "method": {"type": kind, kind: {"hyperparameters": hyperparameters}}}  # fmt: skip
+    method = normalize_method(CreateFineTuningJobRequest.model_validate(body).method, None)
+    values = resolve(method.hyperparameters.model_dump(), 16).as_dict()
+    reported = with_resolved(method, values).model_dump(mode="json")  # as the job stores it
+    assert reported[kind]["hyperparameters"]["weight_decay"] == trained
+    assert _spec(_context(tmp_path), _job(method=reported)).hyperparameters.weight_decay == trained
 
 
 WANDB = {"project": "tuning", "name": None, "entity": "team", "tags": ["exp-1"]}

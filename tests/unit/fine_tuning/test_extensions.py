@@ -11,11 +11,10 @@ from pydantic import ValidationError
 from contracts import spec as trainer_spec
 from contracts.spec import LoraConfig
 from service.errors import InvalidRequest
+from service.fine_tuning.extensions import LoraOptions, LoraSettings
 from service.fine_tuning.hyperparameters import (
     AUTO,
     FineTuneMethod,
-    LoraOptions,
-    LoraSettings,
     multiplier_for,
     normalize_method,
     peak_learning_rate,
