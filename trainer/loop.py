@@ -62,16 +62,19 @@ from trainer.grpo import prompt_loader
 from trainer.model import LossSums, UnknownTargetModules, load_model, loss_sums, pick_device
 from trainer.outliers import example_losses, row_order, split_means, top_losses
 from trainer.progress import Progress
+from trainer.reinforce import Reinforcement
 from trainer.reinforce import csv_columns as reinforcement_columns
 from trainer.reinforce import start as start_reinforcement
 from trainer.wandb_log import start_wandb
 
 EVAL_EXAMPLES = 64
 
+Status = Literal["succeeded", "cancelled", "paused"]
+
 
 @dataclass
 class Result:
-    status: str  # succeeded | cancelled | paused
+    status: Status
     step: int
     total_steps: int
     trained_tokens: int
@@ -95,7 +98,7 @@ class Run:
     device: torch.device
     model: Any
     optimizer: torch.optim.Optimizer
-    scheduler: Any
+    scheduler: torch.optim.lr_scheduler.LambdaLR
     train: list[Any]  # EncodedExample; EncodedPair for DPO
     valid: list[Any]
     pad_id: int
@@ -106,7 +109,7 @@ class Run:
     last: StepMetrics = field(default_factory=StepMetrics)  # of the latest step
     learning_rate: float = 0.0  # of the latest step
     prefs: Preferences | None = None  # DPO only: `trainer.dpo.Preferences`
-    rl: Any = None  # reinforcement only: `trainer.reinforce.Reinforcement`
+    rl: Reinforcement | None = None  # reinforcement only
 
 
 def seed_everything(seed: int) -> None:
@@ -121,7 +124,9 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = max(1, round(spec_defaults.WARMUP_FRACTION * total_steps))
 
     def factor(step: int) -> float:
@@ -270,7 +275,7 @@ def supervised_gradients(run: Run, indices: list[int]) -> tuple[dict[str, float]
     per_token = []
     for batch in batches:
         sums = loss_sums(run.model, batch.to(run.device))
-        (sums.loss / trained).backward()
+        (sums.loss / trained).backward()  # type: ignore[no-untyped-call]
         loss_sum += float(sums.loss.detach())
         correct += sums.correct
         tokens += batch.tokens
@@ -289,9 +294,10 @@ def supervised_gradients(run: Run, indices: list[int]) -> tuple[dict[str, float]
 
 
 def checkpoint(run: Run, kind: Literal["epoch", "step"]) -> None:
+    method = run.prefs if run.prefs is not None else run.rl  # what DPO or RL adds to resume
     folder = save_checkpoint(
         run.store, run.model, run.optimizer, run.scheduler, run.position, kind,
-        extra=run.prefs.state() if run.prefs is not None else run.rl and run.rl.state(),
+        extra=method.state() if method is not None else None,
     )  # fmt: skip
     step, keep_epochs = run.position.step, run.spec.keep_checkpoints
     kept = kept_checkpoints(run.store, keep_step=step, keep_epochs=keep_epochs)
@@ -354,7 +360,7 @@ def record_step(run: Run, train_values: dict[str, float], tokens_per_second: flo
         ))  # fmt: skip
 
 
-def train_epochs(run: Run) -> str:
+def train_epochs(run: Run) -> Status:
     """Train from the current position to the end; `succeeded`, `cancelled` or `paused`."""
     spec, position, hp = run.spec, run.position, run.spec.hyperparameters
     while position.epoch < hp.n_epochs:
@@ -377,13 +383,21 @@ def train_epochs(run: Run) -> str:
                 checkpoint(run, "epoch" if epoch_end else "step")
             elif run.progress.action == "pause":
                 checkpoint(run, "step")
-            if run.progress.action == "pause":
-                return "paused"
-            if run.progress.action == "cancel":
-                return "cancelled"
+            if (stopped := stop_requested(run.progress)) is not None:
+                return stopped
             if epoch_end:
                 break
     return "succeeded"
+
+
+def stop_requested(progress: Progress) -> Literal["paused", "cancelled"] | None:
+    """How a stop request ends the run, read afresh: the checkpoint's report, or a heartbeat
+    while it was written, may have brought one since the step's own check."""
+    if progress.action == "pause":
+        return "paused"
+    if progress.action == "cancel":
+        return "cancelled"
+    return None
 
 
 def finish(run: Run, result: Result) -> None:
