@@ -1,7 +1,8 @@
 """The language Whetstone's parts speak to each other: torch-free, and nothing else of ours.
 
 - `spec`: the JobSpec, the one typed input of a training attempt (every default in one place);
-- `store`: the object store port and its adapters (local folder, S3);
+- `store`: the object store port; `local_store` and `s3_store` its adapters (a local folder,
+  S3); `store_url` opens one from its URL;
 - `layout`: where a job's outputs live in the store;
 - `messages`: the progress channel, trainer -> service (typed messages, the reply, exit codes);
 - `names`: the fine-tuned and checkpoint model name grammar;

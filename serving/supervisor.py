@@ -31,7 +31,7 @@ from types import TracebackType
 
 import httpx
 
-from contracts.store import open_store
+from contracts.store_url import open_store
 from serving.adapters import AdapterCache, AdapterRefused
 from serving.launcher import (
     API_KEY_ENV,

@@ -22,7 +22,8 @@ import torch
 
 from contracts import layout
 from contracts.spec import KEEP_CHECKPOINTS
-from contracts.store import ObjectNotFound, ObjectStore, open_store
+from contracts.store import ObjectNotFound, ObjectStore
+from contracts.store_url import open_store
 from trainer import resume_state
 
 POSITION = "position.json"

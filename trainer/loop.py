@@ -39,7 +39,8 @@ from contracts import spec as spec_defaults
 from contracts.chat import ChatTokenizer, EncodedExample
 from contracts.messages import Checkpoint, Finished, Metrics, Started, StepMetrics
 from contracts.spec import JobSpec
-from contracts.store import ObjectStore, open_store
+from contracts.store import ObjectStore
+from contracts.store_url import open_store
 from trainer.checkpoints import (
     Position,
     fetch_adapter,

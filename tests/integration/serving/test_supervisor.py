@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.local_store import LocalStore
 from contracts.pointers import ModelPointer, write_pointer
-from contracts.store import LocalStore
 from serving.launcher import BaseModelEntry, ResolverSettings
 from serving.supervisor import AdapterNotFound, NotReady, Supervisor
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from contracts import spec as trainer_spec
 from contracts.spec import JobSpec, LoraConfig, WandbRun
-from contracts.store import open_store
+from contracts.store_url import open_store
 from service.db.tables import File, FineTuningJob
 from service.fine_tuning.spec import build_spec
 from service.scheduler.claim import trainer_env, trainer_secrets
