@@ -159,8 +159,8 @@ def child(args: argparse.Namespace) -> None:
     """Build the model and the data of `args.child`, train, and write the result as JSON."""
     import torch
 
+    from contracts.local_store import LocalStore
     from contracts.spec import BaseModelRef, JobSpec, Method, SupervisedHyperparameters
-    from contracts.store import LocalStore
     from trainer.loop import train
     from trainer.progress import Progress
 

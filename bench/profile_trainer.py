@@ -36,7 +36,7 @@ PHASES = [
     ("setup: read and tokenize the data", "trainer/data.py", "load_numbered_examples"),
     ("setup: load the model, LoRA, head check", "trainer/loop.py", "load_model_or_fail"),
     ("steps (all)", "trainer/loop.py", "train_step"),
-    ("  collate micro-batches", "trainer/loop.py", "batches_of"),
+    ("  collate micro-batches", "trainer/supervised.py", "batches_of"),
     ("  forward: decoder", "trainer/model.py", "_decode"),
     ("  forward: output layer + loss (chunked)", "trainer/model.py", "chunked_losses"),
     ("  backward", "torch/_tensor.py", "backward"),

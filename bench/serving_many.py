@@ -41,7 +41,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from contracts.store import LocalStore  # noqa: E402
+from contracts.local_store import LocalStore  # noqa: E402
 from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions  # noqa: E402
 from serving.supervisor import Supervisor  # noqa: E402
 from tests.e2e.conftest import Server  # noqa: E402

@@ -30,7 +30,8 @@ A `messages` line whose last message is a user or developer message is a reinfor
 line (the model answers it when sampled); any other `messages` line is a chat line.
 
 Blank lines are skipped; a UTF-8 byte-order mark before the first line is ignored. Every
-line of one file must have the same format.
+line of one file must have the same format. What makes each message of a line valid, in
+every format, is `contracts.dataset_messages`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from contracts.dataset_messages import messages_problem, tools_problem
+
 try:
     import orjson
 
@@ -49,7 +52,6 @@ except ImportError:  # pragma: no cover - the SDK works without orjson, only slo
     _loads = json.loads
 
 Format = Literal["chat", "preference", "reinforcement"]
-ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 MAX_REPORTED = 5
 CHUNK = 1 << 20
 MAX_LINE_BYTES = 32 << 20
@@ -95,110 +97,10 @@ class Report:
 # --- one example -----------------------------------------------------------------------
 
 
-def _content_problem(msg: dict[str, Any], where: str) -> str | None:
-    content = msg.get("content")
-    if content is None:
-        if msg.get("role") == "assistant" and msg.get("tool_calls"):
-            return None
-        return f"missing content in {where}"
-    if isinstance(content, str):
-        return None
-    if isinstance(content, list) and content:
-        for i, part in enumerate(content):
-            if not (
-                isinstance(part, dict)
-                and part.get("type") == "text"
-                and isinstance(part.get("text"), str)
-            ):
-                return f"{where}.content[{i}] is not a text part ({{'type': 'text', 'text': ...}})"
-        return None
-    return f"missing content in {where}: content must be a string or a list of text parts"
-
-
-def _tool_calls_problem(calls: Any, where: str) -> str | None:
-    if not isinstance(calls, list) or not calls:
-        return f"bad tool_calls in {where}: must be a non-empty list"
-    for i, call in enumerate(calls):
-        fn = call.get("function") if isinstance(call, dict) else None
-        if not (
-            isinstance(fn, dict)
-            and isinstance(call.get("id"), str)
-            and call.get("type", "function") == "function"
-            and isinstance(fn.get("name"), str)
-            and isinstance(fn.get("arguments"), str)
-        ):
-            return (
-                f"bad tool_calls in {where}: tool_calls[{i}] needs `id`, `type: function` and "
-                "`function` with string `name` and `arguments`"
-            )
-    return None
-
-
-def _message_problem(msg: Any, where: str) -> str | None:
-    if not isinstance(msg, dict):
-        return f"{where} is not an object"
-    role = msg.get("role")
-    if role not in ROLES:
-        if role is None:
-            return f"missing role in {where}"
-        return f"unknown role {role!r} in {where} (expected one of {', '.join(sorted(ROLES))})"
-    if "weight" in msg:
-        weight = msg["weight"]
-        if role != "assistant":
-            return f"bad weight in {where}: `weight` is only allowed on assistant messages"
-        if isinstance(weight, bool) or weight not in (0, 1):
-            return f"bad weight in {where}: must be 0 or 1, got {weight!r}"
-    if "tool_calls" in msg:
-        if role != "assistant":
-            return f"bad tool_calls in {where}: only assistant messages make tool calls"
-        problem = _tool_calls_problem(msg["tool_calls"], where)
-        if problem:
-            return problem
-    if "reasoning_content" in msg:
-        if role != "assistant":
-            return f"bad reasoning_content in {where}: only assistant messages reason"
-        if not isinstance(msg["reasoning_content"], str):
-            return f"bad reasoning_content in {where}: must be a string"
-    if role == "tool" and not isinstance(msg.get("tool_call_id"), str):
-        return f"missing tool_call_id in {where}"
-    return _content_problem(msg, where)
-
-
-def _messages_problem(messages: Any, where: str) -> str | None:
-    if not isinstance(messages, list) or not messages:
-        return f"`{where}` must be a non-empty list of messages"
-    for i, msg in enumerate(messages):
-        problem = _message_problem(msg, f"{where}[{i}]")
-        if problem:
-            return problem
-    return None
-
-
-def _tools_problem(holder: dict[str, Any], where: str) -> str | None:
-    if "tools" in holder:
-        tools = holder["tools"]
-        if not isinstance(tools, list):
-            return f"bad tools in {where}: must be a list"
-        for i, tool in enumerate(tools):
-            fn = tool.get("function") if isinstance(tool, dict) else None
-            if not (
-                isinstance(fn, dict)
-                and tool.get("type") == "function"
-                and isinstance(fn.get("name"), str)
-            ):
-                return (
-                    f"bad tools in {where}: tools[{i}] needs `type: function` and a `function.name`"
-                )
-    ptc = holder.get("parallel_tool_calls")
-    if ptc is not None and not isinstance(ptc, bool):
-        return f"bad parallel_tool_calls in {where}: must be true or false"
-    return None
-
-
 def chat_problem(example: dict[str, Any]) -> str | None:
     """Why a chat example is invalid, or `None`."""
     messages = example.get("messages")
-    problem = _messages_problem(messages, "messages") or _tools_problem(example, "the example")
+    problem = messages_problem(messages, "messages") or tools_problem(example, "the example")
     if problem:
         return problem
     kwargs = example.get("chat_template_kwargs")
@@ -217,7 +119,7 @@ def chat_problem(example: dict[str, Any]) -> str | None:
 def _output_problem(output: Any, where: str) -> str | None:
     if output is None:
         return f"missing `{where}`"
-    problem = _messages_problem(output, where)
+    problem = messages_problem(output, where)
     if problem:
         return problem
     for i, msg in enumerate(output):
@@ -232,8 +134,8 @@ def preference_problem(example: dict[str, Any]) -> str | None:
     if not isinstance(inp, dict):
         return "missing `input`: a preference example needs `input.messages`"
     return (
-        _messages_problem(inp.get("messages"), "input.messages")
-        or _tools_problem(inp, "input")
+        messages_problem(inp.get("messages"), "input.messages")
+        or tools_problem(inp, "input")
         or _output_problem(example.get("preferred_output"), "preferred_output")
         or _output_problem(example.get("non_preferred_output"), "non_preferred_output")
     )
@@ -242,7 +144,7 @@ def preference_problem(example: dict[str, Any]) -> str | None:
 def reinforcement_problem(example: dict[str, Any]) -> str | None:
     """Why a reinforcement example (a prompt and the fields its grader reads) is invalid."""
     messages = example.get("messages")
-    problem = _messages_problem(messages, "messages") or _tools_problem(example, "the example")
+    problem = messages_problem(messages, "messages") or tools_problem(example, "the example")
     if problem:
         return problem
     if messages[-1]["role"] not in _PROMPT_ROLES:  # type: ignore[index]

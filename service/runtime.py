@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.store import ObjectStore, open_store
+from contracts.store import ObjectStore
+from contracts.store_url import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.executors import Executor, build_executor

@@ -9,22 +9,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from service.executors.settings import ExecutorSettings
 from service.gpus import GPU_LIST_PATTERN
 from service.graders.settings import GraderSettings
+from service.webhooks.settings import WebhookSettings
 
 TINY_MODEL_NAME = "whetstone-tiny"
 TINY_MODEL_MAX_SEQ_LEN = 1024
 
 
-class Settings(ExecutorSettings, GraderSettings):
+class Settings(ExecutorSettings, GraderSettings, WebhookSettings):
     """Every setting of the control plane, one flat class, one section per area (the
     executor's section, `WHETSTONE_EXECUTOR`, `WHETSTONE_TRAINER_*`, `WHETSTONE_K8S_*`, is
     inherited from `service.executors.settings.ExecutorSettings`; the graders',
-    `WHETSTONE_GRADER_*`, from `service.graders.settings.GraderSettings`)."""
+    `WHETSTONE_GRADER_*`, from `service.graders.settings.GraderSettings`; the webhooks',
+    `WHETSTONE_WEBHOOK_*`, from `service.webhooks.settings.WebhookSettings`)."""
 
     model_config = SettingsConfigDict(env_prefix="WHETSTONE_", extra="ignore")
 
@@ -182,53 +184,6 @@ class Settings(ExecutorSettings, GraderSettings):
         default=None,
         description="W&B server of those runs (their `WANDB_BASE_URL`), e.g. a dedicated "
         "or self-hosted one; unset: W&B's cloud.",
-    )
-
-    # --- Webhooks: delivery of job events (the scheduler's deliverer) -----------------------
-    webhook_retry_seconds: list[NonNegativeInt] = Field(
-        default=[5, 300, 1800, 7200, 18000, 36000, 36000],
-        description="Seconds to wait before each retry of a webhook delivery that failed (no "
-        "2xx answer in time), as JSON. The default is Standard Webhooks' schedule: 8 attempts "
-        "over about 27.6 hours, the same `webhook-id` on each; after the last one fails the "
-        "delivery is given up and the job gets the event `Webhook delivery to URL failed "
-        "after N attempts`.",
-    )
-    webhook_timeout_seconds: float = Field(
-        default=10.0,
-        gt=0,
-        description="Seconds an endpoint has to answer a delivery (connect and read) before "
-        "the attempt counts as failed.",
-    )
-    webhook_concurrency: int = Field(
-        default=8,
-        ge=1,
-        le=256,
-        description="Deliveries on their way at once, per scheduler process; at most one per "
-        "endpoint, so a slow endpoint holds up none of the others.",
-    )
-    webhook_poll_seconds: float = Field(
-        default=1.0, gt=0, description="Seconds between two looks for deliveries that are due."
-    )
-    webhook_allow_private_urls: bool = Field(
-        default=False,
-        description="Let webhooks reach loopback, private, link-local and other non-public "
-        "addresses (receivers on the operator's own network). Off: a URL whose host is, or "
-        "resolves to, such an address is refused when the endpoint is created (400 naming "
-        "`url`) and again by each delivery, which connects only to the address it checked. "
-        "Turn on only where every tenant may reach that network.",
-    )
-    webhook_max_endpoints_per_project: int = Field(
-        default=20,
-        ge=1,
-        description="Webhook endpoints one project may register; one more answers 400 "
-        "`quota_exceeded`.",
-    )
-    webhook_concurrency_per_project: int = Field(
-        default=2,
-        ge=1,
-        description="Deliveries on their way at once to one project's endpoints, per "
-        "scheduler process, so that a project's slow endpoints keep the rest of "
-        "`webhook_concurrency` free for the others.",
     )
 
     # --- Evaluation report of a succeeded job --------------------------------------------

@@ -27,7 +27,8 @@ from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
 
 from contracts.names import is_valid_name
-from contracts.store import ObjectStore, open_store
+from contracts.store import ObjectStore
+from contracts.store_url import open_store
 from serving.adapters import AdapterCache, AdapterRefused
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """The local supervisor: one vLLM per base model, kept alive beside the service.
 
-Each vLLM runs in its own process group (so stopping it stops its engine processes too),
+Each vLLM runs in its own process group (`serving.process_groups`: stopping it stops its
+engine processes too, and a supervisor killed takes it along or leaves it to the next one),
 listening on a Unix socket of its own (`--uds {socket_dir}/{name}.sock`) in a folder only
 this process's user may enter (mode 0700): no other local user can reach any route of it,
 those vLLM's `--api-key` leaves open (`/invocations`, `/adapters`, `/metrics`) included. Its
@@ -12,15 +13,11 @@ this through `base_url`, `is_ready`, `load_adapter` and `unload_adapter`.
 
 from __future__ import annotations
 
-import ctypes
-import json
 import logging
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,7 +28,7 @@ from types import TracebackType
 
 import httpx
 
-from contracts.store import open_store
+from contracts.store_url import open_store
 from serving.adapters import AdapterCache, AdapterRefused
 from serving.launcher import (
     API_KEY_ENV,
@@ -41,6 +38,7 @@ from serving.launcher import (
     http_client,
     vllm_command,
 )
+from serving.process_groups import PIDS_FILE, reap_leftovers, record_groups, spawn, stop_group
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +202,7 @@ class Supervisor:
         with self._lock:
             for server in self._servers.values():
                 if server.proc is not None:
-                    _stop_group(server.proc, timeout)
+                    stop_group(server.proc, timeout)
                 server.ready = False
             self._record_pids()
         for client in self._http.values():
@@ -329,15 +327,7 @@ class Supervisor:
         with server.log_path.open("ab") as out:
             out.write(f"--- whetstone: start {server.starts}: {' '.join(server.argv)}\n".encode())
             out.flush()
-            server.proc = subprocess.Popen(
-                server.argv,
-                env={**os.environ, **server.env},
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+            server.proc = spawn(server.argv, server.env, out)
         self._record_pids()
         name, pid = server.entry.name, server.proc.pid
         gpus = server.env.get("CUDA_VISIBLE_DEVICES")
@@ -351,17 +341,8 @@ class Supervisor:
         return self.log_dir / PIDS_FILE
 
     def _record_pids(self) -> None:
-        """`pids.json`: the process group and start time of each live vLLM, for the next
-        supervisor to stop if this process dies without stopping them."""
-        groups = {}
-        for server in self._servers.values():
-            proc = server.proc
-            start = _start_time(proc.pid) if proc is not None and proc.poll() is None else None
-            if proc is not None and start is not None:
-                groups[server.entry.name] = {"pgid": proc.pid, "start": start}
-        tmp = self._pids_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(groups))
-        tmp.replace(self._pids_path)
+        """`pids.json`: each live vLLM's process group (`record_groups`)."""
+        record_groups(self._pids_path, {s.entry.name: s.proc for s in self._servers.values()})
 
     def _monitor(self) -> None:
         while not self._stopping.wait(self.poll_interval):
@@ -375,7 +356,7 @@ class Supervisor:
         proc = server.proc
         if proc is not None and proc.poll() is not None:
             log.warning("vLLM for %s exited with %s", server.entry.name, proc.returncode)
-            _stop_group(proc, 0)
+            stop_group(proc, 0)
             server.proc, server.ready = None, False
             # Counted from when the exit was seen (`now` may precede it by a preemption).
             server.next_start = time.monotonic() + server.backoff
@@ -399,7 +380,7 @@ class Supervisor:
             log.warning(
                 "vLLM for %s not healthy after %.0fs: restarting", server.entry.name, waited
             )
-            _stop_group(proc, 5)
+            stop_group(proc, 5)
 
     def _healthy(self, server: _Server) -> bool:
         try:
@@ -407,97 +388,3 @@ class Supervisor:
         except httpx.HTTPError:
             return False
         return answer.status_code == 200
-
-
-PIDS_FILE = "pids.json"
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
-    """Linux: vLLM gets SIGTERM when the thread that started it dies, so a supervisor killed
-    with SIGKILL takes its vLLMs along (they run in their own session, out of reach of the
-    terminal's signals). Their own children are stopped by vLLM on that SIGTERM."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _start_time(pid: int) -> int | None:
-    """Field 22 of `/proc/{pid}/stat`: tells a process from a later one given its pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return int(fields[19]) if len(fields) > 19 else None
-
-
-def reap_leftovers(pids_path: Path, timeout: float = 10.0) -> list[int]:
-    """Stop the process groups an earlier supervisor recorded in `pids_path` that still run;
-    their pgids. A group outlives its leader (vLLM's engine processes); a pid is never given
-    to a new process while a group of that id exists, so a recorded group is ours unless its
-    id now names a live process that started at another time (a stranger with a reused pid,
-    the old group long gone)."""
-    try:
-        groups = json.loads(pids_path.read_text())
-    except (OSError, ValueError):
-        return []
-    reaped = []
-    for name, group in groups.items():
-        pgid, start = int(group["pgid"]), int(group["start"])
-        now_start = _start_time(pgid)
-        if (now_start is not None and now_start != start) or not _group_alive(pgid):
-            continue
-        log.warning("stopping the vLLM for %s an earlier run left behind (group %d)", name, pgid)
-        _killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        _killpg(pgid, signal.SIGKILL)
-        reaped.append(pgid)
-    pids_path.unlink(missing_ok=True)
-    return reaped
-
-
-def _group_alive(pgid: int) -> bool:
-    """Some process of group `pgid` still runs (zombies, waiting to be reaped, do not)."""
-    if not Path("/proc/self/stat").exists():  # pragma: no cover - not Linux
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
-
-
-def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM the process group of `proc`, wait, then SIGKILL whatever is left of it."""
-    pgid = proc.pid  # start_new_session: the leader's pid is the group id
-    if proc.poll() is None and timeout > 0:
-        _killpg(pgid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    _killpg(pgid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + 2  # SIGKILL lands a moment later in the rest of the group
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
-def _killpg(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

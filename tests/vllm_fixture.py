@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contracts.local_store import LocalStore
 from contracts.pointers import ModelPointer, write_pointer
-from contracts.store import LocalStore, ObjectStore
+from contracts.store import ObjectStore
 from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions, http_client
 from serving.supervisor import Supervisor
 from tests.conftest import require

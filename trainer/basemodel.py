@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
 
 BEGIN = "<|begin|>"
 END = "<|end|>"
@@ -62,12 +66,12 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tokenizer():  # type: ignore[no-untyped-def]
+def build_tokenizer() -> Tokenizer:
     """A byte-level BPE `tokenizers.Tokenizer` trained on the built-in corpus."""
     return train_bpe(SPECIAL_TOKENS)
 
 
-def train_bpe(special_tokens: list[Any]):  # type: ignore[no-untyped-def]
+def train_bpe(special_tokens: list[Any]) -> Tokenizer:
     """Byte-level BPE trained on the built-in corpus, `special_tokens` (strings or
     `tokenizers.AddedToken`) at ids 0..; the same call gives the same tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -94,7 +98,7 @@ def make_base_model(path: Path) -> Path:
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=build_tokenizer(),
         bos_token=BEGIN,
         eos_token=END,
@@ -116,18 +120,18 @@ def make_base_model(path: Path) -> Path:
         head_dim=64,
         max_position_embeddings=1024,
         rms_norm_eps=1e-5,
-        rope_theta=10000.0,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
         initializer_range=0.02,
-        bos_token_id=fast.convert_tokens_to_ids(BEGIN),
-        eos_token_id=fast.convert_tokens_to_ids(END),
-        pad_token_id=fast.convert_tokens_to_ids(PAD),
+        bos_token_id=_token_id(fast, BEGIN),
+        eos_token_id=_token_id(fast, END),
+        pad_token_id=_token_id(fast, PAD),
         tie_word_embeddings=False,
         dtype="float32",
     )
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(SEED)
-        model = LlamaForCausalLM(config)
+        model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
         # A wider output layer lets a small adapter move the loss, not just the argmax.
         torch.nn.init.normal_(model.lm_head.weight, std=LM_HEAD_STD)
     finally:
@@ -135,6 +139,11 @@ def make_base_model(path: Path) -> Path:
     model.generation_config.do_sample = False
     model.save_pretrained(path)
     return path
+
+
+def _token_id(tokenizer: PreTrainedTokenizerFast, token: str) -> int:
+    """The id of one token (transformers types the answer for one token and for a list alike)."""
+    return cast(int, tokenizer.convert_tokens_to_ids(token))
 
 
 def _put_template_in_config(path: Path) -> None:

@@ -15,14 +15,15 @@ import random
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from contracts import layout
 from contracts.spec import KEEP_CHECKPOINTS
-from contracts.store import ObjectNotFound, ObjectStore, open_store
+from contracts.store import ObjectNotFound, ObjectStore
+from contracts.store_url import open_store
 from trainer import resume_state
 
 POSITION = "position.json"
@@ -74,9 +75,9 @@ def save_checkpoint(
     store: ObjectStore,
     model: Any,
     optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     position: Position,
-    kind: str,
+    kind: Literal["epoch", "step"],
     extra: dict[str, Any] | None = None,
 ) -> str:
     """Upload one checkpoint under the job folder `store` is rooted at; return its folder key.
@@ -99,7 +100,7 @@ def save_checkpoint(
         (state / POSITION).write_text(json.dumps(asdict(position)))
         store.upload_dir(adapter, folder + layout.ADAPTER)
         store.upload_dir(state, folder + layout.STATE)
-    info = layout.CheckpointInfo(step=position.step, epoch=position.epoch_number, kind=kind)  # type: ignore[arg-type]
+    info = layout.CheckpointInfo(step=position.step, epoch=position.epoch_number, kind=kind)
     store.put_bytes(folder + layout.COMPLETE, info.to_json())
     return folder
 

@@ -26,7 +26,8 @@ import torch
 
 from contracts.chat import ChatTokenizer, Encoded, EncodedExample, ExampleError
 from contracts.formats import parse_line
-from contracts.store import ObjectNotFound, numbered_lines, split_url
+from contracts.store import ObjectNotFound, numbered_lines
+from contracts.store_url import split_url
 
 IGNORE = -100
 T = TypeVar("T")

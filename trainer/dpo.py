@@ -219,7 +219,7 @@ def train_pairs(
     tokens = 0
     for micro in pair_batches(pairs, indices, pad_id, max_tokens):
         sums = pair_sums(model, micro.to(device), prefs.reference_train, prefs.beta)
-        (sums.loss / len(indices)).backward()
+        (sums.loss / len(indices)).backward()  # type: ignore[no-untyped-call]
         total = _add(total, sums)
         tokens += micro.batch.tokens
     return _metrics(total, "train_"), tokens

@@ -24,7 +24,8 @@ from pydantic import ValidationError
 
 from contracts.messages import EXIT_BAD_INPUT, EXIT_OK, Failed
 from contracts.spec import JobSpec
-from contracts.store import ObjectNotFound, split_url
+from contracts.store import ObjectNotFound
+from contracts.store_url import split_url
 from trainer.progress import (
     HEARTBEAT_SECONDS,
     REPORT_MAX_WAIT_SECONDS,

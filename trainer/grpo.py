@@ -317,7 +317,7 @@ def policy_gradients(
             per_token = per_token + kl_beta * kl
             total.kl += float(kl.detach().sum())
         loss = per_token.sum()
-        (loss / completion_tokens).backward()
+        (loss / completion_tokens).backward()  # type: ignore[no-untyped-call]
         total.loss += float(loss.detach())
         total.tokens += batch.tokens
     total.loss /= completion_tokens

@@ -3,9 +3,10 @@ final adapter.
 
     result = train(spec, Progress(StdoutChannel()))
 
-Setup (data, model, optimiser, resume), then steps of `batch_size` examples (packed into
-rows on CUDA, one row each on the CPU: `trainer.data`), with evaluation, metrics,
-checkpoints and stop requests between steps, then the final adapter and the metrics CSV.
+Setup (data, model, optimiser, resume: a `trainer.run.Run`), then steps of `batch_size`
+examples (a supervised job's through `trainer.supervised`: packed into rows on CUDA, one row
+each on the CPU), with evaluation, metrics, checkpoints and stop requests between steps, then
+the final adapter and the metrics CSV (`trainer.metrics_csv`).
 A DPO job (`method.type == "dpo"`) trains on preference pairs through `trainer.dpo`
 (`Run.prefs`: its reference, loss and evaluation), in the same steps, checkpoints (which
 keep the reference log-probs), resume and stop requests; its metrics are its loss, reward
@@ -20,14 +21,11 @@ Plain functions; nothing hides in a framework trainer.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import random
 import resource
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +37,8 @@ from contracts import spec as spec_defaults
 from contracts.chat import ChatTokenizer, EncodedExample
 from contracts.messages import Checkpoint, Finished, Metrics, Started, StepMetrics
 from contracts.spec import JobSpec
-from contracts.store import ObjectStore, open_store
+from contracts.store_url import open_store
+from trainer import supervised
 from trainer.checkpoints import (
     Position,
     fetch_adapter,
@@ -49,64 +48,19 @@ from trainer.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from trainer.data import (
-    Batch,
-    DataError,
-    epoch_batches,
-    load_numbered_examples,
-    micro_batches,
-)
-from trainer.dpo import Preferences, load_numbered_pairs
+from trainer.data import DataError, epoch_batches, load_numbered_examples
+from trainer.dpo import load_numbered_pairs
 from trainer.dpo import start as start_dpo
 from trainer.grpo import prompt_loader
-from trainer.model import LossSums, UnknownTargetModules, load_model, loss_sums, pick_device
-from trainer.outliers import example_losses, row_order, split_means, top_losses
+from trainer.metrics_csv import csv_columns, csv_row, metrics_csv
+from trainer.model import UnknownTargetModules, load_model, pick_device
+from trainer.outliers import example_losses, top_losses
 from trainer.progress import Progress
-from trainer.reinforce import csv_columns as reinforcement_columns
 from trainer.reinforce import start as start_reinforcement
+from trainer.run import Result, Run, Status
 from trainer.wandb_log import start_wandb
 
 EVAL_EXAMPLES = 64
-
-
-@dataclass
-class Result:
-    status: str  # succeeded | cancelled | paused
-    step: int
-    total_steps: int
-    trained_tokens: int
-    seconds: float
-    tokens_per_second: float
-    peak_memory_mb: float
-    train_loss: float | None = None
-    full_valid_loss: float | None = None
-    full_valid_mean_token_accuracy: float | None = None
-    adapter_key: str | None = None
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class Run:
-    """Everything one attempt holds while it trains."""
-
-    spec: JobSpec
-    progress: Progress
-    store: ObjectStore
-    device: torch.device
-    model: Any
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    train: list[Any]  # EncodedExample; EncodedPair for DPO
-    valid: list[Any]
-    pad_id: int
-    position: Position
-    total_steps: int
-    micro_batch_tokens: int
-    train_lines: list[int] = field(default_factory=list)  # each training example's line
-    last: StepMetrics = field(default_factory=StepMetrics)  # of the latest step
-    learning_rate: float = 0.0  # of the latest step
-    prefs: Preferences | None = None  # DPO only: `trainer.dpo.Preferences`
-    rl: Any = None  # reinforcement only: `trainer.reinforce.Reinforcement`
 
 
 def seed_everything(seed: int) -> None:
@@ -121,7 +75,9 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = max(1, round(spec_defaults.WARMUP_FRACTION * total_steps))
 
     def factor(step: int) -> float:
@@ -220,27 +176,7 @@ def evaluate(run: Run, examples: list[Any]) -> dict[str, float]:
     accuracy; for DPO, mean loss, reward margin and reward accuracy."""
     if run.prefs is not None:
         return run.prefs.evaluate(run, examples)
-    run.model.eval()
-    total = LossSums(torch.zeros(()), 0, 0)
-    with torch.no_grad():
-        for batch in batches_of(run, examples, list(range(len(examples)))):
-            sums = loss_sums(run.model, batch.to(run.device))
-            total = LossSums(total.loss + sums.loss.cpu(), total.correct + sums.correct,
-                             total.tokens + sums.tokens)  # fmt: skip
-    run.model.train()
-    tokens = max(1, total.tokens)
-    return {
-        "valid_loss": float(total.loss) / tokens,
-        "valid_mean_token_accuracy": total.correct / tokens,
-    }
-
-
-def batches_of(run: Run, examples: list[EncodedExample], indices: list[int]) -> list[Batch]:
-    """Micro-batches of `indices`: packed rows on CUDA, one sequence each on the CPU."""
-    return micro_batches(
-        examples, indices, run.spec.base_model.max_seq_len, run.pad_id,
-        run.micro_batch_tokens, packed=run.device.type == "cuda",
-    )  # fmt: skip
+    return supervised.evaluate(run, examples)
 
 
 def train_step(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
@@ -250,7 +186,7 @@ def train_step(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
     elif run.rl is not None:
         values, tokens = run.rl.gradients(run, indices)
     else:
-        values, tokens = supervised_gradients(run, indices)
+        values, tokens = supervised.gradients(run, indices)
     params = [p for group in run.optimizer.param_groups for p in group["params"]]
     torch.nn.utils.clip_grad_norm_(params, spec_defaults.MAX_GRAD_NORM)
     run.optimizer.step()
@@ -260,36 +196,11 @@ def train_step(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
     return values, tokens
 
 
-def supervised_gradients(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
-    """Forward and backward of the examples `indices`: loss and token accuracy, tokens seen."""
-    batches = batches_of(run, run.train, indices)
-    trained = sum(b.trained_tokens for b in batches)
-    loss_sum, correct, tokens = 0.0, 0, 0
-    per_token = []
-    for batch in batches:
-        sums = loss_sums(run.model, batch.to(run.device))
-        (sums.loss / trained).backward()
-        loss_sum += float(sums.loss.detach())
-        correct += sums.correct
-        tokens += batch.tokens
-        assert sums.per_token is not None
-        per_token.append(sums.per_token)
-    if run.position.epoch == run.spec.hyperparameters.n_epochs - 1:  # the outliers' losses
-        order = row_order(
-            run.train, indices, run.spec.base_model.max_seq_len, run.device.type == "cuda"
-        )
-        means = split_means(order, torch.cat(per_token))
-        run.position.example_losses.update((str(i), loss) for i, loss in means.items())
-    return {
-        "train_loss": loss_sum / trained,
-        "train_mean_token_accuracy": correct / trained,
-    }, tokens
-
-
 def checkpoint(run: Run, kind: Literal["epoch", "step"]) -> None:
+    method = run.prefs if run.prefs is not None else run.rl  # what DPO or RL adds to resume
     folder = save_checkpoint(
         run.store, run.model, run.optimizer, run.scheduler, run.position, kind,
-        extra=run.prefs.state() if run.prefs is not None else run.rl and run.rl.state(),
+        extra=method.state() if method is not None else None,
     )  # fmt: skip
     step, keep_epochs = run.position.step, run.spec.keep_checkpoints
     kept = kept_checkpoints(run.store, keep_step=step, keep_epochs=keep_epochs)
@@ -301,36 +212,6 @@ def checkpoint(run: Run, kind: Literal["epoch", "step"]) -> None:
         metrics=run.last, kept_steps=tuple(kept),
     ))  # fmt: skip
     prune(run.store, keep_step=step, keep_epochs=keep_epochs)
-
-
-CSV_FIELDS = {"train_accuracy": "train_mean_token_accuracy"}
-"""Metrics CSV columns named otherwise than the `StepMetrics` field they hold."""
-
-
-def csv_columns(spec: JobSpec) -> tuple[str, ...]:
-    if spec.method.type == "reinforcement":
-        return reinforcement_columns(spec)
-    return layout.DPO_METRICS_COLUMNS if spec.method.type == "dpo" else layout.METRICS_COLUMNS
-
-
-def metrics_csv(
-    rows: list[dict[str, Any]], columns: tuple[str, ...] = layout.METRICS_COLUMNS
-) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
-    return out.getvalue().encode()
-
-
-def csv_row(spec: JobSpec, step: int, metrics: StepMetrics) -> dict[str, Any]:
-    row: dict[str, Any] = {"step": step}
-    values = metrics.metric_values()
-    for column in csv_columns(spec)[1:]:
-        value = values.get(CSV_FIELDS.get(column, column))
-        row[column] = None if value is None else round(value, 6)
-    return row
 
 
 def record_step(run: Run, train_values: dict[str, float], tokens_per_second: float) -> None:
@@ -352,7 +233,7 @@ def record_step(run: Run, train_values: dict[str, float], tokens_per_second: flo
         ))  # fmt: skip
 
 
-def train_epochs(run: Run) -> str:
+def train_epochs(run: Run) -> Status:
     """Train from the current position to the end; `succeeded`, `cancelled` or `paused`."""
     spec, position, hp = run.spec, run.position, run.spec.hyperparameters
     while position.epoch < hp.n_epochs:
@@ -375,13 +256,21 @@ def train_epochs(run: Run) -> str:
                 checkpoint(run, "epoch" if epoch_end else "step")
             elif run.progress.action == "pause":
                 checkpoint(run, "step")
-            if run.progress.action == "pause":
-                return "paused"
-            if run.progress.action == "cancel":
-                return "cancelled"
+            if (stopped := stop_requested(run.progress)) is not None:
+                return stopped
             if epoch_end:
                 break
     return "succeeded"
+
+
+def stop_requested(progress: Progress) -> Literal["paused", "cancelled"] | None:
+    """How a stop request ends the run, read afresh: the checkpoint's report, or a heartbeat
+    while it was written, may have brought one since the step's own check."""
+    if progress.action == "pause":
+        return "paused"
+    if progress.action == "cancel":
+        return "cancelled"
+    return None
 
 
 def finish(run: Run, result: Result) -> None:

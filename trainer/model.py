@@ -48,7 +48,7 @@ def load_base(path: str, quantization: str, device: torch.device) -> Any:
     attention = attention_implementation(AutoConfig.from_pretrained(path))
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attention}
     if quantization == "nf4":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
+        kwargs["quantization_config"] = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
@@ -58,13 +58,14 @@ def load_base(path: str, quantization: str, device: torch.device) -> Any:
         kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if quantization != "nf4":
-        model.to(device)
+        # transformers' decorator on `to` hides its signature from the type checker.
+        model.to(device)  # type: ignore[arg-type]
     model.config.use_cache = False
     for module in model.modules():
         # bitsandbytes repacks 4-bit weights in place for CPU inference the first time a module
         # runs in eval mode; evaluation between steps must leave the weights as training sees them.
         if hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = False
+            module.support_avx512bf16_for_cpu = False  # type: ignore[assignment]
     for param in model.parameters():
         param.requires_grad_(False)
     return model
@@ -143,7 +144,7 @@ def output_head(base: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     cap = getattr(config, "final_logit_softcapping", None)  # Gemma 2: tanh(logits/cap) * cap
 
     def logits_of(hidden: torch.Tensor) -> torch.Tensor:
-        logits = head(hidden).float()
+        logits: torch.Tensor = head(hidden).float()
         if scale is not None:
             logits = logits * scale
         if divisor is not None:

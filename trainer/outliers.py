@@ -54,7 +54,7 @@ def split_means(order: list[tuple[int, Encoded]], losses: torch.Tensor) -> dict[
     counts = [sum(sequence.loss_mask[1:]) for _, sequence in order]
     if sum(counts) != losses.numel():
         raise ValueError(f"{losses.numel()} token losses for {sum(counts)} trained tokens")
-    parts = losses.detach().float().cpu().split(counts)
+    parts = losses.detach().float().cpu().split(counts)  # type: ignore[no-untyped-call]
     totals: dict[int, float] = {}
     tokens: dict[int, int] = {}
     for (index, _), part, count in zip(order, parts, counts, strict=True):

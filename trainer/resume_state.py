@@ -61,7 +61,9 @@ def read(folder: Path) -> Any:
 
 
 def _read_legacy(path: Path) -> Any:
-    numpy_arrays = [np.ndarray, np.dtype, np.dtypes.UInt32DType, np._core.multiarray._reconstruct]
+    # numpy's stubs leave out its private `_core`, where pickles of arrays point.
+    reconstruct = np._core.multiarray._reconstruct  # type: ignore[attr-defined]
+    numpy_arrays = [np.ndarray, np.dtype, np.dtypes.UInt32DType, reconstruct]
     try:
         with torch.serialization.safe_globals(numpy_arrays):
             return torch.load(path, weights_only=True, map_location="cpu")

@@ -1,22 +1,12 @@
-"""Kubernetes executor: a `batch/v1` Job per attempt, built with the official client's models.
+"""Kubernetes executor: a `batch/v1` Job per attempt (`service.executors.kubernetes_manifests`
+builds it and its token Secret), launched, watched and deleted through the Kubernetes API.
 
-Per attempt, in the configured namespace, both named `wst-{job}-{n}-{hash}`:
+The Job is created suspended; then the Secret holding the attempt's token, created owned by
+that Job, so that the garbage collector removes it with the Job; then the Job is resumed
+(`suspend: false`). This order is what lets the scheduler's Role grant Secrets `create`
+alone: it never reads, patches or deletes a Secret (deploy/base/rbac.yaml), so it cannot
+read one it did not create.
 
-- a Job with `backoffLimit: 0` (the scheduler owns retries), `ttlSecondsAfterFinished`, the GPU
-  request, node selector and tolerations from the settings, S3 credentials from a Secret
-  (`envFrom`), labels linking it to the job (`whetstone.dev/job-id`, `whetstone.dev/attempt`),
-  and a pod that meets Pod Security `restricted` (non-root, no privilege escalation, no
-  capabilities, RuntimeDefault seccomp, read-only root filesystem). It is created suspended;
-- a Secret holding the attempt's token (`token`), created owned by that Job, so that the
-  garbage collector removes it with the Job; then the Job is resumed (`suspend: false`).
-
-This order is what lets the scheduler's Role grant Secrets `create` alone: it never reads,
-patches or deletes a Secret (deploy/base/rbac.yaml), so it cannot read one it did not create.
-
-The token reaches the trainer as the environment variable `WHETSTONE_ATTEMPT_TOKEN`, taken
-from the Secret (`secretKeyRef`): it is never written into the Job object nor put on the
-trainer's command line. The attempt's other secret variables (`Attempt.secret_env`, the W&B
-API key) are keys of the same Secret, read the same way.
 A handle is `k8s:{namespace}/{job name}`. `kill` deletes the Job (propagation `Background`):
 the pod gets SIGTERM, saves a checkpoint and exits within the termination grace period; the
 garbage collector deletes the token Secret with it.
@@ -24,8 +14,6 @@ garbage collector deletes the token Secret with it.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +21,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from contracts.messages import ATTEMPT_TOKEN_ENV, EXIT_OK
+from contracts.messages import EXIT_OK
 from service.executors.base import (
     Attempt,
     AttemptState,
@@ -42,38 +30,20 @@ from service.executors.base import (
     LiveAttempt,
     Outcome,
 )
+from service.executors.kubernetes_manifests import (
+    ATTEMPT_LABEL,
+    ATTEMPT_NAME_LABEL,
+    CONTAINER,
+    JOB_ID_ANNOTATION,
+    JOB_ID_LABEL,
+    MANAGED_LABELS,
+    attempt_name,
+    build_job,
+    build_secret,
+)
 from service.executors.settings import ExecutorSettings
 
-TOKEN_ENV = ATTEMPT_TOKEN_ENV
-CONTAINER = "trainer"
-TRAINER_COMMAND = ["python", "-m", "trainer"]
-MANAGED_LABELS = {
-    "app.kubernetes.io/name": "whetstone",
-    "app.kubernetes.io/component": "trainer",
-    "app.kubernetes.io/managed-by": "whetstone-scheduler",
-}
-JOB_ID_LABEL = "whetstone.dev/job-id"
-ATTEMPT_LABEL = "whetstone.dev/attempt"
-ATTEMPT_NAME_LABEL = "whetstone.dev/attempt-name"
-BASE_MODEL_LABEL = "whetstone.dev/base-model"
-JOB_ID_ANNOTATION = "whetstone.dev/job-id"
 _PREFIX = "k8s:"
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
-
-def attempt_name(attempt: Attempt) -> str:
-    """A DNS-1123 name unique per (job id, attempt): job ids are case-sensitive, names not."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", attempt.job_id.lower()).strip("-")[:40].strip("-")
-    digest = hashlib.sha256(attempt.job_id.encode()).hexdigest()[:8]
-    return f"wst-{slug or 'job'}-{attempt.number}-{digest}"
-
-
-def label_value(value: str) -> str:
-    """`value` if Kubernetes accepts it as a label value, else a readable safe form."""
-    if len(value) <= 63 and _LABEL_VALUE.match(value):
-        return value
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)[:54].strip("-_.")
-    return f"{safe}-{hashlib.sha256(value.encode()).hexdigest()[:8]}".lstrip("-_.")
 
 
 class KubernetesExecutor:
@@ -112,175 +82,6 @@ class KubernetesExecutor:
     def namespace(self) -> str:
         return self._settings.k8s_namespace
 
-    # --- manifests ---------------------------------------------------------------------------
-
-    def build_secret(self, attempt: Attempt, job_uid: str | None = None) -> k8s.V1Secret:
-        """The attempt's token Secret, owned by its Job (uid `job_uid`) when given."""
-        owner = None
-        if job_uid:
-            owner = [
-                k8s.V1OwnerReference(
-                    api_version="batch/v1", kind="Job", name=attempt_name(attempt), uid=job_uid
-                )
-            ]
-        return k8s.V1Secret(
-            api_version="v1",
-            kind="Secret",
-            type="Opaque",
-            metadata=k8s.V1ObjectMeta(
-                name=attempt_name(attempt),
-                namespace=self.namespace,
-                labels=self._labels(attempt),
-                owner_references=owner,
-            ),
-            string_data={**attempt.secret_env, "token": attempt.token},
-        )
-
-    def build_job(self, attempt: Attempt) -> k8s.V1Job:
-        s = self._settings
-        name = attempt_name(attempt)
-        labels = self._labels(attempt)
-        pod = k8s.V1PodSpec(
-            restart_policy="Never",
-            containers=[self._container(attempt)],
-            node_selector=dict(s.k8s_node_selector) or None,
-            tolerations=[
-                k8s.V1Toleration(
-                    key=t.key,
-                    operator=t.operator,
-                    value=t.value,
-                    effect=t.effect,
-                    toleration_seconds=t.toleration_seconds,
-                )
-                for t in s.k8s_tolerations
-            ]
-            or None,
-            service_account_name=s.k8s_service_account,
-            automount_service_account_token=False,
-            termination_grace_period_seconds=s.k8s_termination_grace_seconds,
-            security_context=k8s.V1PodSecurityContext(
-                run_as_non_root=True,
-                run_as_user=10001,
-                run_as_group=10001,
-                fs_group=10001,
-                seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
-            ),
-            volumes=self._volumes(),
-        )
-        return k8s.V1Job(
-            api_version="batch/v1",
-            kind="Job",
-            metadata=k8s.V1ObjectMeta(
-                name=name,
-                namespace=self.namespace,
-                labels=labels,
-                annotations={JOB_ID_ANNOTATION: attempt.job_id},
-            ),
-            spec=k8s.V1JobSpec(
-                suspend=True,  # until its token Secret exists (`launch`)
-                backoff_limit=0,
-                completions=1,
-                parallelism=1,
-                ttl_seconds_after_finished=s.k8s_job_ttl_seconds,
-                active_deadline_seconds=s.k8s_active_deadline_seconds,
-                template=k8s.V1PodTemplateSpec(
-                    metadata=k8s.V1ObjectMeta(
-                        labels=labels, annotations={JOB_ID_ANNOTATION: attempt.job_id}
-                    ),
-                    spec=pod,
-                ),
-            ),
-        )
-
-    def _labels(self, attempt: Attempt) -> dict[str, str]:
-        return {
-            **MANAGED_LABELS,
-            JOB_ID_LABEL: label_value(attempt.job_id),
-            ATTEMPT_LABEL: str(attempt.number),
-            ATTEMPT_NAME_LABEL: attempt_name(attempt),
-            BASE_MODEL_LABEL: label_value(attempt.base_model),
-        }
-
-    def _container(self, attempt: Attempt) -> k8s.V1Container:
-        s = self._settings
-        requests: dict[str, str] = {}
-        limits: dict[str, str] = {}
-        if s.k8s_cpu_request:
-            requests["cpu"] = s.k8s_cpu_request
-        if s.k8s_memory_request:
-            requests["memory"] = s.k8s_memory_request
-        if s.k8s_memory_limit:
-            limits["memory"] = s.k8s_memory_limit
-        if s.k8s_gpu_per_job:
-            requests[s.k8s_gpu_resource] = limits[s.k8s_gpu_resource] = str(s.k8s_gpu_per_job)
-        env_from = []
-        if s.k8s_s3_secret:
-            env_from.append(
-                k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s.k8s_s3_secret))
-            )
-        if s.k8s_config_map:
-            env_from.append(
-                k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=s.k8s_config_map))
-            )
-        token = k8s.V1EnvVar(
-            name=TOKEN_ENV,
-            value_from=k8s.V1EnvVarSource(
-                secret_key_ref=k8s.V1SecretKeySelector(name=attempt_name(attempt), key="token")
-            ),
-        )
-        extra = {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **attempt.env}
-        secrets = [
-            k8s.V1EnvVar(
-                name=name,
-                value_from=k8s.V1EnvVarSource(
-                    secret_key_ref=k8s.V1SecretKeySelector(name=attempt_name(attempt), key=name)
-                ),
-            )
-            for name in sorted(attempt.secret_env)
-        ]
-        mounts = [
-            k8s.V1VolumeMount(name="scratch", mount_path="/tmp"),
-            k8s.V1VolumeMount(name="dshm", mount_path="/dev/shm"),
-        ]
-        if s.k8s_models_pvc:
-            mounts.append(
-                k8s.V1VolumeMount(name="models", mount_path=s.k8s_models_mount_path, read_only=True)
-            )
-        return k8s.V1Container(
-            name=CONTAINER,
-            image=s.k8s_trainer_image,
-            image_pull_policy=s.k8s_image_pull_policy,
-            command=TRAINER_COMMAND,
-            args=attempt.trainer_args(),
-            env=[
-                token,
-                *secrets,
-                *(k8s.V1EnvVar(name=k, value=v) for k, v in sorted(extra.items())),
-            ],
-            env_from=env_from or None,
-            resources=k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None),
-            volume_mounts=mounts,
-            security_context=k8s.V1SecurityContext(
-                allow_privilege_escalation=False,
-                capabilities=k8s.V1Capabilities(drop=["ALL"]),
-                read_only_root_filesystem=True,  # it writes to /tmp and /dev/shm (emptyDirs)
-                run_as_non_root=True,
-                seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
-            ),
-        )
-
-    def _volumes(self) -> list[k8s.V1Volume]:
-        volumes = [
-            k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource()),
-            k8s.V1Volume(name="dshm", empty_dir=k8s.V1EmptyDirVolumeSource(medium="Memory")),
-        ]
-        if self._settings.k8s_models_pvc:
-            claim = k8s.V1PersistentVolumeClaimVolumeSource(
-                claim_name=self._settings.k8s_models_pvc, read_only=True
-            )
-            volumes.append(k8s.V1Volume(name="models", persistent_volume_claim=claim))
-        return volumes
-
     # --- the port ----------------------------------------------------------------------------
 
     def launch(self, attempt: Attempt) -> str:
@@ -288,12 +89,16 @@ class KubernetesExecutor:
             raise ExecutorFull(f"{self.capacity} trainer Jobs already run in {self.namespace}")
         name = attempt_name(attempt)
         try:
-            job = self._batch.create_namespaced_job(self.namespace, self.build_job(attempt))
+            job = self._batch.create_namespaced_job(
+                self.namespace, build_job(self._settings, attempt)
+            )
         except ApiException as e:
             raise ExecutorError(f"cannot create Job {name}: {_why(e)}") from e
         uid = job.metadata.uid if job.metadata else None
         try:
-            self._core.create_namespaced_secret(self.namespace, self.build_secret(attempt, uid))
+            self._core.create_namespaced_secret(
+                self.namespace, build_secret(self._settings, attempt, uid)
+            )
             resume = [{"op": "replace", "path": "/spec/suspend", "value": False}]  # JSON patch
             self._batch.patch_namespaced_job(name, self.namespace, resume)
         except ApiException as e:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import exc as sql_errors
 
-from contracts import store
+from contracts import s3_store
 
 SERVER_ERROR = "server_error"
 RETRY_DELAYS = (5, 30)
@@ -28,7 +28,7 @@ def is_transient(error: BaseException) -> bool:
         return isinstance(error, sql_errors.OperationalError | sql_errors.InterfaceError)
     if isinstance(error, sql_errors.TimeoutError | ConnectionError | TimeoutError):
         return True
-    return store.is_transient_error(error)
+    return s3_store.is_transient_error(error)
 
 
 def retry_delay(tries: int) -> int:

@@ -33,8 +33,8 @@ from service.db.repositories import webhooks as repo
 from service.fine_tuning.repository import find_job
 from service.fine_tuning.service import add_event
 from service.ids import now
-from service.settings import Settings
 from service.webhooks import events, targets
+from service.webhooks.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 LEASE_MARGIN_SECONDS = 30
@@ -58,7 +58,7 @@ class WebhookDeliverer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: WebhookSettings,
         sessions: sessionmaker[Session],
         client: httpx.Client | None = None,
     ) -> None:

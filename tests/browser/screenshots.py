@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from contracts.store import LocalStore
+from contracts.local_store import LocalStore
 from tests.browser import standins
 from tests.browser.conftest import log_in, new_page
 from tests.serving_stack import (

@@ -120,7 +120,7 @@ def succeed(data_dir: Path, job_id: str, store_url: str) -> str:
     fine-tuned model's name."""
     from contracts.layout import ADAPTER, final_adapter_prefix
     from contracts.messages import StepMetrics
-    from contracts.store import open_store
+    from contracts.store_url import open_store
     from service.db.tables import FineTuningJob
     from service.fine_tuning import service as jobs
     from service.fine_tuning.results import save_result_file
@@ -154,7 +154,7 @@ def evaluated(
     """The job's evaluation report, as the scheduler's evaluator records it: the fine-tuned
     model answers all of `QA` but the last, the base model none (and a source model's
     answers, `source`, when given). Returns the report."""
-    from contracts.store import open_store
+    from contracts.store_url import open_store
     from service.db.tables import FineTuningJob
     from service.evaluation.examples import Example
     from service.evaluation.report import Scored, build_report
@@ -195,7 +195,7 @@ def create_rft_job(url: str, key: str, steps: int, data_dir: Path, store_url: st
     checkpoint at the last step."""
     from contracts.layout import ADAPTER
     from contracts.messages import StepMetrics
-    from contracts.store import open_store
+    from contracts.store_url import open_store
     from service.db.tables import FineTuningJob
     from service.fine_tuning import service as jobs
     from service.fine_tuning.status import JobStatus

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from contracts.layout import ADAPTER, final_adapter_prefix
 from contracts.messages import StepMetrics
-from contracts.store import ObjectStore, open_store
+from contracts.store import ObjectStore
+from contracts.store_url import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.tables import FineTuningJob
 from service.fine_tuning import attempts, service

@@ -26,6 +26,7 @@ from kubernetes import client as k8s
 
 from service.executors.base import Attempt
 from service.executors.kubernetes import KubernetesExecutor
+from service.executors.kubernetes_manifests import build_job
 from service.executors.settings import ExecutorSettings
 from serving.launcher import BaseModelEntry, ResolverSettings, vllm_args, vllm_env
 from tests.conftest import require
@@ -218,8 +219,7 @@ def sample_job(settings: ExecutorSettings) -> Doc:
         token="not-a-real-token",
         base_model="llama-3.1-8b-instruct",
     )
-    executor = KubernetesExecutor(settings, *FakeCluster().apis())
-    job: Doc = k8s.ApiClient().sanitize_for_serialization(executor.build_job(attempt))
+    job: Doc = k8s.ApiClient().sanitize_for_serialization(build_job(settings, attempt))
     return job
 
 

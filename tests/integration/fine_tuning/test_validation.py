@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts.store import LocalStore
+from contracts.local_store import LocalStore
 from service.fine_tuning.validation import (
     FileValidationError,
     chat_tokenizer,

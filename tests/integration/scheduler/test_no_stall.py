@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.store import LocalStore
+from contracts.local_store import LocalStore
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent

@@ -10,15 +10,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from contracts.store import (
-    MULTIPART_THRESHOLD,
-    S3_MIN_PART,
-    ObjectNotFound,
-    ObjectStore,
-    S3Store,
-    open_store,
-    split_url,
-)
+from contracts.s3_store import MULTIPART_THRESHOLD, S3_MIN_PART, S3Store
+from contracts.store import ObjectNotFound, ObjectStore
+from contracts.store_url import open_store, split_url
 
 MIB = 1024 * 1024
 

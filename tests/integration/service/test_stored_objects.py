@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from contracts.store import TMP_PREFIX, LocalStore
+from contracts.local_store import TMP_PREFIX, LocalStore
 from service.app import create_app
 from service.files import routes as files_api
 from service.settings import Settings

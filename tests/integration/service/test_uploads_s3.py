@@ -13,7 +13,7 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
-from contracts.store import S3Store
+from contracts.s3_store import S3Store
 from service.app import create_app
 from service.settings import Settings
 from tests.unit.service.conftest import create_key

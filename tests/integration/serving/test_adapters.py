@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts.local_store import LocalStore
 from contracts.names import is_valid_name
 from contracts.pointers import BadPointer, ModelPointer, pointer_key, read_pointer, write_pointer
-from contracts.store import LocalStore
 from serving.adapters import AdapterCache, AdapterRefused
 
 NAME = "ft:whetstone-tiny:proj-a:support:abc12345"

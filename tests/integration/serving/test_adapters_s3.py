@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from contracts.pointers import ModelPointer, delete_pointer, write_pointer
-from contracts.store import open_store
+from contracts.store_url import open_store
 from serving.adapters import AdapterCache
 
 pytestmark = pytest.mark.slow

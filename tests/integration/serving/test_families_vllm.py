@@ -19,9 +19,9 @@ import openai
 import pytest
 
 from contracts import layout
+from contracts.local_store import LocalStore
 from contracts.pointers import ModelPointer, write_pointer
 from contracts.spec import JobSpec
-from contracts.store import LocalStore
 from serving.launcher import (
     BaseModelEntry,
     ResolverSettings,

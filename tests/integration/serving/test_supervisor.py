@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.local_store import LocalStore
 from contracts.pointers import ModelPointer, write_pointer
-from contracts.store import LocalStore
 from serving.launcher import BaseModelEntry, ResolverSettings
 from serving.supervisor import AdapterNotFound, NotReady, Supervisor
 
@@ -263,7 +263,7 @@ def test_a_supervisor_killed_with_sigkill_leaves_no_vllm_behind(
 def test_a_recorded_pid_now_used_by_a_stranger_is_left_alone(tmp_path: Path) -> None:
     import subprocess
 
-    from serving.supervisor import reap_leftovers
+    from serving.process_groups import reap_leftovers
 
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:

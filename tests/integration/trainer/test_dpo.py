@@ -12,7 +12,7 @@ import pytest
 
 from contracts import layout
 from contracts.spec import JobSpec
-from contracts.store import open_store
+from contracts.store_url import open_store
 from tests.integration.trainer.test_resume import _assert_same, _final_weights
 from tests.integration.trainer.test_train import Recorder, _generate
 from trainer.loop import train

@@ -13,7 +13,7 @@ import pytest
 import trainer.loop
 from contracts import layout
 from contracts.spec import JobSpec
-from contracts.store import open_store
+from contracts.store_url import open_store
 from tests.integration.trainer.test_train import Recorder
 from trainer.data import DataError
 from trainer.loop import make_scheduler, train

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from contracts import layout
-from contracts.store import open_store
+from contracts.store_url import open_store
 from tests.integration.trainer.test_reinforcement import (
     CLOSE_TO_ANSWER,
     PAIRS,

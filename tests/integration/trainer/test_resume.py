@@ -16,7 +16,7 @@ import pytest
 
 from contracts import layout
 from contracts.spec import JobSpec
-from contracts.store import open_store
+from contracts.store_url import open_store
 from tests.integration.trainer.conftest import write_spec
 from tests.integration.trainer.test_train import Recorder
 from trainer.loop import train

@@ -12,7 +12,7 @@ import pytest
 from contracts import layout
 from contracts.messages import Action, Message
 from contracts.spec import JobSpec
-from contracts.store import open_store
+from contracts.store_url import open_store
 from tests.integration.trainer.conftest import FACTS
 from trainer.loop import train
 from trainer.progress import Progress

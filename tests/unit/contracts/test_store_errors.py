@@ -1,4 +1,4 @@
-"""Which object-store errors the scheduler retries later (`contracts.store.is_transient_error`,
+"""Which object-store errors the scheduler retries later (`contracts.s3_store.is_transient_error`,
 through `service.scheduler.failures.is_transient`): an S3 that cannot answer now, never a
 request that is wrong."""
 
@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from botocore import exceptions as s3
 
-from contracts.store import ObjectNotFound, is_transient_error
+from contracts.s3_store import is_transient_error
+from contracts.store import ObjectNotFound
 from service.scheduler.failures import is_transient
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from contracts.store import LocalStore
+from contracts.local_store import LocalStore
 from service.evaluation.source_answers import (
     SourceAnswersTooLarge,
     answered_lines,

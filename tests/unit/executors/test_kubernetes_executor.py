@@ -18,11 +18,11 @@ import pytest
 from kubernetes import client as k8s
 
 from service.executors.base import ExecutorError, Outcome
-from service.executors.kubernetes import KubernetesExecutor, attempt_name, label_value
+from service.executors.kubernetes_manifests import attempt_name, build_job, label_value
 from service.executors.settings import ExecutorSettings
 from tests.integration.deploy.pod_security import restricted_violations
 from tests.unit.executors.conftest import KubeHarness, make_attempt
-from tests.unit.executors.fake_kube import FakeCluster, validate
+from tests.unit.executors.fake_kube import validate
 
 NS = "whetstone"
 
@@ -35,7 +35,7 @@ def as_json(obj: Any) -> dict[str, Any]:
 
 def test_job_manifest_is_valid_and_carries_what_the_scheduler_relies_on(kube: KubeHarness) -> None:
     attempt = make_attempt("ftjob-AbC123", 2)
-    job = as_json(kube.executor.build_job(attempt))
+    job = as_json(build_job(kube.settings, attempt))
     validate(job)
     spec = job["spec"]
     pod = spec["template"]["spec"]
@@ -72,7 +72,7 @@ def test_optional_settings_reach_the_manifest() -> None:
         k8s_s3_secret=None,
         k8s_config_map=None,
     )
-    job = as_json(KubernetesExecutor(settings, *FakeCluster().apis()).build_job(make_attempt()))
+    job = as_json(build_job(settings, make_attempt()))
     validate(job)
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert job["spec"]["activeDeadlineSeconds"] == 7200
@@ -82,8 +82,7 @@ def test_optional_settings_reach_the_manifest() -> None:
 
 
 def test_cpu_only_jobs_request_no_gpu() -> None:
-    ex = KubernetesExecutor(ExecutorSettings(k8s_gpu_per_job=0), *FakeCluster().apis())
-    job = as_json(ex.build_job(make_attempt()))
+    job = as_json(build_job(ExecutorSettings(k8s_gpu_per_job=0), make_attempt()))
     validate(job)
     assert "nvidia.com/gpu" not in json.dumps(job["spec"]["template"]["spec"]["containers"])
 
@@ -132,7 +131,7 @@ def test_refused_token_secret_leaves_no_job_behind(kube: KubeHarness) -> None:
 
 
 def test_the_trainer_pod_meets_pod_security_restricted(kube: KubeHarness) -> None:
-    job = as_json(kube.executor.build_job(make_attempt("ftjob-psa")))
+    job = as_json(build_job(kube.settings, make_attempt("ftjob-psa")))
     assert restricted_violations(job["spec"]["template"]["spec"]) == []
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from contracts import spec as trainer_spec
 from contracts.spec import JobSpec, LoraConfig, WandbRun
-from contracts.store import open_store
+from contracts.store_url import open_store
 from service.db.tables import File, FineTuningJob
 from service.fine_tuning.auto_hyperparameters import resolve
 from service.fine_tuning.hyperparameters import normalize_method, with_resolved

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from contracts.layout import ADAPTER, final_adapter_prefix
 from contracts.messages import StepMetrics
-from contracts.store import open_store
+from contracts.store_url import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.repositories import models as models_repo

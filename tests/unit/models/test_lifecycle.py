@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.layout import final_adapter_prefix
-from contracts.store import LocalStore
+from contracts.local_store import LocalStore
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.tables import File, FineTunedModel, FineTuningJob

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.store import open_store
+from contracts.store_url import open_store
 from service.db.tables import FineTuningJob
 from service.executors import AttemptState, Outcome
 from service.fine_tuning import service

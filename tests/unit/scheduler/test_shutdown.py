@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.store import open_store
+from contracts.store_url import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent

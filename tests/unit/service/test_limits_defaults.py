@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from contracts.store import LocalStore
+from contracts.local_store import LocalStore
 from service.app import create_app
 from service.db.tables import Upload
 from service.scheduler.runner import Scheduler

@@ -12,8 +12,8 @@ pytest.importorskip("vllm")
 
 from vllm.lora.resolver import LoRAResolverRegistry  # noqa: E402
 
+from contracts.local_store import LocalStore  # noqa: E402
 from contracts.pointers import ModelPointer, write_pointer  # noqa: E402
-from contracts.store import LocalStore  # noqa: E402
 from serving import resolver as plugin  # noqa: E402
 
 NAME = "ft:whetstone-tiny:proj-a::abc12345"

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from contracts import layout
-from contracts.store import LocalStore
+from contracts.local_store import LocalStore
 from trainer import checkpoints, resume_state
 from trainer.checkpoints import Position, fetch_checkpoint, rng_state, set_rng_state
 from trainer.loop import make_scheduler

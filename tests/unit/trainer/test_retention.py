@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts import layout
-from contracts.store import LocalStore
+from contracts.local_store import LocalStore
 from trainer.checkpoints import prune
 
 
