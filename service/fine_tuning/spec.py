@@ -5,7 +5,6 @@ scheduler's claim (`service.scheduler.claim`) writes it with the attempt."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Protocol
 
@@ -16,7 +15,6 @@ from contracts.holdout import held_out_lines
 from contracts.spec import (
     BaseModelRef,
     DpoHyperparameters,
-    GraderLimits,
     JobSpec,
     Method,
     ReinforcementHyperparameters,
@@ -93,7 +91,7 @@ def build_spec(ctx: SpecSources, session: Session, job: FineTuningJob, number: i
         attempt=number,
         held_out_lines=_held_out(ctx, session, job),
         wandb=wandb_run(job),
-        grader_limits=GraderLimits(**dataclasses.asdict(ctx.settings.grader_limits())),
+        grader_limits=ctx.settings.grader_limits(),
         **extra,
     )
     return spec.model_dump_json(indent=1)
