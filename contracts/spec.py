@@ -11,6 +11,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from contracts.graders.sandbox import Limits
 from contracts.graders.schema import Grader
 
 ALL_LINEAR: Final = "all-linear"
@@ -195,17 +196,6 @@ class WandbRun(_Strict):
     tags: list[str] = Field(default_factory=list)
 
 
-class GraderLimits(_Strict):
-    """`contracts.graders.sandbox.Limits` as the JobSpec carries them."""
-
-    wall_seconds: float = Field(default=30.0, gt=0)
-    cpu_seconds: int = Field(default=20, ge=1)
-    memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
-    work_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
-    file_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
-    output_bytes: int = Field(default=1024 * 1024, ge=1)
-
-
 class JobSpec(_Strict):
     job_id: str
     base_model: BaseModelRef
@@ -248,8 +238,8 @@ class JobSpec(_Strict):
         default=None, description="Log metrics and config to this W&B run; None: no W&B."
     )
 
-    grader_limits: GraderLimits = Field(
-        default_factory=lambda: GraderLimits(),
+    grader_limits: Limits = Field(
+        default_factory=Limits,
         description="The Python grader's sandbox limits (a reinforcement job's), the "
         "operator's `WHETSTONE_GRADER_PYTHON_*` settings when the job was claimed.",
     )

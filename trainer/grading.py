@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from contracts.graders import model_graders, sandbox
+from contracts.graders import model_graders
 from contracts.graders.run import Context, Grade, grade
 from contracts.graders.schema import GraderType, MultiGrader
 from contracts.spec import JobSpec
@@ -71,9 +71,8 @@ def service_completion(report_url: str, token: str) -> model_graders.Complete:
 
 def context(spec: JobSpec, report_url: str | None, token: str | None) -> Context:
     """What this job's graders may use here."""
-    limits = sandbox.Limits(**spec.grader_limits.model_dump())
     complete = service_completion(report_url, token or "") if report_url else None
-    return Context(limits, threading.BoundedSemaphore(PYTHON_SLOTS), complete)
+    return Context(spec.grader_limits, threading.BoundedSemaphore(PYTHON_SLOTS), complete)
 
 
 class Grading:

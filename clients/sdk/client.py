@@ -13,18 +13,35 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Generic
 
 import httpx
 
-from ._http import AsyncAPI, SyncAPI, resolve_options
+from ._core import resolve_options
+from ._http import AsyncAPI, SyncAPI
+from ._resource import A
 from .resources.chat import AsyncChat, Chat
 from .resources.files import AsyncFiles, Files
-from .resources.fine_tuning import AsyncFineTuning, FineTuning
-from .resources.models import AsyncModels, Models
-from .resources.webhooks import AsyncWebhooks, Webhooks
+from .resources.fine_tuning import FineTuning
+from .resources.models import Models
+from .resources.webhooks import Webhooks
 
 
-class Whetstone:
+class _Client(Generic[A]):
+    """What both clients hold: their options and the resources written once for both."""
+
+    def __init__(self, api: A) -> None:
+        self._api = api
+        self.base_url = api.options.base_url
+        self.api_key = api.options.api_key
+        self.max_retries = api.options.max_retries
+        self.timeout = api.options.timeout
+        self.fine_tuning = FineTuning(api)
+        self.models = Models(api)
+        self.webhooks = Webhooks(api)
+
+
+class Whetstone(_Client[SyncAPI]):
     """Synchronous client. Use it as a context manager, or call `close()`."""
 
     def __init__(
@@ -38,16 +55,9 @@ class Whetstone:
         http_client: httpx.Client | None = None,
     ) -> None:
         options = resolve_options(base_url, api_key, timeout, max_retries, default_headers)
-        self._api = SyncAPI(options, http_client)
-        self.base_url = options.base_url
-        self.api_key = options.api_key
-        self.max_retries = options.max_retries
-        self.timeout = options.timeout
+        super().__init__(SyncAPI(options, http_client))
         self.files = Files(self._api)
-        self.fine_tuning = FineTuning(self._api)
-        self.models = Models(self._api)
         self.chat = Chat(self._api)
-        self.webhooks = Webhooks(self._api)
 
     def close(self) -> None:
         self._api.close()
@@ -64,7 +74,7 @@ class Whetstone:
         self.close()
 
 
-class AsyncWhetstone:
+class AsyncWhetstone(_Client[AsyncAPI]):
     """Asynchronous client. Use it as an async context manager, or await `close()`."""
 
     def __init__(
@@ -78,16 +88,9 @@ class AsyncWhetstone:
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         options = resolve_options(base_url, api_key, timeout, max_retries, default_headers)
-        self._api = AsyncAPI(options, http_client)
-        self.base_url = options.base_url
-        self.api_key = options.api_key
-        self.max_retries = options.max_retries
-        self.timeout = options.timeout
+        super().__init__(AsyncAPI(options, http_client))
         self.files = AsyncFiles(self._api)
-        self.fine_tuning = AsyncFineTuning(self._api)
-        self.models = AsyncModels(self._api)
         self.chat = AsyncChat(self._api)
-        self.webhooks = AsyncWebhooks(self._api)
 
     async def close(self) -> None:
         await self._api.close()

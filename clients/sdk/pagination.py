@@ -1,19 +1,58 @@
 """Cursor pages: iterate a page and the next pages are fetched for you (`after` = last id).
 
-`SyncPage` is what a sync `list` returns. An async `list` returns an `AsyncPaginator`: await
-it for the first `AsyncPage`, or `async for` over it for every item of every page.
+A `Listing` is a list endpoint's query for one page; reading its answer gives a `Page` (the
+items, and the `Listing` of the next page). `SyncPage` is what a sync `list` returns. An async
+`list` returns an `AsyncPaginator`: await it for the first `AsyncPage`, or `async for` over it
+for every item of every page.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
+import httpx
 from pydantic import BaseModel
+
+from ._core import Call
 
 M = TypeVar("M", bound=BaseModel)
 
 Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Listing(Generic[M]):
+    """One page of a list endpoint: its path, its items' model, its query."""
+
+    path: str
+    model: type[M]
+    params: Params = field(default_factory=dict)
+
+    def call(self) -> Call[Page[M]]:
+        return Call("GET", self.path, self._read, params=self.params)
+
+    def _read(self, response: httpx.Response) -> Page[M]:
+        body: dict[str, Any] = response.json()
+        cursor = _next_cursor(body)
+        following = None
+        if cursor is not None:
+            following = replace(self, params={**self.params, "after": cursor})
+        return Page(
+            data=[self.model.model_validate(item) for item in body.get("data") or []],
+            has_more=bool(body.get("has_more", False)),
+            next=following,
+        )
+
+
+@dataclass(frozen=True)
+class Page(Generic[M]):
+    """A page as read: its items, and the listing of the next page (None after the last)."""
+
+    data: list[M]
+    has_more: bool
+    next: Listing[M] | None
 
 
 def _next_cursor(body: dict[str, Any]) -> str | None:
@@ -25,29 +64,27 @@ def _next_cursor(body: dict[str, Any]) -> str | None:
     return str(last) if last else None
 
 
-class SyncPage(Generic[M]):
-    """One page of a list; iterating it yields the items of this page and all later ones."""
-
-    def __init__(
-        self,
-        body: dict[str, Any],
-        model: type[M],
-        params: Params,
-        fetch: Callable[[Params], SyncPage[M]],
-    ) -> None:
-        self.data: list[M] = [model.model_validate(item) for item in body.get("data") or []]
-        self.has_more: bool = bool(body.get("has_more", False))
-        self._cursor = _next_cursor(body)
-        self._params = params
-        self._fetch = fetch
+class _PageView(Generic[M]):
+    def __init__(self, page: Page[M]) -> None:
+        self.data: list[M] = page.data
+        self.has_more: bool = page.has_more
+        self._next = page.next
 
     def has_next_page(self) -> bool:
-        return self._cursor is not None
+        return self._next is not None
+
+
+class SyncPage(_PageView[M]):
+    """One page of a list; iterating it yields the items of this page and all later ones."""
+
+    def __init__(self, page: Page[M], fetch: Callable[[Listing[M]], SyncPage[M]]) -> None:
+        super().__init__(page)
+        self._fetch = fetch
 
     def next_page(self) -> SyncPage[M]:
-        if self._cursor is None:
+        if self._next is None:
             raise StopIteration("no more pages")
-        return self._fetch({**self._params, "after": self._cursor})
+        return self._fetch(self._next)
 
     def iter_pages(self) -> Iterator[SyncPage[M]]:
         page = self
@@ -61,29 +98,19 @@ class SyncPage(Generic[M]):
             yield from page.data
 
 
-class AsyncPage(Generic[M]):
+class AsyncPage(_PageView[M]):
     """One page of an async list; `async for` yields this page's items and all later ones."""
 
     def __init__(
-        self,
-        body: dict[str, Any],
-        model: type[M],
-        params: Params,
-        fetch: Callable[[Params], Awaitable[AsyncPage[M]]],
+        self, page: Page[M], fetch: Callable[[Listing[M]], Awaitable[AsyncPage[M]]]
     ) -> None:
-        self.data: list[M] = [model.model_validate(item) for item in body.get("data") or []]
-        self.has_more: bool = bool(body.get("has_more", False))
-        self._cursor = _next_cursor(body)
-        self._params = params
+        super().__init__(page)
         self._fetch = fetch
 
-    def has_next_page(self) -> bool:
-        return self._cursor is not None
-
     async def next_page(self) -> AsyncPage[M]:
-        if self._cursor is None:
+        if self._next is None:
             raise StopAsyncIteration("no more pages")
-        return await self._fetch({**self._params, "after": self._cursor})
+        return await self._fetch(self._next)
 
     async def iter_pages(self) -> AsyncIterator[AsyncPage[M]]:
         page = self
@@ -101,14 +128,16 @@ class AsyncPage(Generic[M]):
 class AsyncPaginator(Generic[M]):
     """What an async `list` returns: awaitable (first page) and async-iterable (all items)."""
 
-    def __init__(self, fetch: Callable[[Params], Awaitable[AsyncPage[M]]], params: Params) -> None:
+    def __init__(
+        self, fetch: Callable[[Listing[M]], Awaitable[AsyncPage[M]]], listing: Listing[M]
+    ) -> None:
         self._fetch = fetch
-        self._params = params
+        self._listing = listing
 
     def __await__(self) -> Generator[Any, None, AsyncPage[M]]:
-        return self._fetch(self._params).__await__()
+        return self._fetch(self._listing).__await__()
 
     async def __aiter__(self) -> AsyncIterator[M]:
-        page = await self._fetch(self._params)
+        page = await self._fetch(self._listing)
         async for item in page:
             yield item

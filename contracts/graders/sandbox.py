@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -36,12 +36,24 @@ def _boot() -> str:
 
 @dataclass(frozen=True)
 class Limits:
+    """A Python grader's limits. The JobSpec carries them as they are (`grader_limits`):
+    pydantic validates this dataclass there, a ValueError of `__post_init__` becoming its
+    validation error, so the bounds are written here only."""
+
     wall_seconds: float = 30.0
     cpu_seconds: int = 20
     memory_bytes: int = 1024 * 1024 * 1024
     work_bytes: int = 64 * 1024 * 1024
     file_bytes: int = 64 * 1024 * 1024
     output_bytes: int = 1024 * 1024  # stdout and stderr together; past it, killed
+
+    def __post_init__(self) -> None:
+        if not self.wall_seconds > 0:
+            raise ValueError(f"wall_seconds must be greater than 0, not {self.wall_seconds}")
+        for counted in fields(self)[1:]:
+            value = getattr(self, counted.name)
+            if value < 1:
+                raise ValueError(f"{counted.name} must be at least 1, not {value}")
 
     def for_boot(self) -> dict[str, int]:
         return {

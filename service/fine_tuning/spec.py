@@ -5,7 +5,6 @@ scheduler's claim (`service.scheduler.claim`) writes it with the attempt."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Protocol
 
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from contracts import layout
 from contracts.holdout import held_out_lines
-from contracts.spec import HYPERPARAMETERS, BaseModelRef, GraderLimits, JobSpec, Method, WandbRun
+from contracts.spec import HYPERPARAMETERS, BaseModelRef, JobSpec, Method, WandbRun
 from contracts.store import ObjectNotFound, ObjectStore
 from service.db.repositories import models as models_repo
 from service.db.tables import FineTuningJob
@@ -66,7 +65,7 @@ def build_spec(ctx: SpecSources, session: Session, job: FineTuningJob, number: i
         attempt=number,
         held_out_lines=_held_out(ctx, session, job),
         wandb=wandb_run(job),
-        grader_limits=GraderLimits(**dataclasses.asdict(ctx.settings.grader_limits())),
+        grader_limits=ctx.settings.grader_limits(),
         **extra,
     )
     return spec.model_dump_json(indent=1)

@@ -5,26 +5,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, overload
 
+from .._core import Call, parsed
 from .._http import AsyncAPI, SyncAPI
+from .._resource import Resource
 from ..streaming import AsyncStream, Stream
 from ..types.chat import ChatCompletion, ChatCompletionChunk
 
 Message = Mapping[str, Any]
 
 
-def _body(
+def _call(
     model: str, messages: Iterable[Message], stream: bool, params: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> Call[ChatCompletion]:
+    """The request of both clients' `create` (its answer read whole unless streamed)."""
     body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
     body.update({k: v for k, v in params.items() if v is not None})
     if stream:
         body["stream"] = True
-    return body
+    return Call("POST", "chat/completions", parsed(ChatCompletion), json=body)
 
 
-class Completions:
-    def __init__(self, api: SyncAPI) -> None:
-        self._api = api
+class Completions(Resource[SyncAPI]):
+    """The sync `create`: its overloads type a streamed answer as a `Stream`."""
 
     @overload
     def create(
@@ -54,16 +56,14 @@ class Completions:
         Other request fields of the API (`max_tokens`, `temperature`, `stop`, `seed`, ...)
         pass through as keyword arguments.
         """
-        body = _body(model, messages, stream, params)
+        call = _call(model, messages, stream, params)
         if not stream:
-            return self._api.post("chat/completions", ChatCompletion, json=body)
-        response = self._api.request("POST", "chat/completions", json=body, stream=True)
-        return Stream(response, ChatCompletionChunk)
+            return self._api.run(call)
+        return Stream(self._api.send(call, stream=True), ChatCompletionChunk)
 
 
-class AsyncCompletions:
-    def __init__(self, api: AsyncAPI) -> None:
-        self._api = api
+class AsyncCompletions(Resource[AsyncAPI]):
+    """The async `create`: its overloads type a streamed answer as an `AsyncStream`."""
 
     @overload
     async def create(
@@ -89,11 +89,10 @@ class AsyncCompletions:
         self, *, model: str, messages: Iterable[Message], stream: bool = False, **params: Any
     ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """A chat completion; with `stream=True`, an async iterator of `ChatCompletionChunk`."""
-        body = _body(model, messages, stream, params)
+        call = _call(model, messages, stream, params)
         if not stream:
-            return await self._api.post("chat/completions", ChatCompletion, json=body)
-        response = await self._api.request("POST", "chat/completions", json=body, stream=True)
-        return AsyncStream(response, ChatCompletionChunk)
+            return await self._api.run(call)
+        return AsyncStream(await self._api.send(call, stream=True), ChatCompletionChunk)
 
 
 class Chat:

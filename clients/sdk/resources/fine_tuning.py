@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from .._http import AsyncAPI, SyncAPI
-from .jobs import AsyncJobs, Jobs
+from .._resource import A, Resource
+from .jobs import Jobs
 
 
-class FineTuning:
-    def __init__(self, api: SyncAPI) -> None:
+class FineTuning(Resource[A]):
+    def __init__(self, api: A) -> None:
+        super().__init__(api)
         self.jobs = Jobs(api)
-
-
-class AsyncFineTuning:
-    def __init__(self, api: AsyncAPI) -> None:
-        self.jobs = AsyncJobs(api)

@@ -1,6 +1,6 @@
-"""The real Whetstone API server (`python -m service`) on a loopback port, with an API key.
-
-Started once per module in its own data folder (SQLite, local object store), stopped after.
+"""The real Whetstone API server (`python -m service`) on a loopback port, with an API key:
+started once per module in its own data folder (SQLite, local object store), stopped after.
+And `standin`, the unit tests' scripted stand-in served on a loopback port.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, wait_for_port
+
+from .loopback import Loopback
 
 
 @dataclass(frozen=True)
@@ -58,3 +60,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture()
+def standin() -> Iterator[Loopback]:
+    """The unit tests' scripted stand-in on a loopback port (`loopback.py`)."""
+    server = Loopback().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,4 +1,4 @@
-"""A scripted fine-tuning job for the stand-in server: one step per retrieve.
+"""A scripted fine-tuning job for the stand-in: one step per retrieve.
 
 Each time the job is retrieved it moves to the next of `statuses` and adds a metrics event,
 so clients see a job make progress as a real one does, without a trainer.

@@ -1,24 +1,31 @@
-"""A tiny scripted HTTP server on a loopback port, standing in for the API in protocol tests.
+"""A scripted stand-in for the API, in-process: an `httpx.MockTransport` answering what a test
+scripts, for the SDK's protocol tests.
 
-It speaks real HTTP over a real socket, so the SDK's httpx transport, retries, timeouts and
-SSE parsing run as they do against Whetstone; it only answers what a test scripts. The SDK's
-integration tests against the real service are in tests/integration/clients/.
+The SDK runs as it does against Whetstone (its httpx client, retries, timeouts, SSE parsing);
+only the socket is left out: a request reaches `dispatch` as it would reach a server, and a
+`Reply` goes back as an `httpx.Response` (a streamed one chunk by chunk). A reply slower than
+the request's read timeout is httpx's `ReadTimeout`; a handler may raise any transport error
+(a refused connection). `tests/integration/clients/loopback.py` serves the same stand-in on a
+loopback port, for the CLI run as a person runs it; the SDK's tests against the real service
+are in tests/integration/clients/.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+URL = "http://standin.test/v1"
 
 
 @dataclass
 class Seen:
-    """A request the server received."""
+    """A request the stand-in received."""
 
     method: str
     path: str
@@ -35,8 +42,8 @@ class Reply:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
-    chunks: list[bytes] | None = None  # sent one by one (SSE), flushed after each
-    delay: float = 0.0
+    chunks: list[bytes] | None = None  # sent one by one (SSE)
+    delay: float = 0.0  # seconds before the answer: past the read timeout, a ReadTimeout
 
 
 Handler = Callable[[Seen], Reply]
@@ -48,23 +55,10 @@ class StandIn:
     def __init__(self) -> None:
         self.requests: list[Seen] = []
         self._routes: dict[tuple[str, str], Handler] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def start(self) -> StandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return URL
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self._routes[(method, path)] = handler
@@ -86,45 +80,49 @@ class StandIn:
                                          "param": None, "code": None}})  # fmt: skip
         return handler(seen)
 
+    def http(self) -> httpx.Client:
+        """An httpx client whose requests this stand-in answers (a sync SDK's `http_client`)."""
+        return httpx.Client(transport=httpx.MockTransport(self._answer))
 
-def _make_handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def async_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self._answer))
 
-        def log_message(self, *args: Any) -> None:
-            pass
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        parts = urlsplit(str(request.url))
+        seen = Seen(
+            request.method,
+            parts.path.removeprefix("/v1"),
+            dict(parse_qsl(parts.query)),
+            {k.lower(): v for k, v in request.headers.items()},
+            request.content,
+        )
+        reply = self.dispatch(seen)
+        read_timeout = request.extensions.get("timeout", {}).get("read")
+        if reply.delay and read_timeout is not None and reply.delay > read_timeout:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return response(reply)
 
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            seen = Seen(
-                self.command,
-                parts.path.removeprefix("/v1"),
-                dict(parse_qsl(parts.query)),
-                {k.lower(): v for k, v in self.headers.items()},
-                self.rfile.read(length),
-            )
-            reply = standin.dispatch(seen)
-            if reply.delay:
-                threading.Event().wait(reply.delay)
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            if reply.chunks is not None:
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                for chunk in reply.chunks:
-                    self.wfile.write(chunk)
-                    self.wfile.flush()
-                self.close_connection = True
-                return
-            data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = _serve
+def response(reply: Reply) -> httpx.Response:
+    """The reply as httpx gives it to the client."""
+    headers = dict(reply.headers)
+    if reply.chunks is not None:
+        headers["Content-Type"] = "text/event-stream"
+        return httpx.Response(reply.status, headers=headers, stream=_Chunks(reply.chunks))
+    data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+    headers["Content-Type"] = "application/json"
+    return httpx.Response(reply.status, headers=headers, content=data)
 
-    return Handler
+
+class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that arrives in these chunks, to a sync or an async client."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk

@@ -1,11 +1,14 @@
-"""Error mapping and client options, against a stand-in HTTP server on a loopback port."""
+"""Error mapping and client options, against the in-process stand-in (`standin.py`)."""
 
 from __future__ import annotations
+
+import inspect
 
 import pytest
 
 from clients.sdk import (
     APIStatusError,
+    AsyncWhetstone,
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -40,7 +43,9 @@ def test_each_status_maps_to_its_class_with_the_error_fields(
 ) -> None:
     error = {"message": f"status {status}", "type": "t", "param": "p", "code": "c"}
     standin.script("GET", "/files/file-x", Reply(status, {"error": error}))
-    with Whetstone(base_url=standin.url, api_key="k", max_retries=0) as client:
+    with Whetstone(
+        base_url=standin.url, api_key="k", http_client=standin.http(), max_retries=0
+    ) as client:
         with pytest.raises(cls) as info:
             client.files.retrieve("file-x")
     exc = info.value
@@ -52,7 +57,9 @@ def test_each_status_maps_to_its_class_with_the_error_fields(
 
 def test_error_without_openai_shape_keeps_the_text(standin: StandIn) -> None:
     standin.script("GET", "/models", Reply(502, b"bad gateway"))
-    with Whetstone(base_url=standin.url, api_key="k", max_retries=0) as client:
+    with Whetstone(
+        base_url=standin.url, api_key="k", http_client=standin.http(), max_retries=0
+    ) as client:
         with pytest.raises(InternalServerError, match="bad gateway") as info:
             client.models.list()
     assert info.value.param is None
@@ -60,7 +67,7 @@ def test_error_without_openai_shape_keeps_the_text(standin: StandIn) -> None:
 
 def test_key_is_sent_as_bearer(standin: StandIn) -> None:
     standin.script("GET", "/models", Reply(200, {"object": "list", "data": []}))
-    with Whetstone(base_url=standin.url, api_key="wh-secret") as client:
+    with Whetstone(base_url=standin.url, api_key="wh-secret", http_client=standin.http()) as client:
         client.models.list()
     assert standin.requests[0].headers["authorization"] == "Bearer wh-secret"
 
@@ -71,7 +78,7 @@ def test_base_url_and_key_fall_back_to_environment(
     monkeypatch.setenv("WHETSTONE_BASE_URL", standin.url.removesuffix("/v1"))
     monkeypatch.setenv("WHETSTONE_API_KEY", "wh-env")
     standin.script("GET", "/models", Reply(200, {"object": "list", "data": []}))
-    with Whetstone() as client:
+    with Whetstone(http_client=standin.http()) as client:
         assert client.base_url == standin.url + "/"
         client.models.list()
     assert standin.requests[0].headers["authorization"] == "Bearer wh-env"
@@ -89,5 +96,23 @@ def test_ids_with_colons_reach_the_server_intact(standin: StandIn) -> None:
     name = "ft:whetstone-tiny:proj::abc12345"
     deleted = {"id": name, "object": "model", "deleted": True}
     standin.script("DELETE", f"/models/{name}", Reply(200, deleted))
-    with Whetstone(base_url=standin.url, api_key="k") as client:
+    with Whetstone(base_url=standin.url, api_key="k", http_client=standin.http()) as client:
         assert client.models.delete(name).deleted
+
+
+def test_methods_show_their_own_name_parameters_and_help() -> None:
+    """Each resource method is written once for both clients; each client's shows it as its
+    own: a sync function there, a coroutine function in the async client."""
+    sync, asynchronous = Whetstone(api_key="k"), AsyncWhetstone(api_key="k")
+    wait, async_wait = sync.fine_tuning.jobs.wait, asynchronous.fine_tuning.jobs.wait
+    for method in (wait, async_wait):
+        assert method.__name__ == "wait"
+        assert str(inspect.signature(method)) == (
+            "(fine_tuning_job_id: 'str', *, poll_interval: 'float' = 5.0, "
+            "timeout: 'float | None' = None)"
+        )
+        assert method.__doc__ and method.__doc__.startswith("Poll until the job is final")
+    assert not inspect.iscoroutinefunction(wait)
+    assert inspect.iscoroutinefunction(async_wait)
+    assert inspect.iscoroutinefunction(asynchronous.files.retrieve)
+    sync.close()

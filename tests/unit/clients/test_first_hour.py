@@ -1,5 +1,5 @@
-"""What a new user meets first, run in-process with typer's CliRunner against a stand-in HTTP
-server: `files download`, piped output, chat's default temperature, defaults in --help."""
+"""What a new user meets first, run in-process with typer's CliRunner against the in-process
+stand-in: `files download`, piped output, chat's default temperature, defaults in --help."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from clients.cli import state
 from clients.cli.main import app
+from clients.sdk import Whetstone
 
 from .standin import Reply, Seen, StandIn
 
@@ -20,6 +22,16 @@ FILE = {"id": "file-abc", "object": "file", "bytes": 1234, "created_at": 1700000
         "status": "processed"}  # fmt: skip
 CSV = b"step,train_loss\n1,2.5\n2,1.25\n" * 1000
 BOX = set("│┃─━┏┓┗┛╭╮╰╯┡┩┼")
+
+
+@pytest.fixture(autouse=True)
+def _cli_reaches_the_standin(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command's client, built from the environment as always, sends to the stand-in."""
+
+    def client(**options: Any) -> Whetstone:
+        return Whetstone(**options, http_client=standin.http())
+
+    monkeypatch.setattr(state, "Whetstone", client)
 
 
 def invoke(standin: StandIn, *args: str) -> Result:

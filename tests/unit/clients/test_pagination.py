@@ -1,4 +1,4 @@
-"""Auto-pagination with `after` cursors, against a stand-in HTTP server on a loopback port."""
+"""Auto-pagination with `after` cursors, against the in-process stand-in (`standin.py`)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _jobs_page(seen: Seen) -> Reply:
 
 def test_iterating_a_list_fetches_every_page(standin: StandIn) -> None:
     standin.route("GET", "/fine_tuning/jobs", _jobs_page)
-    with Whetstone(base_url=standin.url, api_key="k") as client:
+    with Whetstone(base_url=standin.url, api_key="k", http_client=standin.http()) as client:
         page = client.fine_tuning.jobs.list(limit=3)
         assert [j.id for j in page.data] == JOB_IDS[:3]
         assert page.has_more
@@ -39,7 +39,7 @@ def test_iterating_a_list_fetches_every_page(standin: StandIn) -> None:
 
 def test_pages_one_by_one(standin: StandIn) -> None:
     standin.route("GET", "/fine_tuning/jobs", _jobs_page)
-    with Whetstone(base_url=standin.url, api_key="k") as client:
+    with Whetstone(base_url=standin.url, api_key="k", http_client=standin.http()) as client:
         pages = list(client.fine_tuning.jobs.list(limit=3).iter_pages())
     assert [len(p.data) for p in pages] == [3, 3, 1]
     assert not pages[-1].has_next_page()
@@ -47,7 +47,7 @@ def test_pages_one_by_one(standin: StandIn) -> None:
 
 def test_unknown_fields_are_kept(standin: StandIn) -> None:
     standin.route("GET", "/fine_tuning/jobs", _jobs_page)
-    with Whetstone(base_url=standin.url, api_key="k") as client:
+    with Whetstone(base_url=standin.url, api_key="k", http_client=standin.http()) as client:
         job = client.fine_tuning.jobs.list(limit=1).data[0]
     assert job.model_extra == {"future_field": {"kept": True}}
 
@@ -56,7 +56,9 @@ def test_async_iteration_fetches_every_page(standin: StandIn) -> None:
     standin.route("GET", "/fine_tuning/jobs", _jobs_page)
 
     async def go() -> tuple[list[str], list[str]]:
-        async with AsyncWhetstone(base_url=standin.url, api_key="k") as client:
+        async with AsyncWhetstone(
+            base_url=standin.url, api_key="k", http_client=standin.async_http()
+        ) as client:
             first = await client.fine_tuning.jobs.list(limit=3)
             every = [j.id async for j in client.fine_tuning.jobs.list(limit=2)]
             return [j.id for j in first.data], every
@@ -68,6 +70,6 @@ def test_async_iteration_fetches_every_page(standin: StandIn) -> None:
 
 def test_metadata_filter_is_sent_as_deep_object(standin: StandIn) -> None:
     standin.route("GET", "/fine_tuning/jobs", _jobs_page)
-    with Whetstone(base_url=standin.url, api_key="k") as client:
+    with Whetstone(base_url=standin.url, api_key="k", http_client=standin.http()) as client:
         client.fine_tuning.jobs.list(metadata={"team": "search"})
     assert standin.requests[0].query["metadata[team]"] == "search"

@@ -1,4 +1,4 @@
-"""Chat completions, whole and streamed (SSE), against a stand-in HTTP server on a loopback port."""
+"""Chat completions, whole and streamed (SSE), against the in-process stand-in (`standin.py`)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_stream_yields_typed_chunks_until_done(standin: StandIn) -> None:
     chunks = [b": keep-alive\n\n", _chunk("Velo"), _chunk("ria"), _chunk(None, "stop"),
               b"data: [DONE]\n\n", _chunk("never")]  # fmt: skip
     standin.script("POST", "/chat/completions", Reply(200, chunks=chunks))
-    with Whetstone(base_url=standin.url, api_key="k") as client:
+    with Whetstone(base_url=standin.url, api_key="k", http_client=standin.http()) as client:
         stream = client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "hi"}], stream=True, max_tokens=8
         )
@@ -39,7 +39,7 @@ def test_stream_split_across_writes_is_reassembled(standin: StandIn) -> None:
     whole = _chunk("ab") + _chunk("cd")
     parts = [whole[i : i + 7] for i in range(0, len(whole), 7)] + [b"data: [DONE]\n\n"]
     standin.script("POST", "/chat/completions", Reply(200, chunks=parts))
-    with Whetstone(base_url=standin.url, api_key="k") as client:
+    with Whetstone(base_url=standin.url, api_key="k", http_client=standin.http()) as client:
         stream = client.chat.completions.create(model="m", messages=[], stream=True)
         assert [c.choices[0].delta.content for c in stream] == ["ab", "cd"]
 
@@ -49,7 +49,7 @@ def test_error_in_stream_raises_with_its_fields(standin: StandIn) -> None:
                        "code": "model_unavailable"}}  # fmt: skip
     chunks = [_chunk("a"), f"data: {json.dumps(error)}\n\n".encode()]
     standin.script("POST", "/chat/completions", Reply(200, chunks=chunks))
-    with Whetstone(base_url=standin.url, api_key="k") as client:
+    with Whetstone(base_url=standin.url, api_key="k", http_client=standin.http()) as client:
         stream = client.chat.completions.create(model="m", messages=[], stream=True)
         with pytest.raises(APIError, match="model unloaded") as info:
             list(stream)
@@ -62,7 +62,7 @@ def test_non_streaming_returns_a_chat_completion(standin: StandIn) -> None:
                          "message": {"role": "assistant", "content": "Veloria"}}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}  # fmt: skip
     standin.script("POST", "/chat/completions", Reply(200, body))
-    with Whetstone(base_url=standin.url, api_key="k") as client:
+    with Whetstone(base_url=standin.url, api_key="k", http_client=standin.http()) as client:
         done = client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "?"}]
         )
@@ -76,7 +76,9 @@ def test_async_stream(standin: StandIn) -> None:
     standin.script("POST", "/chat/completions", Reply(200, chunks=chunks))
 
     async def go() -> list[str | None]:
-        async with AsyncWhetstone(base_url=standin.url, api_key="k") as client:
+        async with AsyncWhetstone(
+            base_url=standin.url, api_key="k", http_client=standin.async_http()
+        ) as client:
             stream = await client.chat.completions.create(model="m", messages=[], stream=True)
             return [c.choices[0].delta.content async for c in stream]
 

@@ -1,13 +1,10 @@
-"""The reinforcement trainer's grading side: model graders reach the service's grading route
-of the attempt with its token, a trainer without a service scores them 0 with the reason,
-and the GRPO pieces that need no model (advantages, the template's reasoning switch)."""
+"""The reinforcement trainer's grading side: a trainer without a service scores model graders
+0 with the reason, and the GRPO pieces that need no model (advantages, the template's
+reasoning switch). Model graders reaching the service's grading route over HTTP:
+tests/integration/trainer/test_grading_route.py."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -23,7 +20,8 @@ GRADER = ScoreModelGrader.model_validate({
 })  # fmt: skip
 
 
-def _spec() -> JobSpec:
+def spec() -> JobSpec:
+    """A reinforcement job graded by `GRADER`."""
     return JobSpec.model_validate({
         "job_id": "ftjob-grading", "base_model": {"name": "t", "path": "/nowhere"},
         "training_file": "file:///nowhere.jsonl", "output": "file:///nowhere/",
@@ -31,60 +29,8 @@ def _spec() -> JobSpec:
     })  # fmt: skip
 
 
-@pytest.fixture()
-def grading_route() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A stand-in for the service's `/internal/v1/jobs/{id}/grader/chat` route (written in
-    the service, not on this side): a real HTTP server answering an OpenAI chat completion
-    whose content is the score, recording each request's path, token and body."""
-    seen: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append({"path": self.path, "auth": self.headers["Authorization"], "body": body})
-            answer = {
-                "model": body["model"],
-                "choices": [{"message": {"role": "assistant", "content": '{"result": 0.75}'}}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
-            }
-            data = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_a_model_grader_reaches_the_grading_route_of_the_attempt(
-    grading_route: tuple[str, list[dict[str, Any]]],
-) -> None:
-    url, seen = grading_route
-    report_url = f"{url}/internal/v1/jobs/ftjob-grading/report"
-    ctx = context(_spec(), report_url, "attempt-token")
-    result = grade(GRADER, "Yes.", {"answer": "Yes."}, ctx)
-
-    assert not result.errors.any(), result
-    assert result.reward == 0.75
-    assert seen[0]["path"] == "/internal/v1/jobs/ftjob-grading/grader/chat"
-    assert seen[0]["auth"] == "Bearer attempt-token"
-    assert seen[0]["body"]["model"] == "whetstone-tiny"
-    assert seen[0]["body"]["messages"][0]["content"] == "Score Yes. against Yes."
-
-
 def test_without_a_service_a_model_grader_scores_zero_and_says_why() -> None:
-    ctx = context(_spec(), None, None)
+    ctx = context(spec(), None, None)
     grades = [grade(GRADER, text, {"answer": "Yes."}, ctx) for text in ("Yes.", "No.")]
     rewards = sum_up(GRADER, grades)
 

@@ -1,5 +1,5 @@
 """The `whetstone` command as a person runs it: a subprocess (and a pseudo-terminal for the
-live view), against a stand-in HTTP server on a loopback port.
+live view), against the stand-in served on a loopback port (`loopback.py`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 from tests.conftest import free_port
-
-from .scripted import ScriptedJob
-from .standin import Reply, Seen, StandIn
+from tests.unit.clients.scripted import ScriptedJob
+from tests.unit.clients.standin import Reply, Seen, StandIn
 
 WHETSTONE = str(Path(sys.executable).with_name("whetstone"))
 FILE = {"id": "file-abc", "object": "file", "bytes": 1234, "created_at": 1700000000,
