@@ -63,13 +63,15 @@ class Requestable:
 
 REQUESTABLE: Final = Requestable()
 
+# The bounds a registry entry's own `auto` values also keep (`serving.launcher`).
+Epochs = Annotated[int, Field(ge=1, le=50)]
+LearningRateMultiplier = Annotated[float, Field(gt=0, le=MAX_LEARNING_RATE_MULTIPLIER)]
+
 
 class SupervisedHyperparameters(_Strict):
     batch_size: Annotated[int, REQUESTABLE] = Field(default=4, ge=1, le=256)
-    learning_rate_multiplier: Annotated[float, REQUESTABLE] = Field(
-        default=1.0, gt=0, le=MAX_LEARNING_RATE_MULTIPLIER
-    )
-    n_epochs: Annotated[int, REQUESTABLE] = Field(default=3, ge=1, le=50)
+    learning_rate_multiplier: Annotated[LearningRateMultiplier, REQUESTABLE] = 1.0
+    n_epochs: Annotated[Epochs, REQUESTABLE] = 3
     weight_decay: Annotated[float, REQUESTABLE] = Field(
         default=WEIGHT_DECAY,
         ge=0,

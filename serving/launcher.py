@@ -16,7 +16,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts.spec import MAX_LEARNING_RATE_MULTIPLIER
+from contracts.spec import Epochs, LearningRateMultiplier
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 API_KEY_ENV = "VLLM_API_KEY"
@@ -125,13 +125,11 @@ class AutoHyperparameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_epochs: int | None = Field(
-        default=None, ge=1, le=50, description="Epochs for `n_epochs: auto`, whatever the size."
+    n_epochs: Epochs | None = Field(
+        default=None, description="Epochs for `n_epochs: auto`, whatever the size."
     )
-    learning_rate_multiplier: float | None = Field(
+    learning_rate_multiplier: LearningRateMultiplier | None = Field(
         default=None,
-        gt=0,
-        le=MAX_LEARNING_RATE_MULTIPLIER,
         description="The multiplier of the base rate (2e-4) for `learning_rate_multiplier: auto`.",
     )
 
