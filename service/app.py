@@ -13,10 +13,8 @@ from fastapi import FastAPI
 from service import metrics
 from service.api import (
     chat,
-    checkpoint_permissions,
     graders,
     internal,
-    models,
     webhooks,
 )
 from service.body_limits import BodyLimitMiddleware, BodyLimits
@@ -26,6 +24,8 @@ from service.files import upload_routes as uploads
 from service.fine_tuning import routes as fine_tuning
 from service.keys import routes as organization
 from service.limits import RateLimiter, RateLimitMiddleware
+from service.models import permission_routes as checkpoint_permissions
+from service.models import routes as models
 from service.request_ids import RequestIdMiddleware
 from service.runtime import Runtime
 from service.schemas.common import ERROR_RESPONSES

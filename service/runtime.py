@@ -33,7 +33,7 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.deps import Services
-    from service.models.routes import VllmRoutes
+    from service.models.vllms import VllmRoutes
     from service.scheduler.runner import Scheduler
     from serving.supervisor import Supervisor
 
@@ -124,7 +124,7 @@ class Runtime:
 
     def vllm_routes(self) -> VllmRoutes:
         """Where each base model's vLLM is, and the key its configured ones want."""
-        from service.models.routes import VllmRoutes
+        from service.models.vllms import VllmRoutes
 
         key = self.settings.vllm_api_key
         return VllmRoutes(

@@ -30,7 +30,7 @@ from service.fine_tuning import service as jobs
 from service.fine_tuning.status import JobStatus
 from service.keys import project_repository as projects
 from service.models import lifecycle
-from service.models.routes import VllmRoutes
+from service.models.vllms import VllmRoutes
 from service.serving_client import ServingClient
 from service.settings import Settings
 from tests.conftest import free_port, wait_for_port
