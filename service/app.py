@@ -15,7 +15,6 @@ from service.api import (
     chat,
     graders,
     internal,
-    webhooks,
 )
 from service.body_limits import BodyLimitMiddleware, BodyLimits
 from service.errors import install_error_handlers
@@ -31,6 +30,7 @@ from service.runtime import Runtime
 from service.schemas.common import ERROR_RESPONSES
 from service.settings import Settings
 from service.ui import mount_ui
+from service.webhooks import routes as webhooks
 
 if TYPE_CHECKING:
     from service.scheduler.runner import Scheduler
