@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from service import metrics
 from service.api import (
     chat,
-    graders,
     internal,
 )
 from service.body_limits import BodyLimitMiddleware, BodyLimits
@@ -21,6 +20,7 @@ from service.errors import install_error_handlers
 from service.files import routes as files
 from service.files import upload_routes as uploads
 from service.fine_tuning import routes as fine_tuning
+from service.graders import routes as graders
 from service.keys import routes as organization
 from service.limits import RateLimiter, RateLimitMiddleware
 from service.models import permission_routes as checkpoint_permissions
