@@ -11,11 +11,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from service import metrics
-from service.api import (
-    chat,
-    internal,
-)
+from service.api import internal
 from service.body_limits import BodyLimitMiddleware, BodyLimits
+from service.chat import routes as chat
 from service.errors import install_error_handlers
 from service.files import routes as files
 from service.files import upload_routes as uploads

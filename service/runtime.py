@@ -95,10 +95,10 @@ class Runtime:
         """What the API's routes are given: the parts above and the clients of the vLLMs
         (configured URLs, else the supervisor's)."""
         # The API's clients (fastapi, aiohttp, httpx): imported by the processes that serve.
+        from service.chat.serving_client import ServingClient
         from service.deps import Services
         from service.models.access import ChatAccess
         from service.models.warm_start import AdapterControl
-        from service.serving_client import ServingClient
 
         engine, registry = self.engine, self.registry
         routes = self.vllm_routes()

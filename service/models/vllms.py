@@ -1,7 +1,7 @@
 """Where the vLLM of each base model is: a configured address (`WHETSTONE_VLLM_URLS`: an
 `http://host:port` URL, e.g. a Kubernetes ClusterIP Service per base model, or
 `unix:/path/to.sock`) or the local supervisor's Unix socket (`whetstone up`). The chat proxy
-(`service.serving_client`), the warm start (`service.models.warm_start`), the evaluation and
+(`service.chat.serving_client`), the warm start (`service.models.warm_start`), the evaluation and
 the `whetstone_vllm_up` metric all ask `VllmRoutes`; `serving.launcher.http_client` speaks
 to either kind of address."""
 
