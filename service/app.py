@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from service import metrics
-from service.api import internal
 from service.body_limits import BodyLimitMiddleware, BodyLimits
 from service.chat import routes as chat
 from service.errors import install_error_handlers
 from service.files import routes as files
 from service.files import upload_routes as uploads
+from service.fine_tuning import internal_routes as internal
 from service.fine_tuning import routes as fine_tuning
 from service.graders import routes as graders
 from service.keys import routes as organization
