@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contracts.local_store import LocalStore  # noqa: E402
-from service.models.routes import VllmRoutes  # noqa: E402
+from service.models.vllms import VllmRoutes  # noqa: E402
 from service.models.warm_start import AdapterControl  # noqa: E402
 from serving.launcher import BaseModelEntry, ResolverSettings, ServingOptions  # noqa: E402
 from serving.supervisor import Supervisor  # noqa: E402

@@ -11,26 +11,24 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from service import metrics
-from service.api import (
-    chat,
-    checkpoint_permissions,
-    graders,
-    internal,
-    models,
-    webhooks,
-)
 from service.body_limits import BodyLimitMiddleware, BodyLimits
+from service.chat import routes as chat
 from service.errors import install_error_handlers
 from service.files import routes as files
 from service.files import upload_routes as uploads
+from service.fine_tuning import internal_routes as internal
 from service.fine_tuning import routes as fine_tuning
+from service.graders import routes as graders
 from service.keys import routes as organization
 from service.limits import RateLimiter, RateLimitMiddleware
+from service.models import permission_routes as checkpoint_permissions
+from service.models import routes as models
 from service.request_ids import RequestIdMiddleware
 from service.runtime import Runtime
 from service.schemas.common import ERROR_RESPONSES
 from service.settings import Settings
 from service.ui import mount_ui
+from service.webhooks import routes as webhooks
 
 if TYPE_CHECKING:
     from service.scheduler.runner import Scheduler

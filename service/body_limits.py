@@ -2,7 +2,7 @@
 of its body is read.
 
 `BodyLimitMiddleware`, a pure ASGI middleware (a `BaseHTTPMiddleware` would hold a streamed
-chat answer open, `service.serving_client._Relay`), does both where the route is chosen:
+chat answer open, `service.chat.serving_client._Relay`), does both where the route is chosen:
 
 - The key first: a request to `/v1/...` that carries a body (a `Content-Length` above 0, or
   chunked) and no key, or a key that is no project's or admin's, is answered 401 at once.

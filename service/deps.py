@@ -16,10 +16,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.store import ObjectStore
+from service.chat.serving_client import ServingClient
 from service.models.access import ChatAccess
 from service.models.warm_start import AdapterControl
 from service.registry import BaseModelEntry
-from service.serving_client import ServingClient
 from service.settings import Settings
 
 

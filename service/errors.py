@@ -19,7 +19,7 @@ from sqlalchemy import exc as sql_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from service.db.repositories.pagination import CursorNotFound
+from service.db.pagination import CursorNotFound
 
 log = logging.getLogger(__name__)
 

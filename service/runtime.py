@@ -33,7 +33,7 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.deps import Services
-    from service.models.routes import VllmRoutes
+    from service.models.vllms import VllmRoutes
     from service.scheduler.runner import Scheduler
     from serving.supervisor import Supervisor
 
@@ -95,10 +95,10 @@ class Runtime:
         """What the API's routes are given: the parts above and the clients of the vLLMs
         (configured URLs, else the supervisor's)."""
         # The API's clients (fastapi, aiohttp, httpx): imported by the processes that serve.
+        from service.chat.serving_client import ServingClient
         from service.deps import Services
         from service.models.access import ChatAccess
         from service.models.warm_start import AdapterControl
-        from service.serving_client import ServingClient
 
         engine, registry = self.engine, self.registry
         routes = self.vllm_routes()
@@ -124,7 +124,7 @@ class Runtime:
 
     def vllm_routes(self) -> VllmRoutes:
         """Where each base model's vLLM is, and the key its configured ones want."""
-        from service.models.routes import VllmRoutes
+        from service.models.vllms import VllmRoutes
 
         key = self.settings.vllm_api_key
         return VllmRoutes(

@@ -1,4 +1,5 @@
-"""ORM tables (SQLAlchemy 2, typed). Wire schemas live in `service.schemas`, not here.
+"""ORM tables (SQLAlchemy 2, typed). Wire schemas live in the domain folders (`schemas.py`),
+not here.
 
 Every change here comes with an Alembic revision in `service/db/migrations/versions/`.
 Times are Unix seconds (`int`), as the API reports them.

@@ -25,7 +25,6 @@ from contracts.graders import schema
 from contracts.graders.errors import GraderError
 from contracts.graders.run import Context, check_available
 from contracts.names import fine_tuned_model_name, project_segment
-from service.db.repositories import models as models_repo
 from service.db.tables import FineTuningJob, Project
 from service.errors import InvalidRequest
 from service.files import repository as files_repo
@@ -44,6 +43,7 @@ from service.fine_tuning.status import JobStatus
 from service.graders.reach import Reach
 from service.ids import new_id, now
 from service.models import aliases
+from service.models import repository as models_repo
 from service.registry import BaseModelEntry
 
 

@@ -9,7 +9,7 @@ from typing import TypeVar
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from service.db.repositories.pagination import CursorNotFound, Page, paginate
+from service.db.pagination import CursorNotFound, Page, paginate
 from service.db.tables import (
     FineTunedModel,
     FineTuningJob,

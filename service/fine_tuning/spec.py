@@ -14,11 +14,11 @@ from contracts import layout
 from contracts.holdout import held_out_lines
 from contracts.spec import HYPERPARAMETERS, BaseModelRef, JobSpec, Method, WandbRun
 from contracts.store import ObjectNotFound, ObjectStore
-from service.db.repositories import models as models_repo
 from service.db.tables import FineTuningJob
 from service.evaluation.source_answers import answered_lines
 from service.files.repository import file_key, find_file, get_file
 from service.fine_tuning.hyperparameters import AUTO, FineTuneMethod
+from service.models import repository as models_repo
 from service.registry import BaseModelEntry
 from service.settings import Settings
 

@@ -3,8 +3,8 @@
 
 The caller is an API key (the graders routes) or a project (`Reach.of_project`: a
 reinforcement job's grader, checked at create and relayed for its trainer by
-`service.api.internal`); either way a model grader reaches the models that project may chat
-with, never another project's.
+`service.fine_tuning.internal_routes`); either way a model grader reaches the models that
+project may chat with, never another project's.
 
 A model grader's model is, in order: one of the grading endpoint's (`WHETSTONE_GRADER_MODELS`
 at `WHETSTONE_GRADER_MODELS_URL`, called with httpx), or a base or fine-tuned model the

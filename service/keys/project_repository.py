@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db.repositories.pagination import Page, paginate
+from service.db.pagination import Page, paginate
 from service.db.tables import ApiKey, Project
 from service.hashing import secret_hash
 from service.ids import new_id, now, random_part

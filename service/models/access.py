@@ -24,11 +24,11 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from service.db.repositories import models as models_repo
 from service.errors import not_found
 from service.hashing import secret_hash
 from service.keys.checks import known_key, refused_key
 from service.keys.revocations import Revocations
+from service.models import repository as models_repo
 
 
 class Target(NamedTuple):

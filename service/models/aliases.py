@@ -24,11 +24,11 @@ from collections.abc import Container
 
 from sqlalchemy.orm import Session
 
-from service.db.repositories import aliases as repo
-from service.db.repositories import models as models_repo
 from service.db.tables import ModelAlias, Project
 from service.errors import Conflict, InvalidRequest, not_found
 from service.ids import now
+from service.models import alias_repository as repo
+from service.models import repository as models_repo
 
 MAX_NAME = 255
 _NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_NAME - 1}}}")

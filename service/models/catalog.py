@@ -10,12 +10,12 @@ import os
 
 from sqlalchemy.orm import Session
 
-from service.db.repositories import aliases as aliases_repo
-from service.db.repositories import models as repo
 from service.db.tables import FineTunedModel, ModelAlias, Project
 from service.errors import not_found
+from service.models import alias_repository as aliases_repo
+from service.models import repository as repo
+from service.models.schemas import BASE_MODEL_OWNER, Model
 from service.registry import BaseModelEntry
-from service.schemas.models import BASE_MODEL_OWNER, Model
 
 
 def _base(entry: BaseModelEntry) -> Model:

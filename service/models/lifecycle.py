@@ -33,13 +33,13 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from contracts.names import checkpoint_model_name
 from contracts.store import ObjectStore
-from service.db.repositories import models as repo
 from service.db.tables import FineTunedModel, FineTuningJob, Project
 from service.errors import PermissionDenied, not_found
 from service.ids import now
+from service.models import repository as repo
 from service.models.pointers import publish_model, unpublish_model
+from service.models.schemas import DeleteModelResponse
 from service.registry import BaseModelEntry
-from service.schemas.models import DeleteModelResponse
 
 if TYPE_CHECKING:
     from service.models.access import ChatAccess

@@ -1,72 +1,64 @@
-"""Where the vLLM of each base model is: a configured address (`WHETSTONE_VLLM_URLS`: an
-`http://host:port` URL, e.g. a Kubernetes ClusterIP Service per base model, or
-`unix:/path/to.sock`) or the local supervisor's Unix socket (`whetstone up`). The chat proxy
-(`service.serving_client`), the warm start (`service.models.warm_start`), the evaluation and
-the `whetstone_vllm_up` metric all ask `VllmRoutes`; `serving.launcher.http_client` speaks
-to either kind of address."""
+"""`/v1/models`: list, retrieve and delete models, and (`service.models.alias_routes`, first)
+the project's model aliases. Model ids contain colons (`ft:base:project:suffix:abc12345`);
+they travel as one path segment."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from fastapi import APIRouter
 
-from service.errors import Unavailable
+from service.deps import ServicesDep, SessionDep
+from service.keys.dependencies import ProjectDep
+from service.models import alias_routes, aliases, lifecycle
+from service.models.catalog import list_models, retrieve_model
+from service.models.schemas import DeleteModelResponse, ListModelsResponse, Model
+from service.schemas.common import ErrorResponse
 
-if TYPE_CHECKING:
-    from serving.supervisor import Supervisor
-
-
-class VllmRoutes:
-    """The vLLM of each base model: configured URLs first, then the local supervisor's."""
-
-    def __init__(
-        self,
-        urls: Mapping[str, str],
-        supervisor: Supervisor | None = None,
-        api_key: str | None = None,
-    ) -> None:
-        self.urls = {name: url.rstrip("/") for name, url in urls.items()}
-        self.supervisor = supervisor
-        self.api_key = api_key
-        """The API key of the vLLMs at `urls` (`WHETSTONE_VLLM_API_KEY`); the local
-        supervisor's vLLMs have their own."""
-
-    def auth_headers(self, base_model: str) -> dict[str, str]:
-        """The `Authorization` header requests to the vLLM of `base_model` carry."""
-        if self.supervises(base_model):
-            assert self.supervisor is not None
-            return self.supervisor.auth_headers
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-    def supervises(self, base_model: str) -> bool:
-        """True when the local supervisor runs this base model's vLLM (and no URL overrides)."""
-        sup = self.supervisor
-        return base_model not in self.urls and sup is not None and base_model in sup.names
-
-    def serves(self, base_model: str) -> bool:
-        return base_model in self.urls or self.supervises(base_model)
-
-    def address(self, base_model: str) -> str:
-        """`http://host:port` or `unix:/path.sock` of the vLLM of `base_model`; 503 when it
-        cannot take requests."""
-        if base_model in self.urls:
-            return self.urls[base_model]
-        sup = self.supervisor
-        if sup is None or base_model not in sup.names:
-            raise Unavailable(
-                f"The model {base_model} is registered but not served by this deployment "
-                "(no vLLM configured for it: see WHETSTONE_VLLM_URLS).",
-                param="model",
-                code="model_not_served",
-            )
-        if not sup.is_ready(base_model):
-            raise not_ready(base_model)
-        return sup.address(base_model)
+router = APIRouter(tags=["Models"])
+router.include_router(alias_routes.router)  # before /models/{model} would take "aliases"
 
 
-def not_ready(base_model: str) -> Unavailable:
-    return Unavailable(
-        f"The model server for {base_model} is not ready (starting or restarting). "
-        "Please retry in a few seconds.",
-        code="model_not_ready",
+@router.get(
+    "/models",
+    operation_id="listModels",
+    response_model=ListModelsResponse,
+    response_model_exclude_none=True,  # `alias_for` on aliases only
+)
+def list_(project: ProjectDep, session: SessionDep, services: ServicesDep) -> ListModelsResponse:
+    """The registry's base models, this project's fine-tuned and checkpoint models (and
+    those granted to it), and its aliases (with `alias_for`)."""
+    return ListModelsResponse(data=list_models(session, services.registry, project))
+
+
+@router.get(
+    "/models/{model}",
+    operation_id="retrieveModel",
+    response_model=Model,
+    response_model_exclude_none=True,
+)
+def retrieve(model: str, project: ProjectDep, session: SessionDep, services: ServicesDep) -> Model:
+    return retrieve_model(session, services.registry, project, model)
+
+
+@router.delete(
+    "/models/{model}",
+    operation_id="deleteModel",
+    response_model=DeleteModelResponse,
+    responses={403: {"model": ErrorResponse, "description": "A base model cannot be deleted."}},
+)
+def delete(
+    model: str, project: ProjectDep, session: SessionDep, services: ServicesDep
+) -> DeleteModelResponse:
+    """Delete one of this project's fine-tuned models; vLLM can no longer resolve it. A job's
+    final model takes the job's checkpoint models with it (they leave `/v1/models` and the
+    job's checkpoints, and answer 404); a checkpoint model goes alone. The job and its events
+    stay. An alias is deleted with `DELETE /v1/models/aliases/{name}`."""
+    aliases.refuse_model_delete(session, project, model)
+    return lifecycle.delete(
+        session,
+        services.store,
+        services.registry,
+        project,
+        model,
+        access=services.chat_access,
+        adapters=services.adapters,
     )

@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import httpx
 
 from contracts.names import base_model_of
-from service.models.routes import VllmRoutes
+from service.models.vllms import VllmRoutes
 from serving.launcher import http_client
 from serving.supervisor import ServingError
 

@@ -26,7 +26,6 @@ from contracts import layout
 from contracts.spec import (
     JobSpec,
 )
-from service.db.repositories import models as models_repo
 from service.db.tables import FineTuningJob
 from service.errors import describe
 from service.executors import Attempt, ExecutorError, ExecutorFull
@@ -36,6 +35,7 @@ from service.fine_tuning import service as jobs
 from service.fine_tuning.spec import build_spec, wandb_run
 from service.fine_tuning.status import JobStatus
 from service.logs import log_context
+from service.models import repository as models_repo
 from service.scheduler.context import SchedulerContext
 from service.scheduler.failures import SERVER_ERROR, is_transient, retry_delay
 

@@ -38,7 +38,7 @@ from service.fine_tuning import service as jobs
 from service.fine_tuning.results import save_result_bytes
 from service.hashing import cache_salt
 from service.ids import now
-from service.models.routes import VllmRoutes
+from service.models.vllms import VllmRoutes
 from service.scheduler.context import SchedulerContext
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from contracts.store import ObjectStore
 from service.executors import Executor, build_executor
 from service.files.uploads import sweep_all
-from service.models.routes import VllmRoutes
+from service.models.vllms import VllmRoutes
 from service.registry import BaseModelEntry, load_registry
 from service.scheduler.claim import claim_and_launch
 from service.scheduler.context import SchedulerContext

@@ -1,1 +1,3 @@
-"""Wire schemas: what the API sends and receives, named as OpenAI names them."""
+"""The wire shapes every resource shares: lists and errors (`common`), the list endpoints'
+query parameters (`params`). Each resource's own schemas are in its domain folder
+(`schemas.py`, `*_schemas.py`), named as OpenAI names them."""

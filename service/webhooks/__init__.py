@@ -1,2 +1,4 @@
-"""Webhooks as OpenAI sends them: endpoints a project registers, events when its jobs end,
-signed per Standard Webhooks, delivered from an outbox in the database by the scheduler."""
+"""Webhooks as OpenAI sends them: endpoints a project registers (`/v1/webhook_endpoints`:
+`routes`, `schemas`, the rules in `endpoints` and `targets`), events when its jobs end, signed
+per Standard Webhooks (`events`), delivered from an outbox in the database (`outbox`) by the
+scheduler (`deliverer`); their SQL in `repository`."""

@@ -29,11 +29,11 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import metrics
-from service.db.repositories import webhooks as repo
 from service.fine_tuning.repository import find_job
 from service.fine_tuning.service import add_event
 from service.ids import now
 from service.webhooks import events, targets
+from service.webhooks import repository as repo
 from service.webhooks.settings import WebhookSettings
 
 log = logging.getLogger(__name__)

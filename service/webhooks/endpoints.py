@@ -6,14 +6,14 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from service.db.repositories import webhooks as repo
 from service.db.tables import Project, WebhookEndpoint
 from service.errors import InvalidRequest, not_found
 from service.ids import now, random_part
 from service.limits import quota_exceeded
-from service.schemas.webhooks import CreateWebhookEndpointRequest
+from service.webhooks import repository as repo
 from service.webhooks import targets
 from service.webhooks.events import EVENT_TYPES, new_secret
+from service.webhooks.schemas import CreateWebhookEndpointRequest
 
 MAX_URL_LENGTH = 2048
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from service.db.repositories import webhooks as repo
 from service.db.tables import FineTuningJob, WebhookDelivery
 from service.fine_tuning.status import JobStatus
 from service.ids import now
 from service.webhooks import events
+from service.webhooks import repository as repo
 
 
 def enqueue(session: Session, job: FineTuningJob, status: JobStatus) -> int:

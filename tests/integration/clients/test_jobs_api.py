@@ -1,5 +1,5 @@
 """The SDK's jobs, events, checkpoints and models resources against the real server (sync
-and async). Runs once service/fine_tuning/routes.py and service/api/models.py exist; needs no
+and async). Runs once service/fine_tuning/routes.py and service/models/routes.py exist; needs no
 scheduler: jobs stay in validating_files until cancelled, or are driven further through
 the scheduler's domain functions (`tests.e2e.jobdriver`).
 """

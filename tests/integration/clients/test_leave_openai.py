@@ -37,7 +37,7 @@ from service.fine_tuning.spec import build_spec
 from service.fine_tuning.status import JobStatus
 from service.keys import project_repository as projects
 from service.models import lifecycle
-from service.models.routes import VllmRoutes
+from service.models.vllms import VllmRoutes
 from service.scheduler.context import SchedulerContext
 from service.scheduler.evaluation import Evaluator
 from service.settings import Settings

@@ -29,7 +29,7 @@ from service.fine_tuning.status import JobStatus
 from service.hashing import cache_salt
 from service.ids import new_id, now
 from service.keys import project_repository as projects
-from service.models.routes import VllmRoutes
+from service.models.vllms import VllmRoutes
 from service.scheduler.context import SchedulerContext
 from service.scheduler.evaluation import Evaluator
 from service.settings import Settings

@@ -23,15 +23,15 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from contracts.layout import final_adapter_prefix
-from service import serving_client
 from service.app import create_app
+from service.chat import serving_client
+from service.chat.serving_client import ServingClient
 from service.db.tables import FineTunedModel, FineTuningJob
 from service.fine_tuning import service as jobs
 from service.fine_tuning.status import JobStatus
 from service.keys import project_repository as projects
 from service.models import lifecycle
-from service.models.routes import VllmRoutes
-from service.serving_client import ServingClient
+from service.models.vllms import VllmRoutes
 from service.settings import Settings
 from tests.conftest import free_port, wait_for_port
 from tests.unit.service.conftest import ApiClient, create_key

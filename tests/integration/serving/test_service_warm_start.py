@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.models.routes import VllmRoutes
+from service.models.vllms import VllmRoutes
 from service.models.warm_start import AdapterControl
 from tests.vllm_fixture import VllmServer, make_lora_adapter, publish_adapter
 

@@ -21,9 +21,9 @@ from service.fine_tuning.status import JobStatus
 from service.ids import new_id, now
 from service.keys import project_repository as projects
 from service.registry import BaseModelEntry
-from service.schemas.webhooks import CreateWebhookEndpointRequest
 from service.settings import Settings
 from service.webhooks import endpoints
+from service.webhooks.schemas import CreateWebhookEndpointRequest
 
 REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonexistent")}
 UNWRAP = openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1").webhooks

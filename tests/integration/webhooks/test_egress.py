@@ -12,9 +12,9 @@ from sqlalchemy import update
 
 from service.db.tables import WebhookDelivery, WebhookEndpoint
 from service.keys import project_repository as projects
-from service.schemas.webhooks import CreateWebhookEndpointRequest
 from service.webhooks import endpoints, targets
 from service.webhooks.deliverer import WebhookDeliverer
+from service.webhooks.schemas import CreateWebhookEndpointRequest
 
 from .conftest import Db, end, endpoint, job, messages, settings
 from .receiver import receiver

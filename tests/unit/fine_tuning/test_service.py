@@ -14,7 +14,6 @@ from contracts.messages import StepMetrics
 from contracts.store_url import open_store
 from service.db.engine import make_engine, make_sessionmaker
 from service.db.migrate import upgrade
-from service.db.repositories import models as models_repo
 from service.db.tables import File, FineTuningJob, FineTuningJobEvent
 from service.errors import InvalidRequest
 from service.fine_tuning import repository as repo
@@ -25,6 +24,7 @@ from service.fine_tuning.status import InvalidTransition, JobStatus
 from service.ids import new_id, now
 from service.keys import project_repository as projects
 from service.models import lifecycle
+from service.models import repository as models_repo
 from service.registry import BaseModelEntry
 
 REGISTRY = {"whetstone-tiny": BaseModelEntry(name="whetstone-tiny", path="/nonexistent")}

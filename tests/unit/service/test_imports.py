@@ -111,7 +111,7 @@ def test_clients_import_only_the_dataset_formats_and_the_holdout_rule_of_ours() 
     assert _offenders("clients", lambda t: t in allowed) == {}
 
 
-# --- Layering inside the service: no import circle; only the app reaches the API layer ---
+# --- Layering inside the service: no import circle; only the app reaches the routes ---
 
 
 def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -168,13 +168,45 @@ def test_no_import_circle_in_the_service() -> None:
     assert _circles(_import_graph("service")) == []
 
 
-def test_only_the_app_imports_the_api_layer() -> None:
-    """`service.api` holds routers; the domains (`service/files/`, `service/keys/`, models,
-    jobs, ...) sit below it and never reach up into it; `service.app` mounts the routers."""
+def _routes_modules() -> set[str]:
+    """The API layer: each domain folder's `routes.py` and `*_routes.py`."""
+    return {
+        _module_name(path)
+        for path in (ROOT / "service").rglob("*.py")
+        if path.stem == "routes" or path.stem.endswith("_routes")
+    }
+
+
+def _builds_a_router(path: Path) -> bool:
+    """True when the module calls `APIRouter(...)` (by its name or as an attribute)."""
+    called = [
+        n.func for n in ast.walk(ast.parse(path.read_text(), str(path))) if isinstance(n, ast.Call)
+    ]
+    return any(getattr(f, "id", getattr(f, "attr", None)) == "APIRouter" for f in called)
+
+
+def test_every_router_is_built_in_a_routes_module() -> None:
+    """A domain's endpoints are found by name: a module that builds a router is its domain
+    folder's `routes.py` or `*_routes.py`, and nothing else is named so."""
+    builders = {
+        _module_name(path) for path in (ROOT / "service").rglob("*.py") if _builds_a_router(path)
+    }
+    assert {"service.files.routes", "service.fine_tuning.internal_routes"} <= builders
+    assert builders == _routes_modules()
+    assert [m for m in builders if not re.fullmatch(r"service\.\w+\.(\w+_)?routes", m)] == []
+
+
+def test_only_the_app_and_the_routes_import_the_routes() -> None:
+    """The routes modules are the API layer; the rest of a domain folder (`service/files/`,
+    `service/keys/`, `service/models/`, ...) sits below them and never reaches up into them.
+    `service.app` mounts the routers; a router may include another's (`service.models.routes`
+    the aliases' first) or use its request parsing (the trainer's `grader/chat`, the chat
+    route's)."""
+    api = _routes_modules()
     upward = {
-        module: sorted(t for t in targets if t == "service.api" or t.startswith("service.api."))
+        module: sorted(targets & api)
         for module, targets in _import_graph("service").items()
-        if not module.startswith("service.api") and module != "service.app"
+        if module not in api and module != "service.app"
     }
     assert {module: targets for module, targets in upward.items() if targets} == {}
 

@@ -1,6 +1,7 @@
 """SQL lives in the repositories (docs/architecture.md, "Packages and dependency rules"): no
-other module of `service/` builds a statement or sends one, read from the code. The engine
-and the migrations are the database's own plumbing."""
+other module of `service/` builds a statement or sends one, read from the code. The engine,
+the migrations and the cursor pagination the repositories share are the database's own
+plumbing."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ def _is_repository(path: Path) -> bool:
     return (
         path.stem == "repository"
         or path.stem.endswith("_repository")
-        or relative.parts[:2] in (("db", "repositories"), ("db", "migrations"))
-        or relative == Path("db/engine.py")
+        or relative.parts[:2] == ("db", "migrations")
+        or relative in (Path("db/engine.py"), Path("db/pagination.py"))
     )
 
 

@@ -8,17 +8,17 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from service.db.repositories import aliases as repo
 from service.deps import ServicesDep, SessionDep
 from service.keys.dependencies import ProjectDep
+from service.models import alias_repository as repo
 from service.models import aliases
-from service.schemas.common import ErrorResponse
-from service.schemas.models import (
+from service.models.schemas import (
     CreateModelAliasRequest,
     DeleteModelAliasResponse,
     ListModelAliasesResponse,
     ModelAlias,
 )
+from service.schemas.common import ErrorResponse
 from service.schemas.params import After, Limit
 
 router = APIRouter(tags=["Models"])

@@ -9,21 +9,21 @@ from typing import Literal
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from service.db.repositories import models as models_repo
-from service.db.repositories import permissions as repo
 from service.db.tables import FineTunedModel
 from service.deps import ServicesDep, SessionDep
 from service.errors import InvalidRequest, not_found
 from service.keys import project_repository as projects
 from service.keys.dependencies import AdminDep
 from service.models import aliases
-from service.schemas.common import ErrorResponse
-from service.schemas.params import After, Limit
-from service.schemas.permissions import (
+from service.models import permission_repository as repo
+from service.models import repository as models_repo
+from service.models.permission_schemas import (
     CreateFineTuningCheckpointPermissionRequest,
     DeleteFineTuningCheckpointPermissionResponse,
     ListFineTuningCheckpointPermissionResponse,
 )
+from service.schemas.common import ErrorResponse
+from service.schemas.params import After, Limit
 
 router = APIRouter(
     tags=["Fine-tuning"],

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.repositories.pagination import Page, paginate
+from service.db.pagination import Page, paginate
 from service.db.tables import WebhookDelivery, WebhookEndpoint
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"

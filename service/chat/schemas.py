@@ -1,7 +1,7 @@
 """Chat completions as OpenAI's spec has them, for the API's schema.
 
 The service does not parse requests or answers with these: it forwards the body to vLLM and
-relays vLLM's answer (see `service.serving_client`). They document the contract; every
+relays vLLM's answer (see `service.chat.serving_client`). They document the contract; every
 field OpenAI and vLLM accept is passed through, listed here or not.
 """
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.db.repositories import webhooks as repo
 from service.deps import SessionDep, SettingsDep
 from service.keys.dependencies import ProjectDep
 from service.schemas.params import After, Limit
-from service.schemas.webhooks import (
+from service.webhooks import endpoints
+from service.webhooks import repository as repo
+from service.webhooks.schemas import (
     CreateWebhookEndpointRequest,
     DeletedWebhookEndpoint,
     ListWebhookEndpointsResponse,
     WebhookEndpoint,
     WebhookEndpointWithSecret,
 )
-from service.webhooks import endpoints
 
 router = APIRouter(tags=["Webhooks"])
 

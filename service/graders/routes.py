@@ -18,13 +18,13 @@ from contracts.graders.run import Context, check_available, grade
 from service.deps import ServicesDep
 from service.errors import InvalidRequest
 from service.graders.reach import Reach, context, python_slots
-from service.keys.dependencies import ProjectDep, bearer_key
-from service.schemas.graders import (
+from service.graders.schemas import (
     RunGraderRequest,
     RunGraderResponse,
     ValidateGraderRequest,
     ValidateGraderResponse,
 )
+from service.keys.dependencies import ProjectDep, bearer_key
 
 router = APIRouter(tags=["Fine-tuning"])
 

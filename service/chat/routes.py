@@ -5,7 +5,7 @@ The body is parsed once and forwarded as it came, but for `model` and `cache_sal
 alias's name (`service.models.aliases`) becomes the alias's target, and `cache_salt` becomes
 the project's own (`service.hashing.cache_salt`). `model` is read here, to check that the
 caller may use it and to find its base model. The answer is vLLM's, relayed as JSON or as SSE
-chunk by chunk (`service.serving_client`).
+chunk by chunk (`service.chat.serving_client`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from service.chat.schemas import ChatCompletion, CreateChatCompletionRequest
 from service.deps import get_services
 from service.errors import InvalidRequest, NotFound
 from service.hashing import cache_salt
 from service.keys.dependencies import bearer_key
 from service.limits import mark_verified
-from service.schemas.chat import ChatCompletion, CreateChatCompletionRequest
 from service.schemas.common import ErrorResponse
 
 router = APIRouter(tags=["Chat"])

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from contracts.graders.model_graders import ModelCallError
 from contracts.messages import Message, Reply, parse_message
-from service.api.chat import chat_request
+from service.chat.routes import chat_request
 from service.deps import Services, ServicesDep, SessionDep
 from service.errors import Authentication, BadGateway, InvalidRequest, ServiceError
 from service.fine_tuning import attempts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db.repositories.pagination import Order, Page, paginate
+from service.db.pagination import Order, Page, paginate
 from service.db.tables import ModelAlias
 
 

@@ -1,7 +1,7 @@
 """The chat proxy to the vLLM of a base model.
 
 `ServingClient` forwards a chat completion to the vLLM of its base model (where it is:
-`service.models.routes.VllmRoutes`) over one pool of kept-alive connections: the request
+`service.models.vllms.VllmRoutes`) over one pool of kept-alive connections: the request
 body goes out untouched (the name the user asked for is the name vLLM serves: the base
 model's served name or the adapter's `lora_name`), the answer comes back as it is, JSON or
 SSE event by event, less the `null`s vLLM writes where OpenAI's schema has an optional field
@@ -32,7 +32,7 @@ from service.errors import (
     ServiceError,
     UpstreamError,
 )
-from service.models.routes import VllmRoutes, not_ready
+from service.models.vllms import VllmRoutes, not_ready
 from serving.launcher import http_base, socket_of
 
 log = logging.getLogger(__name__)
