@@ -19,6 +19,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from service.chat.serving_client import KEEP_ALIVE_SECONDS
 from tests.e2e.conftest import Server
 from tests.serving_stack import (
     ANSWERS_A,
@@ -201,24 +202,18 @@ def test_client_disconnect_closes_the_request_to_vllm(
     client = chat_server.client()
     took = _long_request_seconds(client)
     port = str(vllm_server.supervisor.socket_path(BASE))
-    deadline = time.monotonic() + 10  # idle connections kept alive (5 s) by earlier requests
-    while _connections(chat_server.proc.pid, port):
-        assert time.monotonic() < deadline, "idle connections to vLLM outlived their keep-alive"
-        time.sleep(0.1)
-    stream = client.chat.completions.create(model=BASE, stream=True, **LONG)  # type: ignore[call-overload]
-    # A fixed part of the answer's time: the deadline below counts on 3/4 of it being left.
-    time.sleep(took / 4)
-    (streaming,) = _connections(chat_server.proc.pid, port)  # the stream's, and only it
+    # Idle connections that earlier requests left in the pool go after KEEP_ALIVE_SECONDS.
+    before = _connections(chat_server.proc.pid, port)
+    _wait_closed(chat_server.proc.pid, port, before, KEEP_ALIVE_SECONDS * 2 + 2, "idle connections")
+    # Eight times LONG (n=64, 8 at a time): the answer is far from done when the headers are back.
+    stream = client.chat.completions.create(model=BASE, stream=True, **{**LONG, "n": 64})  # type: ignore[call-overload]
+    streams = _connections(chat_server.proc.pid, port)
+    assert len(streams) == 1, f"expected the stream's connection alone, found {streams}"
     stream.close()
-    # Read to its end, the answer would take 3/4 of `took` more, and the connection would then
-    # stay in the pool until idle connections are dropped (4 s): closed, it goes at once. The
-    # deadline stays 1 s short of the first, and leaves room for a loaded machine (2 s was
-    # missed by a few ms there).
-    closed_at = time.monotonic()
-    deadline = closed_at + took * 3 / 4 + 3
-    while streaming in _connections(chat_server.proc.pid, port):
-        assert time.monotonic() < deadline, "the server kept its request to vLLM open"
-        time.sleep(0.05)
+    # Read to its end instead, the connection would live on for most of the answer (about 8
+    # times `took`), then idle in the pool until idle connections are dropped
+    # (KEEP_ALIVE_SECONDS): the deadline stays far short of that.
+    _wait_closed(chat_server.proc.pid, port, streams, took * 2 + KEEP_ALIVE_SECONDS, "the stream")
 
 
 def test_vllm_killed_mid_request_gives_a_clear_error_then_recovers(
@@ -282,6 +277,20 @@ def test_vllm_killed_mid_request_gives_a_clear_error_then_recovers(
         supervisor.wait_ready(BASE, timeout=300)
     assert supervisor.status(BASE).starts == old.starts + 1
     assert ask(client, tuned["a"].name, QUESTIONS[0]) == ANSWERS_A[0]
+
+
+def _wait_closed(pid: int, socket_path: str, inodes: set[str], seconds: float, what: str) -> None:
+    """Wait until none of `inodes` is among `pid`'s connections to vLLM, failing if one is
+    seen open `seconds` from now. A look counts from when it began: on a loaded machine one
+    was seen to take seconds."""
+    deadline = time.monotonic() + seconds
+    while True:
+        looked_at = time.monotonic()
+        still_open = inodes & _connections(pid, socket_path)
+        if not still_open:
+            return
+        assert looked_at < deadline, f"{what}: the server kept {still_open} open to vLLM"
+        time.sleep(0.05)
 
 
 def _connections(pid: int, socket_path: str) -> set[str]:
