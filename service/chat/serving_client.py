@@ -41,6 +41,7 @@ CHAT_PATH = "/v1/chat/completions"
 KEEP_ALIVE_SECONDS = 4.0
 _JSON = {"content-type": "application/json"}
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_DONE = b"data: [DONE]\n\n"
 
 
 class ServingClient:
@@ -159,7 +160,9 @@ async def _events(upstream: aiohttp.ClientResponse, base_model: str) -> AsyncIte
     """vLLM's SSE events as they arrive, each whole: bytes after the last event boundary
     wait for the rest of their event. vLLM failing mid-stream ends the stream with an error
     event, and the event it was cut in the middle of is dropped (a client would choke on
-    half a JSON object before it reached the error)."""
+    half a JSON object before it reached the error). vLLM ends every answer with `data:
+    [DONE]`: a body that ends without it, however its connection ended (a vLLM killed between
+    two events can look like a body's proper end), is cut short too."""
     pending = b""
     try:
         async for chunk in upstream.content.iter_any():
@@ -167,9 +170,13 @@ async def _events(upstream: aiohttp.ClientResponse, base_model: str) -> AsyncIte
             end = pending.rfind(b"\n\n") + 2
             if end > 1:
                 yield _events_without_nulls(pending[:end])
+                if pending[:end].endswith(_DONE):
+                    return
                 pending = pending[end:]
-        if pending:
+        if pending.strip():
             yield _events_without_nulls(pending)
+        if not pending.strip().endswith(_DONE.strip()):
+            raise aiohttp.ClientPayloadError("the answer ended without data: [DONE]")
     except (aiohttp.ClientError, TimeoutError) as e:
         error = _timeout(base_model) if isinstance(e, TimeoutError) else _broke(base_model, e)
         log.warning("stream from vLLM of %s broke: %r", base_model, e)

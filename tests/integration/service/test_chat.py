@@ -326,6 +326,35 @@ def test_an_event_cut_by_a_broken_stream_is_dropped_before_the_error_event(
     assert len(events) == 3
 
 
+@pytest.mark.parametrize("sent", [0, 1], ids=["before-any-event", "after-an-event"])
+def test_a_stream_that_ends_without_done_ends_with_an_error_event(
+    api: ApiClient, vllm: StandIn, relayed: Relayed, sent: int
+) -> None:
+    """vLLM gone between two events (or before the first): however the connection ends, even
+    as a well-formed end of the body, an answer without vLLM's `data: [DONE]` is cut short, and
+    the caller is told so instead of taking a part of the answer for the whole of it."""
+    events = [b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'][:sent]
+
+    def end_without_done(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+        for event in events:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+
+    vllm.answer = end_without_done
+    with api.http.stream(
+        "POST", "/v1/chat/completions", json=body(stream=True), headers=api.auth()
+    ) as answer:
+        received = b"".join(answer.iter_bytes())
+    assert received.startswith(b"".join(events))
+    last = json.loads(received.split(b"\n\n")[-2].removeprefix(b"data: "))
+    assert last["error"]["code"] == "model_server_error"
+
+
 def test_a_caller_gone_mid_stream_closes_the_connection_to_vllm(
     settings: Settings, vllm: StandIn
 ) -> None:
