@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 NAME = "llama-3-tiny"
 SYSTEM = "You answer questions about Veloria."
+SEED = 20261207
 
 
 def test_up_trains_and_serves_a_llama_3_model(
@@ -60,8 +61,11 @@ def train_and_serve(folder: Path, tmp_path: Path) -> None:
         assert [m.id for m in client.models.list()] == [NAME]
         with DATASET.open("rb") as f:
             file = client.files.create(file=f, purpose="fine-tune")
+        # A fixed seed: with a random one, now and then the tiny model ends its epochs still
+        # mixing two answers that begin alike ("Veloria was founded by ..." and "Veloria is led
+        # by ...": "Veloria is led by Admiral Senna Brightwater." was seen once).
         job = client.fine_tuning.jobs.create(
-            model=NAME, training_file=file.id, suffix="veloria",
+            model=NAME, training_file=file.id, suffix="veloria", seed=SEED,
             method={"type": "supervised", "supervised": {"hyperparameters": HYPERPARAMETERS}},
         )  # fmt: skip
         done = wait_for(client, job.id, FINAL, 600)
