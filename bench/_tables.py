@@ -53,6 +53,22 @@ def table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def floor_line(summary: dict[str, dict[str, float]], results: list[dict[str, Any]]) -> str:
+    """The floor's median seconds, and what it allows against each contender."""
+    floors = [r["seconds"] for r in results if r["name"] == "floor"]
+    if not floors:
+        return ""
+    floor = statistics.median(floors)
+    bounds = ", ".join(
+        f"{LABELS[name]} {summary[name]['seconds'] / floor:.2f}x" for name in CONTENDERS
+    )
+    return (
+        f"\nfp32 matmul floor of this work (`bench/_floor.py`: the frozen base's forward and "
+        f"input-gradient matmuls alone): **{floor:.3g} s**. The most any trainer could be "
+        f"faster than each run here (its wall time / the floor): {bounds}."
+    )
+
+
 def memory_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
     """One row per model: each contender's peak RSS (and wall time), Whetstone's ratios."""
     lines = [

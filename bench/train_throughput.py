@@ -8,7 +8,8 @@ One command, every table the README quotes:
   (W, T, Tp, W, T, Tp, ...) for `--repeats` rounds; medians of trained tokens/s (the
   dataset's real tokens over the run's wall time), wall time, peak RSS, final train loss
   (mean of the last 10% of steps) and the held-out loss of each final adapter (the same code
-  for all), then Whetstone's ratios.
+  for all), then Whetstone's ratios; and the fp32 matmul floor of the same work
+  (`bench/_floor.py`), which bounds how much faster than each contender any trainer can be.
 - **Memory**: peak RSS of one LoRA run of each contender on a Gemma-3-shaped (262k
   vocabulary) and a Qwen-3-shaped (152k) tiny model (`bench/_shapes.py`), on the first
   `--memory-examples` examples of the same kind of data, and Whetstone's ratios.
@@ -36,10 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._data import make_dataset, make_model  # noqa: E402
+from bench._floor import floor_seconds  # noqa: E402
 from bench._runs import CONTENDERS, Setup, run_contender  # noqa: E402
 from bench._shapes import LABELS as SHAPE_LABELS  # noqa: E402
 from bench._shapes import make_shaped_model  # noqa: E402
-from bench._tables import header, memory_table, summarise, table  # noqa: E402
+from bench._tables import floor_line, header, memory_table, summarise, table  # noqa: E402
 
 SECTIONS = ("lora", "qlora", "memory")
 TITLES = {"lora": "LoRA fp32", "qlora": "QLoRA NF4"}
@@ -65,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--workdir", type=Path, default=None, help="kept if given; else a temp dir")
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
-    p.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=(*CONTENDERS, "floor"), help=argparse.SUPPRESS)
     p.add_argument("--setup", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     if "--quick" in (sys.argv[1:] if argv is None else argv):  # other defaults; flags still win
@@ -82,6 +84,12 @@ def child(args: argparse.Namespace) -> None:
     """Run one contender in this process and write its result as JSON."""
     blob = json.loads(args.setup.read_text())
     setup = Setup(**blob["setup"])
+    if args.child == "floor":
+        seconds = floor_seconds(
+            setup.model_dir, setup.train_file, setup.max_seq_len, setup.batch_size
+        )
+        args.result.write_text(json.dumps({"name": "floor", "seconds": seconds}))
+        return
     result = run_contender(args.child, setup, blob["examples"], blob["tokens"])
     args.result.write_text(json.dumps(result))
 
@@ -159,6 +167,8 @@ def run_one(name: str, setup_file: Path, work: Path, tag: str) -> dict[str, Any]
         tail = log_file.read_text()[-3000:]
         raise SystemExit(f"{name} run failed (exit {done.returncode}):\n{tail}")
     result: dict[str, Any] = json.loads(result_file.read_text())
+    if name == "floor":
+        return result
     losses = result["losses"]
     last = max(1, len(losses) // 10)
     result["final_loss"] = sum(losses[-last:]) / last
@@ -175,6 +185,10 @@ def run_section(key: str, setup_file: Path, work: Path, rounds: int) -> list[dic
                   f"tokens/s, {result['seconds']:.1f} s, peak RSS "
                   f"{result['peak_rss_mb']:.0f} MiB", flush=True)  # fmt: skip
             results.append({**result, "section": key})
+        if key in TITLES:  # the training sections: the floor of the same work, each round
+            floor = run_one("floor", setup_file, work, f"{key}-{round_}")
+            print(f"#   {key} round {round_ + 1} floor: {floor['seconds']:.1f} s", flush=True)
+            results.append({**floor, "section": key})
     return results
 
 
@@ -195,7 +209,9 @@ def main(argv: list[str] | None = None) -> None:
             if section in setups:
                 section_results = run_section(section, setups[section], work, args.repeats)
                 results += section_results
-                out.append(f"\n**{TITLES[section]}**\n\n{table(summarise(section_results))}")
+                summary = summarise(section_results)
+                out.append(f"\n**{TITLES[section]}**\n\n{table(summary)}")
+                out.append(floor_line(summary, section_results))
         if "memory" in args.sections:
             memory = {f: run_section(f, setups[f], work, 1) for f in ("gemma3", "qwen3")}
             results += [r for rs in memory.values() for r in rs]

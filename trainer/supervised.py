@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from contracts.chat import EncodedExample
+from trainer.cores import draws_random_numbers, parallel_gradients, workers_for
 from trainer.data import Batch, micro_batches
 from trainer.model import LossSums, loss_sums
 from trainer.outliers import row_order, split_means
@@ -42,23 +43,35 @@ def batches_of(run: Run, examples: list[EncodedExample], indices: list[int]) -> 
 
 
 def gradients(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
-    """Forward and backward of the examples `indices`: loss and token accuracy, tokens seen."""
+    """Forward and backward of the examples `indices`: loss and token accuracy, tokens seen.
+    On the CPU with enough micro-batches, each core takes whole ones (`trainer.cores`)."""
     batches = batches_of(run, run.train, indices)
     trained = sum(b.trained_tokens for b in batches)
-    loss_sum, correct, tokens = 0.0, 0, 0
-    per_token = []
-    for batch in batches:
+
+    def loss_of(batch: Batch) -> tuple[torch.Tensor, LossSums]:
         sums = loss_sums(run.model, batch.to(run.device))
-        (sums.loss / trained).backward()  # type: ignore[no-untyped-call]
-        loss_sum += float(sums.loss.detach())
-        correct += sums.correct
-        tokens += batch.tokens
-        assert sums.per_token is not None
-        per_token.append(sums.per_token)
+        return sums.loss / trained, sums
+
+    on_cores = run.device.type == "cpu" and not draws_random_numbers(run.model)
+    workers = workers_for(len(batches)) if on_cores else 1
+    if workers > 1:
+        params = [p for p in run.model.parameters() if p.requires_grad]
+        sizes = [b.tokens for b in batches]
+        all_sums = parallel_gradients(params, batches, sizes, loss_of, workers)
+    else:
+        all_sums = []
+        for batch in batches:
+            loss, sums = loss_of(batch)
+            loss.backward()  # type: ignore[no-untyped-call]
+            all_sums.append(sums)
+    loss_sum = sum(float(s.loss.detach()) for s in all_sums)
+    correct = sum(s.correct for s in all_sums)
+    tokens = sum(b.tokens for b in batches)
     if run.position.epoch == run.spec.hyperparameters.n_epochs - 1:  # the outliers' losses
         order = row_order(
             run.train, indices, run.spec.base_model.max_seq_len, run.device.type == "cuda"
         )
+        per_token = [s.per_token for s in all_sums if s.per_token is not None]
         means = split_means(order, torch.cat(per_token))
         run.position.example_losses.update((str(i), loss) for i, loss in means.items())
     return {

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
-def test_smallest_run_prints_all_three_rows_with_positive_numbers(tmp_path: Path) -> None:
+def test_smallest_run_prints_the_three_rows_and_the_floor(tmp_path: Path) -> None:
     command = [
         sys.executable, str(ROOT / "bench" / "train_throughput.py"), "--model-size", "tiny",
         "--examples", "12", "--eval-examples", "2", "--max-seq-len", "128",
@@ -31,3 +31,7 @@ def test_smallest_run_prints_all_three_rows_with_positive_numbers(tmp_path: Path
         assert all(n > 0 for n in numbers), (name, numbers)
     assert re.search(r"\| Whetstone / TRL default \| \**\d+\.\d+x", done.stdout)
     assert re.search(r"\| Whetstone / TRL packing=True \| \**\d+\.\d+x", done.stdout)
+    # The floor is a lower bound of every run: only the matmuls any trainer of the work makes.
+    floor = re.search(r"fp32 matmul floor of this work .*\*\*([\d.e+-]+) s\*\*", done.stdout)
+    assert floor, done.stdout
+    assert 0 < float(floor.group(1)) < min(numbers[1] for numbers in rows.values())
