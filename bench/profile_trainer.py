@@ -40,6 +40,7 @@ PHASES = [
     ("  forward: decoder", "trainer/model.py", "_decode"),
     ("  forward: output layer + loss (chunked)", "trainer/model.py", "chunked_losses"),
     ("  backward", "torch/_tensor.py", "backward"),
+    ("  backward (on the cores: autograd.grad)", "torch/autograd/__init__.py", "grad"),
     ("  outliers: split the step's loss by example", "trainer/outliers.py", "split_means"),
     ("  clip + optimiser step", "torch/optim/optimizer.py", "wrapper"),
     ("metrics and reports (record_step)", "trainer/loop.py", "record_step"),
