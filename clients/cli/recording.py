@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +165,28 @@ def answer_message(completion: Any) -> dict[str, Any]:
     return message
 
 
+@contextmanager
+def _first_ctrl_c_sets(event: threading.Event) -> Iterator[None]:
+    """While inside, the first Ctrl-C (SIGINT) sets `event` instead of raising
+    KeyboardInterrupt wherever the main thread happens to be (between sending a request and
+    noting it in flight, between writing an answer and counting it); the second one raises as
+    usual. Signals are the main thread's: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT) or signal.default_int_handler
+
+    def first(signum: int, frame: object) -> None:
+        event.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class Outcome:
     answered: int = 0
@@ -190,23 +215,26 @@ class Recorder:
         return prompt.answered(answer_message(completion))
 
     def run(self, prompts: list[Prompt]) -> Outcome:
+        """Ask every prompt. The first Ctrl-C stops sending: the answers in flight are still
+        written (they are paid for), then the run ends `stopped`; a second Ctrl-C interrupts."""
         outcome = Outcome()
         self.output.parent.mkdir(parents=True, exist_ok=True)
         todo = iter(prompts)
-        with self.output.open("ab") as out, ThreadPoolExecutor(self.concurrency) as pool:
+        ctrl_c = threading.Event()
+        with (
+            self.output.open("ab") as out,
+            ThreadPoolExecutor(self.concurrency) as pool,
+            _first_ctrl_c_sets(ctrl_c),
+        ):
             flying: dict[Future[dict[str, Any]], Prompt] = {}
-            try:
-                self._fill(pool, flying, todo, outcome)
-                while flying:
-                    finished, _ = wait(flying, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        self._record(future, flying.pop(future), out, outcome)
-                    if outcome.fatal is None:
-                        self._fill(pool, flying, todo, outcome)
-            except KeyboardInterrupt:
-                outcome.stopped = True  # keep what is already paid for, send nothing new
-                for future in flying:
-                    self._record(future, flying[future], out, outcome)
+            self._fill(pool, flying, todo, outcome)
+            while flying:
+                finished, _ = wait(flying, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    self._record(future, flying.pop(future), out, outcome)
+                outcome.stopped = outcome.stopped or ctrl_c.is_set()
+                if outcome.fatal is None:
+                    self._fill(pool, flying, todo, outcome)
         return outcome
 
     def _fill(
