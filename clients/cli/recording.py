@@ -170,11 +170,12 @@ def _first_ctrl_c_sets(event: threading.Event) -> Iterator[None]:
     """While inside, the first Ctrl-C (SIGINT) sets `event` instead of raising
     KeyboardInterrupt wherever the main thread happens to be (between sending a request and
     noting it in flight, between writing an answer and counting it); the second one raises as
-    usual. Signals are the main thread's: elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    usual. Signals are the main thread's: elsewhere this does nothing, nor where SIGINT is
+    ignored."""
     previous = signal.getsignal(signal.SIGINT) or signal.default_int_handler
+    if threading.current_thread() is not threading.main_thread() or previous == signal.SIG_IGN:
+        yield  # elsewhere, or Ctrl-C ignored (nohup, a shell's background job): left as it is
+        return
 
     def first(signum: int, frame: object) -> None:
         event.set()

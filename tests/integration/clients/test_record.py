@@ -56,8 +56,14 @@ def prompts_file(tmp_path: Path) -> Path:
     return path
 
 
+# The CLI as a terminal starts it, Ctrl-C raising KeyboardInterrupt: a test run in a shell's
+# background (CI under nohup, `make test &`) would otherwise hand it an ignored SIGINT.
+AT_A_TERMINAL = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "runpy.run_module('clients.cli.main', run_name='__main__')")  # fmt: skip
+
+
 def command(source: OpenAISource, prompts: Path, out: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "clients.cli.main", "record", "--source-base-url", source.url,
+    return [sys.executable, "-c", AT_A_TERMINAL, "record", "--source-base-url", source.url,
             "--source-api-key", KEY, "--model", MODEL, "--prompts", str(prompts), "-o", str(out),
             *args]  # fmt: skip
 
