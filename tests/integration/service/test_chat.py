@@ -107,18 +107,23 @@ def relayed(monkeypatch: pytest.MonkeyPatch) -> Relayed:
     return spy
 
 
+def start_sse(handler: BaseHTTPRequestHandler, events: list[bytes]) -> None:
+    """Start an SSE answer (chunked, as vLLM's) and send `events`, a chunk each."""
+    handler.send_response(200)
+    handler.send_header("content-type", "text/event-stream")
+    handler.send_header("transfer-encoding", "chunked")
+    handler.end_headers()
+    for event in events:
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        handler.wfile.flush()
+
+
 def stream_then_break(events: list[bytes], relayed: Relayed) -> Reply:
     """Start an SSE answer (chunked, as vLLM's), send `events`, then, once the service has
     read them, drop the connection without the last chunk."""
 
     def send(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("content-type", "text/event-stream")
-        handler.send_header("transfer-encoding", "chunked")
-        handler.end_headers()
-        for event in events:
-            handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
-            handler.wfile.flush()
+        start_sse(handler, events)
         relayed.wait_for(b"".join(events))
         handler.close_connection = True
 
@@ -301,10 +306,7 @@ def test_an_event_cut_by_a_broken_stream_is_dropped_before_the_error_event(
     half = b'data: {"choices":[{"del'
 
     def cut_mid_chunk(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("content-type", "text/event-stream")
-        handler.send_header("transfer-encoding", "chunked")
-        handler.end_headers()
+        start_sse(handler, [])
         # One write, so the half event reaches the service with the whole one: once the
         # whole one is relayed, the half waits in the relay when the connection drops.
         chunk = whole + half
@@ -336,13 +338,8 @@ def test_a_stream_that_ends_without_done_ends_with_an_error_event(
     events = [b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'][:sent]
 
     def end_without_done(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("content-type", "text/event-stream")
-        handler.send_header("transfer-encoding", "chunked")
-        handler.end_headers()
-        for event in events:
-            handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
-        handler.wfile.write(b"0\r\n\r\n")
+        start_sse(handler, events)
+        handler.wfile.write(b"0\r\n\r\n")  # the body's proper end, without data: [DONE]
         handler.wfile.flush()
 
     vllm.answer = end_without_done
