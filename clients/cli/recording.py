@@ -230,10 +230,10 @@ class Recorder:
             flying: dict[Future[dict[str, Any]], Prompt] = {}
             self._fill(pool, flying, todo, outcome)
             while flying:
-                finished, _ = wait(flying, timeout=0.1, return_when=FIRST_COMPLETED)
+                finished, _ = wait(flying, return_when=FIRST_COMPLETED)
                 for future in finished:
                     self._record(future, flying.pop(future), out, outcome)
-                outcome.stopped = outcome.stopped or ctrl_c.is_set()
+                outcome.stopped = outcome.stopped or ctrl_c.is_set()  # before sending more
                 if outcome.fatal is None:
                     self._fill(pool, flying, todo, outcome)
         return outcome
