@@ -71,7 +71,10 @@ def gradients(run: Run, indices: list[int]) -> tuple[dict[str, float], int]:
         order = row_order(
             run.train, indices, run.spec.base_model.max_seq_len, run.device.type == "cuda"
         )
-        per_token = [s.per_token for s in all_sums if s.per_token is not None]
+        per_token = []
+        for sums in all_sums:
+            assert sums.per_token is not None
+            per_token.append(sums.per_token)
         means = split_means(order, torch.cat(per_token))
         run.position.example_losses.update((str(i), loss) for i, loss in means.items())
     return {
