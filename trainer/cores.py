@@ -8,10 +8,12 @@ each core takes whole micro-batches instead, in a Python thread of its own with 
 thread (the heavy work releases the interpreter lock), and each micro-batch's gradients come
 back through `torch.autograd.grad`, added up in the order of the micro-batches, as
 `backward()` one after the other adds them. What a step computes depends neither on which
-thread finished first nor on how many there were, so a run resumed on a machine with other
-cores ends with the same weights, bit for bit. Threads would draw dropout's random numbers in
-the order they happen to run, so a model whose training forward draws any (LoRA or attention
-dropout) keeps to one thread.
+thread finished first nor on how many there were, and equals one micro-batch after the other
+on one thread, bit for bit: a run resumed on a machine with other cores ends with the same
+weights. (PyTorch splitting one micro-batch's operations across several threads, as happens
+where there are fewer micro-batches than cores, rounds differently, by about 1e-6.) Threads
+would draw dropout's random numbers in the order they happen to run, so a model whose training
+forward draws any (LoRA or attention dropout) keeps to one thread.
 """
 
 from __future__ import annotations

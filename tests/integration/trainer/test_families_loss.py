@@ -230,3 +230,47 @@ def test_cohere_and_granite_logit_scalings_are_applied(
     if name == "CohereConfig":  # its forward keeps the scale it was built with
         with pytest.raises(UnsupportedModel, match="not supported"):
             check_output_head(model)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_micro_batches_on_the_cores_give_each_familys_gradients(
+    family_dir: Callable[..., Path], name: str
+) -> None:
+    """QLoRA on every family, the step as the CPU runs it without dropout (`trainer.cores`):
+    the family's own chat (its real template) and random rows, two threads of one core each,
+    give the gradients of one micro-batch after the other on one thread, bit for bit, and so
+    do three."""
+    from trainer.cores import draws_random_numbers, parallel_gradients
+
+    model = load_model(_spec(family_dir(name)), torch.device("cpu"))
+    assert not draws_random_numbers(model)  # LoRA dropout 0 and no dropout in the families
+    with torch.no_grad():
+        for n, p in _lora_parameters(model).items():
+            if "lora_B" in n:
+                p.normal_(std=0.05)
+    chat_ids, chat_mask = _chat_example(family_dir(name))
+    vocab = model.config.get_text_config().vocab_size
+    batches = [_batch(torch.tensor([chat_ids]), torch.tensor([chat_mask]))[0]]
+    batches += [_random_batch(vocab, rows=1, length=n, seed=n)[0] for n in (40, 9, 24)]
+    params = list(_lora_parameters(model).values())
+
+    def loss_of(batch: Batch) -> tuple[Any, float]:
+        sums = loss_sums(model, batch)
+        return sums.loss, float(sums.loss.detach())
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one after the other, as each worker computes: one thread
+    try:
+        for batch in batches:
+            loss_of(batch)[0].backward()
+    finally:
+        torch.set_num_threads(threads)
+    wanted = [p.grad.clone() for p in params]
+    runs = []
+    for workers in (2, 3):
+        model.zero_grad(set_to_none=True)
+        losses = parallel_gradients(params, batches, [b.tokens for b in batches], loss_of, workers)
+        assert len(losses) == len(batches)
+        runs.append([p.grad.clone() for p in params])
+    for run in runs:  # added up in the micro-batches' order: the same bits
+        assert all(torch.equal(got, want) for got, want in zip(run, wanted, strict=True))
